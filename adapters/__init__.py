@@ -1,0 +1,25 @@
+"""Messenger adapters. Each platform's SDK is imported only by its own module here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter, StaffAdapter
+    from gateway.config import DeliverySettings, StaffSettings, TelegramChannel
+
+
+def create(account: str, settings: TelegramChannel, limits: DeliverySettings) -> Adapter:
+    """The adapter for one configured channel account (by its ``kind``)."""
+    if settings.kind == "telegram":
+        from adapters.telegram import TelegramAdapter
+
+        return TelegramAdapter(account, settings, limits)
+    raise ValueError(f"unknown channel kind {settings.kind!r}")  # pragma: no cover
+
+
+def create_staff(account: str, settings: StaffSettings, limits: DeliverySettings) -> StaffAdapter:
+    """The staff-group bot (always Telegram: the staff group is a Telegram forum)."""
+    from adapters.telegram import TelegramAdapter
+
+    return TelegramAdapter(account, settings, limits)

@@ -1,0 +1,107 @@
+"""The Adapter protocol: the only surface the core sees of a messenger.
+
+An adapter turns the platform's inbound payloads into :mod:`gateway.model` messages and
+sends model content back to the platform, converting every platform failure into the
+:mod:`gateway.errors` tree. It holds no business state: everything durable lives in
+Redis and is handled by the core. A new messenger is one new module implementing this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.model import (
+    AccountId,
+    Attachment,
+    Channel,
+    ChatId,
+    Content,
+    Destination,
+    InboundMessage,
+    MessageId,
+    Sent,
+    TopicId,
+)
+from gateway.ratelimit import Bucket
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """File bytes to upload when the destination cannot reuse the source's file id."""
+
+    data: bytes
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one poll returned: raw updates (parsed later) and the cursor to poll next."""
+
+    updates: Sequence[Mapping[str, Any]]
+    cursor: int | None
+
+
+class Adapter(Protocol):
+    account: AccountId
+    channel: Channel
+
+    @property
+    def file_scope(self) -> str:
+        """Accounts with the same scope can reuse each other's file ids (same bot)."""
+        ...
+
+    def buckets(self, destination: Destination) -> list[Bucket]:
+        """The platform's rate-limit buckets a send to ``destination`` consumes."""
+        ...
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Authenticate a webhook request the platform's way; raise ``Unauthorized``."""
+        ...
+
+    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> list[InboundMessage]:
+        """Normalise one platform payload; ``[]`` for events the gateway does not use.
+
+        Raises ``BadPayload`` when the payload is not what the platform documents.
+        """
+        ...
+
+    def event_id(self, payload: Mapping[str, Any]) -> str:
+        """A short id of the raw payload for logs (never its content)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def set_webhook(self, url: str) -> None: ...
+
+    async def poll(self, cursor: int | None, timeout: float) -> Batch:
+        """Long-poll for updates after ``cursor`` (polling mode)."""
+        ...
+
+    async def send(
+        self, destination: Destination, content: Content, upload: Upload | None = None
+    ) -> Sent:
+        """Send ``content``; ``upload`` carries the attachment's bytes when needed."""
+        ...
+
+    async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:
+        """Replace the text (or caption) of a message this account sent."""
+        ...
+
+    async def download(self, attachment: Attachment) -> Upload:
+        """Fetch an attachment this account received."""
+        ...
+
+
+class StaffAdapter(Adapter, Protocol):
+    """The staff side: a Telegram bot in a forum supergroup."""
+
+    async def create_topic(self, chat_id: ChatId, name: str) -> TopicId: ...
+
+    async def reopen_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...
+
+    async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...

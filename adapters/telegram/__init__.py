@@ -1,0 +1,199 @@
+"""Telegram through aiogram: customer bots and the staff bot are both this adapter.
+
+Point it at any Bot API server (the real one, a local ``telegram-bot-api``, or the
+sandbox emulator) with ``api_server``. aiogram does not retry by itself (429 raises
+``TelegramRetryAfter``); retries are the delivery layer's job, by error type.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BufferedInputFile
+
+from adapters.base import Batch, Upload
+from adapters.telegram.errors import converted
+from adapters.telegram.parse import parse_update
+from adapters.telegram.send import send_content
+from gateway.config import DeliverySettings, TelegramEndpoint
+from gateway.errors import PermanentError, Unauthorized
+from gateway.model import (
+    AccountId,
+    Attachment,
+    Channel,
+    ChatId,
+    Content,
+    Destination,
+    InboundMessage,
+    MessageId,
+    Sent,
+    TopicId,
+)
+from gateway.ratelimit import Bucket
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# Bot API getFile: "bots can download files of up to 20MB in size"
+# (https://core.telegram.org/bots/api#getfile); a local Bot API server lifts it.
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+# Group sends are spaced 3% wider than 60/20 s: Telegram counts on its own clock, and a
+# 429 costs far more time than the margin.
+GROUP_SAFETY = 1.03
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+class TelegramAdapter:
+    """One bot token: a customer-facing bot or the staff bot."""
+
+    channel = Channel.TELEGRAM
+
+    def __init__(
+        self,
+        account: str,
+        settings: TelegramEndpoint,
+        limits: DeliverySettings | None = None,
+    ) -> None:
+        self.account = AccountId(account)
+        self.settings = settings
+        self.limits = limits or DeliverySettings()
+        request_timeout = self.limits.request_timeout_seconds
+        token = settings.token.get_secret_value()
+        self.bot_id = int(token.split(":", 1)[0])
+        self._local_server = str(settings.api_server).rstrip("/") != "https://api.telegram.org"
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(str(settings.api_server).rstrip("/")),
+            timeout=request_timeout,
+        )
+        self.bot = Bot(token, session=session)
+
+    @property
+    def file_scope(self) -> str:
+        return f"telegram:{self.bot_id}"
+
+    def buckets(self, destination: Destination) -> list[Bucket]:
+        # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+        # ~1 message/s per chat, 20 messages/minute per group, ~30 messages/s per bot.
+        limits = self.limits
+        chat = f"tg:{self.bot_id}:{destination.chat_id}"
+        per_chat = (
+            Bucket.per_minute(chat, limits.group_per_minute / GROUP_SAFETY)
+            if destination.chat_id.startswith("-")
+            else Bucket.per_second(chat, limits.private_per_second, burst=3)
+        )
+        bot = Bucket.per_second(f"tg:{self.bot_id}", limits.bot_per_second, burst=10)
+        return [per_chat, bot]
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        secret = self.settings.webhook_secret
+        if secret is None:
+            raise Unauthorized(f"account {self.account} does not take webhooks (polling mode)")
+        given = headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            raise Unauthorized("wrong or missing X-Telegram-Bot-Api-Secret-Token")
+
+    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> list[InboundMessage]:
+        return parse_update(
+            payload, account=self.account, bot_id=self.bot_id, received_at=received_at
+        )
+
+    def event_id(self, payload: Mapping[str, Any]) -> str:
+        return f"update:{payload.get('update_id')}"
+
+    async def start(self) -> None:
+        if self.settings.mode == "polling":
+            async with converted():
+                # getUpdates answers 409 while a webhook is set.
+                await self.bot.delete_webhook(drop_pending_updates=False)
+
+    async def stop(self) -> None:
+        await self.bot.session.close()
+
+    async def set_webhook(self, url: str) -> None:
+        secret = self.settings.webhook_secret
+        async with converted():
+            await self.bot.set_webhook(
+                url,
+                secret_token=secret.get_secret_value() if secret else None,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+
+    async def poll(self, cursor: int | None, timeout: float) -> Batch:
+        async with converted():
+            updates = await self.bot.get_updates(
+                offset=cursor,
+                timeout=int(timeout),
+                allowed_updates=ALLOWED_UPDATES,
+                request_timeout=int(timeout) + 10,
+            )
+        raw = [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates]
+        next_cursor = updates[-1].update_id + 1 if updates else cursor
+        return Batch(updates=raw, cursor=next_cursor)
+
+    async def send(
+        self, destination: Destination, content: Content, upload: Upload | None = None
+    ) -> Sent:
+        file: str | BufferedInputFile | None = None
+        if upload is not None:
+            file = BufferedInputFile(upload.data, filename=upload.file_name)
+        elif content.attachment is not None:
+            file = content.attachment.file_id
+        async with converted():
+            ids = await send_content(self.bot, destination, content, file)
+        return Sent(message_ids=tuple(MessageId(str(i)) for i in ids))
+
+    async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:
+        async with converted():
+            try:
+                if content.attachment is not None:
+                    await self.bot.edit_message_caption(
+                        chat_id=int(chat_id), message_id=int(message_id), caption=content.text
+                    )
+                else:
+                    await self.bot.edit_message_text(
+                        text=content.text or "…", chat_id=int(chat_id), message_id=int(message_id)
+                    )
+            except Exception as exc:
+                if "message is not modified" in str(exc):
+                    return  # the same text again: nothing to do
+                raise
+
+    async def download(self, attachment: Attachment) -> Upload:
+        if (
+            attachment.size is not None
+            and attachment.size > DOWNLOAD_LIMIT
+            and not self._local_server
+        ):
+            raise PermanentError(
+                self.channel.value,
+                f"file of {attachment.size} bytes",
+                reason="the file is larger than the 20 MB a bot may download",
+            )
+        async with converted():
+            file = await self.bot.get_file(attachment.file_id)
+            if file.file_path is None:
+                raise PermanentError(self.channel.value, "getFile returned no file_path")
+            data = await self.bot.download_file(file.file_path)
+        if data is None:  # pragma: no cover - aiogram returns a buffer when none is given
+            raise PermanentError(self.channel.value, "download returned nothing")
+        name = attachment.file_name or file.file_path.rsplit("/", 1)[-1] or "file"
+        return Upload(data=data.read(), file_name=name)
+
+    async def create_topic(self, chat_id: ChatId, name: str) -> TopicId:
+        async with converted():
+            topic = await self.bot.create_forum_topic(chat_id=int(chat_id), name=name[:128])
+        return TopicId(topic.message_thread_id)
+
+    async def reopen_topic(self, chat_id: ChatId, topic: TopicId) -> None:
+        async with converted():
+            await self.bot.reopen_forum_topic(chat_id=int(chat_id), message_thread_id=topic)
+
+    async def pin(self, chat_id: ChatId, message_id: MessageId) -> None:
+        async with converted():
+            await self.bot.pin_chat_message(
+                chat_id=int(chat_id), message_id=int(message_id), disable_notification=True
+            )

@@ -1,0 +1,112 @@
+"""Sending :class:`gateway.model.Content` with the Bot API method that fits its kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.types import BufferedInputFile, Message, ReplyParameters
+
+from gateway.model import Content, Destination, Kind
+
+# Bot API limits (https://core.telegram.org/bots/api#sendmessage, #sendphoto):
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+File = str | BufferedInputFile
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split at paragraph, then line, then word boundaries; never lose a character."""
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            cut = rest.rfind(sep, 0, limit)
+            if cut > 0:
+                break
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n") if rest[cut : cut + 1] == "\n" else rest[cut:]
+    if rest or not chunks:
+        chunks.append(rest)
+    return chunks
+
+
+async def send_content(
+    bot: Bot, destination: Destination, content: Content, file: File | None
+) -> list[int]:
+    """Send and return the ids of the messages created (one or more)."""
+    chat = int(destination.chat_id)
+    thread = destination.thread_id
+    reply = (
+        ReplyParameters(message_id=int(destination.reply_to), allow_sending_without_reply=True)
+        if destination.reply_to
+        else None
+    )
+    text = content.text or ""
+    # A caption longer than Telegram allows goes after the media as text.
+    caption, tail = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
+    common: dict[str, Any] = {
+        "chat_id": chat,
+        "message_thread_id": thread,
+        "reply_parameters": reply,
+    }
+    sent: list[Message] = []
+    kind = content.kind
+
+    if file is not None and kind in _MEDIA_SENDERS:
+        method, argument, takes_caption = _MEDIA_SENDERS[kind]
+        kwargs = {argument: file, **common}
+        if takes_caption:
+            kwargs["caption"] = caption or None
+        elif caption:
+            tail = caption
+        sent.append(await getattr(bot, method)(**kwargs))
+    elif kind is Kind.LOCATION and content.location is not None:
+        loc = content.location
+        sent.append(
+            await bot.send_location(latitude=loc.latitude, longitude=loc.longitude, **common)
+        )
+    elif kind is Kind.VENUE and content.venue is not None:
+        v = content.venue
+        sent.append(
+            await bot.send_venue(
+                latitude=v.location.latitude,
+                longitude=v.location.longitude,
+                title=v.title,
+                address=v.address,
+                **common,
+            )
+        )
+    elif kind is Kind.CONTACT and content.contact is not None:
+        c = content.contact
+        sent.append(
+            await bot.send_contact(
+                phone_number=c.phone,
+                first_name=c.first_name,
+                last_name=c.last_name,
+                **common,
+            )
+        )
+    else:
+        tail = text or "…"
+    for chunk in split_text(tail) if tail else ():
+        sent.append(await bot.send_message(text=chunk, **common))
+        common["reply_parameters"] = None
+    return [m.message_id for m in sent]
+
+
+# kind → (Bot method, file argument, accepts a caption)
+_MEDIA_SENDERS: dict[Kind, tuple[str, str, bool]] = {
+    Kind.PHOTO: ("send_photo", "photo", True),
+    Kind.DOCUMENT: ("send_document", "document", True),
+    Kind.AUDIO: ("send_audio", "audio", True),
+    Kind.VOICE: ("send_voice", "voice", True),
+    Kind.VIDEO: ("send_video", "video", True),
+    Kind.VIDEO_NOTE: ("send_video_note", "video_note", False),
+    Kind.ANIMATION: ("send_animation", "animation", True),
+    Kind.STICKER: ("send_sticker", "sticker", False),
+}

@@ -1,0 +1,162 @@
+"""The running gateway: one object that owns every connection and background task.
+
+Start order: Redis (embedded if no URL) → adapters → consumer groups; then, once the
+HTTP server listens, :meth:`App.go_live` registers webhooks and starts the pollers and
+workers (platform calls may need the server, e.g. the sandbox's emulator on the same
+port). Stop order is the reverse; every background task is owned and cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+
+import structlog
+
+import adapters
+from adapters.base import Adapter, StaffAdapter
+from gateway.bus import Bus, Consumer, consumer_name
+from gateway.config import STAFF_ACCOUNT, Settings
+from gateway.contacts import Contacts
+from gateway.delivery import Delivery
+from gateway.ingest import Ingest, Poller
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline
+from gateway.ratelimit import Limiter
+from gateway.store import keys
+from gateway.store.redis import EmbeddedRedis, Redis, connect
+from gateway.store.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+
+def build_adapters(settings: Settings) -> tuple[StaffAdapter, dict[str, Adapter]]:
+    staff = adapters.create_staff(STAFF_ACCOUNT, settings.staff, settings.delivery)
+    customers = {c.id: adapters.create(c.id, c, settings.delivery) for c in settings.channels}
+    return staff, customers
+
+
+class App:
+    def __init__(self, settings: Settings, *, workers: bool = True) -> None:
+        self.settings = settings
+        self.run_workers = workers
+        self.metrics = Metrics()
+        self.name = consumer_name()
+        self.embedded: EmbeddedRedis | None = None
+        self.redis: Redis | None = None
+        self.staff, self.customers = build_adapters(settings)
+        self.consumers: list[Consumer] = []
+        self.pollers: list[Poller] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.monotonic()
+
+    @property
+    def adapters(self) -> Mapping[str, Adapter]:
+        """Every account that can receive webhooks, the staff bot included."""
+        return {STAFF_ACCOUNT: self.staff, **self.customers}
+
+    async def start(self) -> None:
+        settings = self.settings
+        url = settings.redis.url
+        if url is None:
+            self.embedded = EmbeddedRedis(
+                settings.data_dir / "redis", appendfsync=settings.redis.embedded.appendfsync
+            )
+            self.embedded.start()
+            await self.embedded.wait_ready()
+            url = self.embedded.url
+        self.redis = connect(url)
+        await self.redis.ping()
+        self.bus = Bus(
+            self.redis,
+            partitions=settings.bus.partitions,
+            dedup_ttl_seconds=settings.bus.dedup_ttl_days * 86400,
+        )
+        for family in keys.FAMILIES:
+            await self.bus.ensure_groups(family)
+        self.ingest = Ingest(self.bus, self.metrics)
+        contacts = Contacts(self.redis)
+        topics = Topics(self.redis, settings.staff.chat_id)
+        self.pipeline = Pipeline(settings, self.bus, contacts, topics)
+        self.delivery = Delivery(
+            settings,
+            self.bus,
+            self.customers,
+            self.staff,
+            contacts,
+            topics,
+            Limiter(self.redis, enabled=settings.delivery.flood_limits),
+            self.metrics,
+        )
+        log.info("gateway.started", accounts=sorted(self.adapters), redis=_safe_url(url))
+
+    async def go_live(self, public_url: str | None = None) -> None:
+        """Register webhooks, start pollers and workers (the HTTP server is listening)."""
+        lease = self.settings.bus.lease_seconds
+        public = public_url or (str(self.settings.server.public_url or "") or None)
+        for account, adapter in self.adapters.items():
+            endpoint = (
+                self.settings.staff if account == STAFF_ACCOUNT else self.settings.channel(account)
+            )
+            await adapter.start()
+            if endpoint is not None and endpoint.mode == "polling":
+                poller = Poller(adapter, self.ingest, name=self.name, lease_seconds=lease)
+                self.pollers.append(poller)
+                self._spawn(poller.run())
+            elif public is not None:
+                await adapter.set_webhook(f"{public.rstrip('/')}/webhook/telegram/{account}")
+        if self.run_workers:
+            handlers = (
+                (keys.INBOUND, self.pipeline.handle),
+                (keys.STAFF_OUT, self.delivery.handle_staff),
+                (keys.CUSTOMER_OUT, self.delivery.handle_customer),
+            )
+            for family, handler in handlers:
+                consumer = Consumer(self.bus, family, handler, name=self.name, lease_seconds=lease)
+                self.consumers.append(consumer)
+                self._spawn(consumer.run())
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
+        log.info("gateway.stopped")
+
+    async def ready(self) -> dict[str, bool]:
+        """Readiness: Redis answers, and every background loop ran recently."""
+        checks = {"redis": False, "workers": True, "pollers": True}
+        try:
+            checks["redis"] = bool(self.redis is not None and await self.redis.ping())
+        except Exception:
+            checks["redis"] = False
+        now = time.monotonic()
+        grace = max(2 * self.settings.bus.lease_seconds, 30.0)
+        if now - self.started_at > grace:
+            checks["workers"] = all(now - c.alive_at < grace for c in self.consumers)
+            loop_now = asyncio.get_running_loop().time()
+            checks["pollers"] = all(loop_now - p.alive_at < grace + 30 for p in self.pollers)
+        return checks
+
+
+def _safe_url(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

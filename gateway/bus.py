@@ -1,0 +1,348 @@
+"""Durable queues on Redis Streams: publish once, consume in order, survive crashes.
+
+Three stream families (``keys.FAMILIES``) carry the whole data flow: inbound events,
+outbound posts into staff topics, outbound replies to customers. Each family is split
+into ``bus.partitions`` streams by a hash of the contact (or sender) so that
+
+- **order per contact** holds: a partition is owned by exactly one consumer at a time
+  (a lease in Redis) and its entries are handled one after another;
+- **crash safety** holds: an entry is acknowledged (and deleted) only in the same
+  transaction that stores its effects; a consumer that dies leaves its entries pending
+  and its lease expires; the next owner claims them with XAUTOCLAIM first;
+- **replicas balance**: every consumer takes a fair share of the partitions and gives
+  back extra ones when another replica joins.
+
+An entry whose handler keeps failing for a reason that is not transient is moved to a
+dead-letter stream (kept, replayable) so that one poison message cannot stop a contact's
+line forever, and nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import socket
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from gateway.errors import TransientError
+from gateway.store import keys
+from gateway.store.redis import RETRYABLE, Redis, text
+
+log = structlog.get_logger(__name__)
+
+# SET NX and XADD in one script. As two commands, a crash between "remember the key"
+# and "append the event" would make the platform's retry look like a duplicate: lost.
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+end
+return false
+"""
+# Renew only a lease we still hold: after a long pause another worker may own it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def consumer_name() -> str:
+    """Unique per process and start: a restarted worker must not inherit a dead one's name."""
+    return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(1 << 32):08x}"  # noqa: S311
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry handed to a handler; the handler acks it with :meth:`Bus.ack`."""
+
+    stream: str
+    id: str
+    payload: bytes
+
+
+Handler = Callable[[Entry], Awaitable[None]]
+
+
+class Bus:
+    """Publishing into, and acknowledging from, the partitioned streams."""
+
+    def __init__(self, redis: Redis, *, partitions: int, dedup_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.partitions = partitions
+        self.dedup_ttl_seconds = dedup_ttl_seconds
+        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+
+    def partition(self, routing_key: str) -> int:
+        """Stable across processes and restarts (unlike ``hash()``)."""
+        return zlib.crc32(routing_key.encode()) % self.partitions
+
+    def stream(self, family: str, routing_key: str) -> str:
+        return keys.stream(family, self.partition(routing_key))
+
+    async def publish_once(
+        self, family: str, routing_key: str, event_key: str, payload: str
+    ) -> bool:
+        """Append ``payload`` unless ``event_key`` was seen; True when it was appended.
+
+        Returns only after Redis has the entry (ack-after-durable for webhooks).
+        """
+        added = await self._publish_once(
+            keys=[keys.seen(event_key), self.stream(family, routing_key)],
+            args=[self.dedup_ttl_seconds, payload],
+        )
+        return added is not None
+
+    def add(self, pipe: Pipeline, family: str, routing_key: str, payload: str) -> None:
+        """Queue an XADD inside the caller's transaction (effects + ack together)."""
+        pipe.xadd(self.stream(family, routing_key), {"e": payload})
+
+    @staticmethod
+    def ack(pipe: Pipeline, entry: Entry) -> None:
+        """Acknowledge and delete ``entry`` inside the caller's transaction."""
+        pipe.xack(entry.stream, keys.GROUP, entry.id)
+        pipe.xdel(entry.stream, entry.id)
+
+    async def ack_now(self, entry: Entry) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.ack(pipe, entry)
+            await pipe.execute()
+
+    async def ensure_groups(self, family: str) -> None:
+        # Start at id 0, not "$": events published before the first worker ever started
+        # (a webhook answered while workers were down) must not be skipped.
+        for p in range(self.partitions):
+            await self.ensure_group(keys.stream(family, p))
+
+    async def ensure_group(self, stream: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def depth(self, family: str) -> int:
+        """Entries not yet handled (pending or undelivered) in a family."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.xlen(keys.stream(family, p))
+            return sum(await pipe.execute())
+
+
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    task: asyncio.Task[None]
+    stopping: asyncio.Event
+
+
+class Consumer:
+    """Owns a fair share of one family's partitions and feeds their entries to a handler.
+
+    The handler must store its effects and :meth:`Bus.ack` the entry in one transaction.
+    Raising :class:`TransientError` or a Redis connection error retries the same entry
+    (order is kept); any other exception retries ``max_failures`` times, then the entry
+    goes to the family's dead-letter stream.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        family: str,
+        handler: Handler,
+        *,
+        name: str | None = None,
+        lease_seconds: float = 15.0,
+        batch: int = 64,
+        max_failures: int = 5,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.bus = bus
+        self.redis = bus.redis
+        self.family = family
+        self.handler = handler
+        self.name = name or consumer_name()
+        self.lease_ms = int(lease_seconds * 1000)
+        self.batch = batch
+        self.max_failures = max_failures
+        self.max_backoff = max_backoff
+        self._owned: dict[int, _Owned] = {}
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+        self.alive_at = 0.0
+        """Monotonic time of the last successful lease round (readiness probe)."""
+
+    @property
+    def owned(self) -> list[int]:
+        return sorted(self._owned)
+
+    async def run(self) -> None:
+        """Balance leases until cancelled; then release everything owned."""
+        log_ = log.bind(family=self.family, consumer=self.name)
+        backoff = 0.05
+        try:
+            while True:
+                try:
+                    await self._balance()
+                    self.alive_at = time.monotonic()
+                    backoff = 0.05
+                    await asyncio.sleep(self.lease_ms / 3000)
+                except RETRYABLE as exc:
+                    log_.warning("bus.redis_unavailable", error=str(exc), retry_in=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await self._release_all()
+
+    async def _balance(self) -> None:
+        now_ms = int(time.time() * 1000)
+        members = keys.members(self.family)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(members, {self.name: now_ms + self.lease_ms})
+            pipe.zremrangebyscore(members, "-inf", now_ms)
+            pipe.zcard(members)
+            live = max(1, int((await pipe.execute())[2]))
+        target = math.ceil(self.bus.partitions / live)
+
+        for p, owned in list(self._owned.items()):
+            if owned.task.done():
+                self._owned.pop(p)
+                await self._release(keys=[self._lease(p)], args=[self.name])
+                continue
+            held = await self._renew(keys=[self._lease(p)], args=[self.name, self.lease_ms])
+            if not held:
+                log.warning("bus.lease_lost", family=self.family, partition=p)
+                await self._drop(p, graceful=False)
+        while len(self._owned) > target:  # another replica joined: give some back
+            await self._drop(max(self._owned), graceful=True)
+        free = [p for p in range(self.bus.partitions) if p not in self._owned]
+        random.shuffle(free)
+        for p in free:
+            if len(self._owned) >= target:
+                break
+            if await self.redis.set(self._lease(p), self.name, nx=True, px=self.lease_ms):
+                stopping = asyncio.Event()
+                self._owned[p] = _Owned(asyncio.create_task(self._serve(p, stopping)), stopping)
+
+    def _lease(self, partition: int) -> str:
+        return keys.lease(f"{self.family}:{partition}")
+
+    async def _drop(self, partition: int, *, graceful: bool) -> None:
+        owned = self._owned.pop(partition)
+        owned.stopping.set()
+        if not graceful:
+            owned.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(owned.task, timeout=self.lease_ms / 1000)
+        if graceful:
+            await self._release(keys=[self._lease(partition)], args=[self.name])
+
+    async def _release_all(self) -> None:
+        for p in list(self._owned):
+            owned = self._owned.pop(p)
+            owned.stopping.set()
+            owned.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await owned.task
+            with contextlib.suppress(*RETRYABLE):
+                await self._release(keys=[self._lease(p)], args=[self.name])
+        with contextlib.suppress(*RETRYABLE):
+            await self.redis.zrem(keys.members(self.family), self.name)
+
+    async def _serve(self, partition: int, stopping: asyncio.Event) -> None:
+        stream = keys.stream(self.family, partition)
+        backoff = 0.05
+        while not stopping.is_set():
+            try:
+                await self.bus.ensure_group(stream)
+                await self._drain_pending(stream, stopping)
+                while not stopping.is_set():
+                    reply: Any = await self.redis.xreadgroup(
+                        keys.GROUP, self.name, {stream: ">"}, count=self.batch, block=1000
+                    )
+                    for _, entries in reply or ():
+                        for entry_id, fields in entries:
+                            await self._handle(stream, entry_id, fields)
+                    backoff = 0.05
+            except RETRYABLE as exc:
+                # Redis went away: wait, then start over from the pending entries, which
+                # include whatever was being handled when the connection broke.
+                log.warning("bus.redis_unavailable", stream=stream, error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The stream vanished (Redis restarted without persistence): recreate it.
+
+    async def _drain_pending(self, stream: str, stopping: asyncio.Event) -> None:
+        """Claim and handle, in id order, every entry a previous owner left pending.
+
+        min_idle_time is 0: holding the lease means nobody else is working on them.
+        """
+        start = "0-0"
+        while not stopping.is_set():
+            reply: list[Any] = await self.redis.xautoclaim(
+                stream, keys.GROUP, self.name, min_idle_time=0, start_id=start, count=self.batch
+            )
+            start, entries = text(reply[0]), reply[1]
+            for entry_id, fields in entries:
+                await self._handle(stream, entry_id, fields)
+            if start == "0-0":
+                return
+
+    async def _handle(self, stream: str, entry_id: bytes | str, fields: Any) -> None:
+        entry = Entry(stream, text(entry_id), (fields or {}).get(b"e", b""))
+        if not entry.payload:
+            # Deleted while pending (can happen only after manual surgery): nothing to do.
+            await self.bus.ack_now(entry)
+            return
+        failures = 0
+        backoff = 0.1
+        while True:
+            try:
+                await self.handler(entry)
+                return
+            except TransientError as exc:
+                wait = max(exc.retry_after or 0.0, backoff)
+                log.warning(
+                    "bus.transient", stream=stream, entry=entry.id, error=str(exc), retry_in=wait
+                )
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, self.max_backoff)
+            except (*RETRYABLE, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                failures += 1
+                log.exception("bus.handler_failed", stream=stream, entry=entry.id, attempt=failures)
+                if failures >= self.max_failures:
+                    await self._dead_letter(entry, exc)
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    async def _dead_letter(self, entry: Entry, exc: Exception) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                keys.dead_letters(self.family),
+                {"e": entry.payload, "stream": entry.stream, "id": entry.id, "error": repr(exc)},
+            )
+            self.bus.ack(pipe, entry)
+            await pipe.execute()
+        log.error("bus.dead_lettered", stream=entry.stream, entry=entry.id, error=repr(exc))

@@ -1,0 +1,340 @@
+"""``bridge_config.yaml`` → validated, typed settings.
+
+One pydantic model per YAML section, validated once at start. Secrets are
+``SecretStr`` and may come from the environment with ``${NAME}`` (or
+``${NAME:-default}``). Every error is reported with its YAML path
+(``channels[2].token``) and what was expected; placeholder values such as
+``CHANGE_ME`` are rejected so an unedited example never reaches production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLACEHOLDER = re.compile(r"^\s*(change[_ -]?me|todo|fixme|xxx+|<[^>]*>|your[_ -].*)\s*$", re.I)
+# Bot API: "secret_token ... 1-256 characters. Only characters A-Z, a-z, 0-9, _ and -"
+# (https://core.telegram.org/bots/api#setwebhook).
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+TELEGRAM_API = "https://api.telegram.org"
+STAFF_ACCOUNT = "staff"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddedRedis(_Section):
+    appendfsync: Literal["always", "everysec"] = "everysec"
+    """``everysec``: a crash of the Redis process loses nothing acknowledged (the AOF is
+    written before replies); only an OS crash can lose up to one second.
+    ``always``: fsync before every reply, for machines that lose power."""
+
+
+class RedisSettings(_Section):
+    url: str | None = None
+    """``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://``; absent = embedded."""
+    embedded: EmbeddedRedis = EmbeddedRedis()
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(f"must start with one of {', '.join(schemes)}")
+        return value
+
+
+class ServerSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    public_url: AnyHttpUrl | None = None
+    """The HTTPS address platforms reach this server at; webhooks are registered on it."""
+    api_tokens: tuple[SecretStr, ...] = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class BusSettings(_Section):
+    partitions: int = Field(16, ge=1, le=1024)
+    """Inbound/outbound streams are split by contact; one consumer owns a partition at a
+    time, which is what keeps each contact's messages in order."""
+    lease_seconds: float = Field(15.0, ge=1.0, le=600.0)
+    """How long a dead worker's partitions stay locked before another takes them over."""
+    dedup_ttl_days: int = Field(8, ge=8, le=365)
+    """Platform event keys are remembered this long (≥ 8 days: Telegram's update ids)."""
+
+
+class DeliverySettings(_Section):
+    flood_limits: bool = True
+    """Keep to Telegram's limits proactively. Off only for benchmarks against emulators."""
+    group_per_minute: int = Field(20, ge=1)
+    private_per_second: float = Field(1.0, gt=0)
+    bot_per_second: float = Field(30.0, gt=0)
+    max_backoff_seconds: float = Field(60.0, ge=1)
+    request_timeout_seconds: float = Field(30.0, ge=1)
+
+
+class Operator(_Section):
+    id: int
+    name: str = Field(min_length=1)
+
+
+class TelegramEndpoint(_Section):
+    token: SecretStr
+    api_server: AnyHttpUrl = AnyHttpUrl(TELEGRAM_API)
+    """Bot API base URL: the real one, a local Bot API server, or an emulator."""
+    mode: Literal["webhook", "polling"] = "polling"
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not _TELEGRAM_TOKEN.match(value.get_secret_value()):
+            raise ValueError("a bot token looks like 123456:ABC-DEF (from @BotFather)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TELEGRAM_SECRET.match(value.get_secret_value()):
+            raise ValueError("1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> TelegramEndpoint:
+        if self.mode == "webhook" and self.webhook_secret is None:
+            raise ValueError("webhook mode needs webhook_secret (Telegram sends it back)")
+        return self
+
+
+class StaffSettings(TelegramEndpoint):
+    chat_id: int
+    """The staff forum supergroup (an id like -1001234567890)."""
+    operators: tuple[Operator, ...] = ()
+    """Who may answer and command. Empty: any member of the staff group."""
+    topic_name: str = "{name} · {channel}"
+
+    @field_validator("chat_id")
+    @classmethod
+    def _supergroup(cls, value: int) -> int:
+        if value >= 0:
+            raise ValueError("a supergroup id is negative, e.g. -1001234567890")
+        return value
+
+
+class TelegramChannel(TelegramEndpoint):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    kind: Literal["telegram"]
+    title: str | None = None
+
+
+ChannelSettings = Annotated[TelegramChannel, Field(discriminator="kind")]
+
+
+class Settings(_Section):
+    timezone: str = "UTC"
+    data_dir: Path = Path("./data")
+    redis: RedisSettings = RedisSettings()
+    server: ServerSettings = ServerSettings()
+    log: LogSettings = LogSettings()
+    bus: BusSettings = BusSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    staff: StaffSettings
+    channels: tuple[ChannelSettings, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> Settings:
+        seen: set[str] = set()
+        for channel in self.channels:
+            if channel.id == STAFF_ACCOUNT:
+                raise ValueError(f"channel id {STAFF_ACCOUNT!r} is reserved for the staff bot")
+            if channel.id in seen:
+                raise ValueError(f"channel id {channel.id!r} is used twice")
+            seen.add(channel.id)
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def channel(self, account: str) -> TelegramChannel | None:
+        return next((c for c in self.channels if c.id == account), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so logging can redact them wherever they appear."""
+        found: list[str] = []
+        for endpoint in (self.staff, *self.channels):
+            found.append(endpoint.token.get_secret_value())
+            if endpoint.webhook_secret is not None:
+                found.append(endpoint.webhook_secret.get_secret_value())
+        found.extend(t.get_secret_value() for t in self.server.api_tokens)
+        return found
+
+
+def yaml_path(loc: tuple[int | str, ...]) -> str:
+    """``('channels', 2, 'telegram', 'token')`` → ``channels[2].token``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("telegram",) and out.endswith("]"):
+            continue  # the discriminated-union tag pydantic inserts; not a YAML key
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _interpolate(
+    node: Any, path: str, environ: Mapping[str, str], errors: list[tuple[str, str]], lenient: bool
+) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), environ, errors, lenient)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [
+            _interpolate(v, f"{path}[{i}]", environ, errors, lenient) for i, v in enumerate(node)
+        ]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        if not lenient:
+            errors.append((path, f"environment variable {name} is not set"))
+        return match.group(0)
+
+    value = _ENV_REF.sub(substitute, node)
+    if _PLACEHOLDER.match(value):
+        errors.append((path, f"{value!r} is a placeholder: put the real value here"))
+    return value
+
+
+def parse_config(
+    text: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    lenient_env: bool = False,
+) -> Settings:
+    """Validate YAML text; raise :class:`ConfigError` listing every problem with its path.
+
+    ``overrides`` (dotted keys → values) are applied after interpolation; the sandbox
+    uses them to point every account at the emulators.
+    """
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError([(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("(root)", "expected a mapping of sections")])
+    errors: list[tuple[str, str]] = []
+    data = _interpolate(raw, "", os.environ if environ is None else environ, errors, lenient_env)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        errors.extend(_validation_errors(exc, skip={path for path, _ in errors}))
+    if errors or settings is None:
+        raise ConfigError(sorted(set(errors)))
+    return settings
+
+
+def _validation_errors(exc: ValidationError, skip: set[str]) -> list[tuple[str, str]]:
+    """pydantic's errors as (YAML path, message), one useful message per problem.
+
+    A path already reported as a placeholder is skipped ("placeholder" says more than
+    "bad token format"), and so is an "at least 1 item" error on a list whose items
+    themselves failed (pydantic reports the emptied list too).
+    """
+    found = [(yaml_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+    return [
+        (path, message)
+        for path, message in found
+        if path not in skip
+        and not (
+            message.startswith("Tuple should have at least")
+            and any(other.startswith(f"{path}[") for other, _ in found)
+        )
+    ]
+
+
+def load_config(path: str | Path, **kwargs: Any) -> Settings:
+    """Read and validate a config file (see :func:`parse_config`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from exc
+    return parse_config(text, **kwargs)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node: Any = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        key: int | str = int(part) if part.isdigit() else part
+        node = node[int(key)] if isinstance(node, list) else node.setdefault(str(key), {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value

@@ -1,0 +1,125 @@
+"""Platform payload → normalised events in the inbound stream (webhooks and pollers).
+
+Only this is done before answering the platform: parse, then a durable append.
+Everything else happens in workers, so webhooks answer fast and Telegram never times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from adapters.base import Adapter
+from gateway.bus import Bus
+from gateway.errors import BadPayload, PermanentError, TransientError
+from gateway.metrics import Metrics
+from gateway.pipeline import routing_key
+from gateway.store import keys
+from gateway.store.redis import RETRYABLE
+
+log = structlog.get_logger(__name__)
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+class Ingest:
+    def __init__(self, bus: Bus, metrics: Metrics) -> None:
+        self.bus = bus
+        self.metrics = metrics
+
+    async def accept(self, adapter: Adapter, payload: Mapping[str, Any]) -> int:
+        """Parse and durably enqueue; returns how many new events were stored.
+
+        Raises ``BadPayload`` (nothing stored) or a Redis error (answer 5xx: retry).
+        """
+        try:
+            messages = adapter.parse(payload, datetime.now(UTC))
+        except BadPayload:
+            self.metrics.inbound.labels(adapter.channel.value, adapter.account, "rejected").inc()
+            raise
+        if not messages:
+            self.metrics.inbound.labels(adapter.channel.value, adapter.account, "ignored").inc()
+            return 0
+        stored = 0
+        for message in messages:
+            added = await self.bus.publish_once(
+                keys.INBOUND, routing_key(message), message.key, message.model_dump_json()
+            )
+            result = "accepted" if added else "duplicate"
+            self.metrics.inbound.labels(adapter.channel.value, adapter.account, result).inc()
+            stored += added
+        return stored
+
+
+class Poller:
+    """Long-polls one account; only the replica holding the account's lease polls.
+
+    The platform's cursor advances only after the batch is durably stored, so a crash
+    re-fetches the batch, and the inbound dedup makes that harmless.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        ingest: Ingest,
+        *,
+        name: str,
+        lease_seconds: float,
+        timeout: float = 25,
+    ) -> None:
+        self.adapter = adapter
+        self.ingest = ingest
+        self.redis = ingest.bus.redis
+        self.name = name
+        self.lease_ms = int(lease_seconds * 1000)
+        self.timeout = timeout
+        self._renew = self.redis.register_script(_RENEW)
+        self.alive_at = 0.0
+
+    async def run(self) -> None:
+        lease = keys.lease(f"poll:{self.adapter.account}")
+        cursor: int | None = None
+        backoff = 0.5
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    if not await self._renew(keys=[lease], args=[self.name, self.lease_ms]):
+                        await asyncio.sleep(self.lease_ms / 3000)  # another replica polls
+                        continue
+                    self.alive_at = loop.time()
+                    # Poll for less than the lease lasts, so it is renewed in time.
+                    wait = min(self.timeout, self.lease_ms / 2000)
+                    batch = await self.adapter.poll(cursor, wait)
+                    for update in batch.updates:
+                        try:
+                            await self.ingest.accept(self.adapter, update)
+                        except BadPayload as exc:
+                            log.warning(
+                                "poll.bad_update", account=self.adapter.account, error=str(exc)
+                            )
+                    cursor = batch.cursor
+                    backoff = 0.5
+                except (TransientError, *RETRYABLE) as exc:
+                    log.warning(
+                        "poll.retry", account=self.adapter.account, error=str(exc), retry_in=backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                except PermanentError as exc:
+                    log.error("poll.failed", account=self.adapter.account, error=str(exc))
+                    await asyncio.sleep(60)
+        finally:
+            with contextlib.suppress(*RETRYABLE):
+                if (await self.redis.get(lease)) == self.name.encode():
+                    await self.redis.delete(lease)

@@ -1,0 +1,185 @@
+"""The unified, frozen message model every messenger is normalised into.
+
+Adapters translate platform payloads into these types and back; the core only ever
+sees these. Ids are ``NewType``s so that a Telegram chat id cannot be passed where a
+contact id belongs (mypy catches it). Everything is a frozen pydantic model because
+events cross process boundaries through Redis streams as JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AccountId = NewType("AccountId", str)
+"""A channel account from the config (``channels[].id``), e.g. ``tg_shop``."""
+PlatformUserId = NewType("PlatformUserId", str)
+"""The sender's id on its platform, as a string (Viber ids are not numbers)."""
+ChatId = NewType("ChatId", str)
+"""A conversation id on its platform, as a string (Telegram ids exceed 2**53 soon)."""
+MessageId = NewType("MessageId", str)
+"""A message id on its platform, as a string."""
+ContactId = NewType("ContactId", str)
+"""The gateway's own id of a person, stable across messengers."""
+TopicId = NewType("TopicId", int)
+"""A Telegram forum topic (``message_thread_id``) in the staff group."""
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    VK = "vk"
+    VIBER = "viber"
+    WHATSAPP = "whatsapp"
+
+
+class Kind(StrEnum):
+    """What a message is. Everything a platform can send maps to one of these."""
+
+    TEXT = "text"
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+    VOICE = "voice"
+    VIDEO = "video"
+    VIDEO_NOTE = "video_note"
+    ANIMATION = "animation"
+    STICKER = "sticker"
+    LOCATION = "location"
+    VENUE = "venue"
+    CONTACT = "contact"
+    POLL = "poll"
+    UNSUPPORTED = "unsupported"
+
+
+MEDIA_KINDS = frozenset(
+    {
+        Kind.PHOTO,
+        Kind.DOCUMENT,
+        Kind.AUDIO,
+        Kind.VOICE,
+        Kind.VIDEO,
+        Kind.VIDEO_NOTE,
+        Kind.ANIMATION,
+        Kind.STICKER,
+    }
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Attachment(_Frozen):
+    """A file as the platform knows it; bytes are fetched only when needed.
+
+    ``file_id`` is valid only with the account that received it (Telegram file ids are
+    per bot), so the account travels with it.
+    """
+
+    account: AccountId
+    file_id: str
+    file_unique_id: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    emoji: str | None = None
+
+
+class Location(_Frozen):
+    latitude: float
+    longitude: float
+
+
+class Venue(_Frozen):
+    location: Location
+    title: str
+    address: str
+
+
+class SharedContact(_Frozen):
+    phone: str
+    first_name: str
+    last_name: str | None = None
+    user_id: str | None = None
+
+
+class Content(_Frozen):
+    """The payload of a message, independent of who sends it where."""
+
+    kind: Kind
+    text: str | None = None
+    """Text of a text message, or the caption of a media message."""
+    attachment: Attachment | None = None
+    location: Location | None = None
+    venue: Venue | None = None
+    contact: SharedContact | None = None
+    media_group_id: str | None = None
+    """Album id: items of one album share it (Telegram sends them as separate updates)."""
+
+
+class Sender(_Frozen):
+    """Who wrote, as the platform identifies them."""
+
+    account: AccountId
+    channel: Channel
+    user_id: PlatformUserId
+    chat_id: ChatId
+    display_name: str
+    username: str | None = None
+    language: str | None = None
+    phone: str | None = None
+    is_bot: bool = False
+
+
+class InboundMessage(_Frozen):
+    """A message (or an edit of one) received from a messenger or the staff group.
+
+    ``key`` is the platform idempotency key (see ``adapters``): a redelivered or retried
+    event has the same key and is processed once.
+    """
+
+    key: str
+    sender: Sender
+    message_id: MessageId
+    sent_at: datetime
+    received_at: datetime
+    content: Content
+    reply_to: MessageId | None = None
+    edited: bool = False
+    thread_id: int | None = None
+    """Forum topic of a staff-group message (``None`` outside topics)."""
+    is_topic_message: bool = False
+    group_chat: bool = False
+    """Written in a group (the staff group, or a group a customer bot was added to)."""
+
+
+class Destination(_Frozen):
+    """Where an outbound message goes on its platform."""
+
+    account: AccountId
+    chat_id: ChatId
+    thread_id: int | None = None
+    reply_to: MessageId | None = None
+
+
+class Sent(_Frozen):
+    """What the platform answered for a successful send."""
+
+    message_ids: tuple[MessageId, ...] = Field(min_length=1)
+
+
+class Contact(_Frozen):
+    """A person, possibly known through several messengers."""
+
+    id: ContactId
+    display_name: str
+    username: str | None = None
+    channel: Channel
+    account: AccountId
+    first_seen: datetime

@@ -1,0 +1,163 @@
+"""The inbound worker: a customer's message → the contact → a post into its topic;
+an operator's message in a topic → a reply to the customer.
+
+Each handler stores its effect (an outbound job) and acknowledges the inbound entry in
+one Redis transaction; the job ids derive from the inbound event's key, so handling the
+same entry twice (after a crash) queues the same job, which delivery sends once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from gateway.bus import Bus, Entry
+from gateway.config import STAFF_ACCOUNT, Settings
+from gateway.contacts import Contacts
+from gateway.jobs import CustomerSend, StaffEdit, StaffNotice, StaffPost, _Job
+from gateway.model import (
+    AccountId,
+    ChatId,
+    ContactId,
+    Destination,
+    InboundMessage,
+    MessageId,
+    TopicId,
+)
+from gateway.staff.commands import HELP, parse_command
+from gateway.store import keys
+from gateway.store.messages import MessageRef, peer
+from gateway.store.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+
+def routing_key(message: InboundMessage) -> str:
+    """Inbound partitioning: per customer chat, or per staff topic (order is per key)."""
+    if message.sender.account == STAFF_ACCOUNT:
+        return f"staff:{message.thread_id or 0}"
+    return f"{message.sender.account}:{message.sender.chat_id}"
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, bus: Bus, contacts: Contacts, topics: Topics) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.redis = bus.redis
+        self.contacts = contacts
+        self.topics = topics
+        self.staff_chat = str(settings.staff.chat_id)
+        self.operators = {str(o.id): o.name for o in settings.staff.operators}
+
+    async def handle(self, entry: Entry) -> None:
+        message = InboundMessage.model_validate_json(entry.payload)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            account=message.sender.account, event=message.key, entry=entry.id
+        )
+        if message.sender.account == STAFF_ACCOUNT:
+            await self._from_staff(message, entry)
+        else:
+            await self._from_customer(message, entry)
+
+    async def _commit(self, entry: Entry, family: str | None, job: _Job | None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if family is not None and job is not None:
+                self.bus.add(pipe, family, job.contact_id, job.model_dump_json())
+            self.bus.ack(pipe, entry)
+            await pipe.execute()
+
+    async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
+        if message.group_chat or message.sender.is_bot:
+            # A customer bot added to some group: that is not a customer conversation.
+            log.warning("inbound.ignored_group_message", chat=message.sender.chat_id)
+            await self._commit(entry, None, None)
+            return
+        contact, created = await self.contacts.resolve(message.sender, message.received_at)
+        structlog.contextvars.bind_contextvars(contact_id=contact.id)
+        job: _Job
+        if message.edited:
+            job = StaffEdit(out_id=f"edit:{message.key}", contact_id=contact.id, message=message)
+        else:
+            job = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
+        await self._commit(entry, keys.STAFF_OUT, job)
+        log.info("inbound.accepted", kind=message.content.kind, new_contact=created)
+
+    async def _from_staff(self, message: InboundMessage, entry: Entry) -> None:
+        sender = message.sender
+        if sender.chat_id != self.staff_chat:
+            log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
+            await self._commit(entry, None, None)
+            return
+        if sender.is_bot or (self.operators and sender.user_id not in self.operators):
+            log.warning("staff.not_an_operator", user=sender.user_id)
+            await self._commit(entry, None, None)
+            return
+        if not message.is_topic_message or message.thread_id is None:
+            await self._commit(entry, None, None)  # General topic: staff talk among themselves
+            return
+        contact_id = await self.topics.contact_of(TopicId(message.thread_id))
+        text = message.content.text or ""
+        if contact_id is None:
+            log.info("staff.topic_without_contact", thread=message.thread_id)
+            await self._commit(entry, None, None)
+            return
+        structlog.contextvars.bind_contextvars(contact_id=contact_id, operator=sender.user_id)
+        notice = None
+        if text.startswith("!"):
+            log.info("staff.note")
+        elif (command := parse_command(text)) is not None:
+            notice = await self._command(command.name, contact_id)
+        elif message.edited:
+            notice = "✏️ Edits are not sent to the customer. Send a new message instead."
+        else:
+            await self._reply(message, entry, contact_id)
+            return
+        job = None
+        if notice is not None:
+            job = StaffNotice(
+                out_id=f"notice:{message.key}",
+                contact_id=contact_id,
+                text=notice,
+                reply_to=message.message_id,
+            )
+        await self._commit(entry, keys.STAFF_OUT, job)
+
+    async def _command(self, name: str, contact_id: ContactId) -> str:
+        if name == "help":
+            return HELP
+        if name == "id":
+            contact = await self.contacts.get(contact_id)
+            return (
+                f"Contact #{contact_id}: {contact.get('display_name', '?')}\n"
+                f"Replies go to {contact.get('reply_channel', '?')} · "
+                f"{contact.get('reply_account', '?')}, chat {contact.get('reply_chat', '?')}"
+            )
+        return f"Unknown command /{name}. Send /help for the list."
+
+    async def _reply(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
+        route = await self.contacts.reply_route(contact_id)
+        if route is None:
+            await self._commit(entry, None, None)
+            return
+        account, chat = route
+        reply_to = None
+        if message.reply_to is not None:
+            # The operator quoted a message in the topic: quote its customer-side twin.
+            ref = MessageRef(AccountId(STAFF_ACCOUNT), ChatId(self.staff_chat), message.reply_to)
+            found = await peer(self.redis, ref)
+            if found is not None and found.ref.account == account:
+                reply_to = found.ref.message_id
+        job = CustomerSend(
+            out_id=f"reply:{message.key}",
+            contact_id=contact_id,
+            destination=Destination(account=account, chat_id=chat, reply_to=reply_to),
+            content=message.content,
+            staff_chat=self.staff_chat,
+            staff_message=MessageId(message.message_id),
+            operator_id=message.sender.user_id,
+            created_at=time.time(),
+        )
+        await self._commit(entry, keys.CUSTOMER_OUT, job)
+        log.info("staff.reply_queued", kind=message.content.kind)

@@ -1,0 +1,89 @@
+"""Token buckets shared by every replica, kept in Redis (GCRA).
+
+A bucket allows one event per ``interval`` with a burst of ``burst`` events. The script
+takes a token from every bucket of a send at once or from none, and uses Redis' clock,
+so replicas on machines with skewed clocks still share one budget. A platform's
+``retry_after`` pushes a bucket into the future for everyone (:meth:`Limiter.penalize`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.store import keys
+from gateway.store.redis import Redis
+
+# GCRA (the generic cell rate algorithm): per bucket a "theoretical arrival time" (TAT).
+# Allowed when TAT - now <= tolerance; then TAT = max(TAT, now) + interval.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local over = tat - now - tolerance
+  if over > wait then wait = over end
+  tats[i] = tat + interval
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, tats[i], 'PX', tats[i] - now + 1000)
+end
+return 0
+"""
+_PENALIZE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = now + tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+if tat < until_ then redis.call('SET', KEYS[1], until_, 'PX', until_ - now + 1000) end
+return until_ - now
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    interval_ms: float
+    burst: int = 1
+
+    @classmethod
+    def per_second(cls, name: str, rate: float, burst: int = 1) -> Bucket:
+        return cls(name, 1000.0 / rate, burst)
+
+    @classmethod
+    def per_minute(cls, name: str, rate: float, burst: int = 1) -> Bucket:
+        return cls(name, 60000.0 / rate, burst)
+
+
+class Limiter:
+    def __init__(self, redis: Redis, *, enabled: bool = True) -> None:
+        self.redis = redis
+        self.enabled = enabled
+        self._take = redis.register_script(_TAKE)
+        self._penalize = redis.register_script(_PENALIZE)
+
+    async def acquire(self, buckets: Sequence[Bucket]) -> float:
+        """Wait until every bucket has a token, take them; returns seconds waited."""
+        if not self.enabled or not buckets:
+            return 0.0
+        waited = 0.0
+        args: list[float] = []
+        for b in buckets:
+            args += [b.interval_ms, b.interval_ms * (b.burst - 1)]
+        while True:
+            wait_ms = await self._take(keys=[keys.rate(b.name) for b in buckets], args=args)
+            if not wait_ms:
+                return waited
+            await asyncio.sleep(float(wait_ms) / 1000)
+            waited += float(wait_ms) / 1000
+
+    async def penalize(self, bucket: Bucket, seconds: float) -> None:
+        """The platform said "retry after": nobody sends through ``bucket`` before then."""
+        await self._penalize(keys=[keys.rate(bucket.name)], args=[int(seconds * 1000)])

@@ -1,0 +1,133 @@
+"""``gateway sandbox``: the real service, wired to the built-in emulators.
+
+Everything runs in one process on one port: the gateway's own routes (webhooks,
+health, metrics), the Telegram Bot API emulator under ``/sandbox/telegram`` and the
+web console at ``/``. The config file's accounts are kept (their ids, names,
+operators, limits) while every token, webhook secret and API address is replaced by a
+sandbox value, so no token, no internet and no Redis install are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from gateway import logging as gateway_logging
+from gateway.app import App
+from gateway.config import Settings, parse_config
+from gateway.errors import ConfigError
+from gateway.sandbox.console import ConsoleBot, ConsoleOperator, ConsoleSettings, make_console_app
+from gateway.sandbox.telegram import TelegramEmulator
+from gateway.web import install
+
+log = structlog.get_logger(__name__)
+EMULATOR_PATH = "/sandbox/telegram"
+STAFF_CHAT = -1009000000001
+STAFF_TOKEN = "9000000001:SANDBOX-staff"  # noqa: S105 - a fake token the emulator accepts
+
+
+def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
+    """The config ``text`` with every remote address and secret pointed at the sandbox."""
+    raw = yaml.safe_load(text) or {}
+    base = f"http://{listen}{EMULATOR_PATH}"
+    secret = secrets.token_urlsafe(24)
+    overrides: dict[str, Any] = {
+        "redis.url": None,
+        "data_dir": str(data_dir),
+        "server.listen": listen,
+        "server.public_url": None,
+        "staff.token": STAFF_TOKEN,
+        "staff.chat_id": STAFF_CHAT,
+        "staff.api_server": base,
+        "staff.mode": "webhook",
+        "staff.webhook_secret": secret,
+    }
+    for i, _ in enumerate(raw.get("channels") or []):
+        overrides |= {
+            f"channels.{i}.token": f"{9100000000 + i}:SANDBOX-customer-{i}",
+            f"channels.{i}.api_server": base,
+            f"channels.{i}.mode": "webhook",
+            f"channels.{i}.webhook_secret": secret,
+        }
+    return parse_config(text, overrides=overrides, lenient_env=True)
+
+
+def _config_text(path: Path | None) -> str:
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    local = Path("bridge_config.yaml")
+    if local.is_file():
+        return local.read_text(encoding="utf-8")
+    # Installed without the repository: the example config ships inside the package.
+    return resources.files("gateway.sandbox").joinpath("bridge_config.yaml").read_text("utf-8")
+
+
+def prepare_emulator(settings: Settings) -> tuple[TelegramEmulator, ConsoleSettings]:
+    emulator = TelegramEmulator()
+    staff_token = settings.staff.token.get_secret_value()
+    emulator.set_bot_username(staff_token, "staff_bot")
+    operators = settings.staff.operators
+    people = [(o.id, o.name) for o in operators] if operators else [(100200300, "Operator")]
+    for user_id, name in people:
+        emulator.create_user(first_name=name, user_id=user_id)
+    emulator.create_forum_group(
+        title="Staff",
+        members=[user_id for user_id, _ in people],
+        bot_tokens=[staff_token],
+        chat_id=settings.staff.chat_id,
+    )
+    bots = []
+    for channel in settings.channels:
+        token = channel.token.get_secret_value()
+        username = f"{channel.id}_bot"
+        emulator.set_bot_username(token, username)
+        bots.append(ConsoleBot(channel.id, int(token.split(":")[0]), username, token))
+    console = ConsoleSettings(
+        emulator_path=EMULATOR_PATH,
+        customer_bots=tuple(bots),
+        staff_chat_id=settings.staff.chat_id,
+        operators=tuple(ConsoleOperator(user_id, name) for user_id, name in people),
+    )
+    return emulator, console
+
+
+def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool) -> int:
+    from gateway.cli import serve
+
+    try:
+        settings = sandbox_settings(_config_text(config), listen=listen, data_dir=data_dir)
+    except ConfigError as exc:
+        print(f"sandbox: {exc}")
+        return 2
+    if fresh and data_dir.exists():
+        shutil.rmtree(data_dir)
+    gateway_logging.configure(settings.log.level, "console", settings.secrets())
+    emulator, console = prepare_emulator(settings)
+    gateway = App(settings)
+    app = make_console_app(console)
+    install(app, gateway)
+    app.add_subapp(EMULATOR_PATH, emulator.make_app())
+    url = f"http://{listen}"
+
+    async def announce() -> None:
+        print(f"\n  Sandbox ready: open {url}/ in a browser (Ctrl+C to stop).\n", flush=True)
+
+    # The emulator is a sub-application: its own shutdown hooks stop it with the server.
+    asyncio.run(
+        serve(
+            gateway,
+            host=settings.server.host,
+            port=settings.server.port,
+            app=app,
+            public_url=url,
+            on_ready=announce,
+        )
+    )
+    return 0

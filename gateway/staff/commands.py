@@ -1,0 +1,31 @@
+"""Slash commands operators type in a contact's topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HELP = """Commands in a customer's topic:
+/help — this list
+/id — the contact's id and where replies go
+
+Any other message here is sent to the customer.
+Start a message with ! to keep it as an internal note (not sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    args: str
+
+
+def parse_command(text: str, bot_username: str | None = None) -> Command | None:
+    """``/name@bot args`` → Command; ``None`` if the text is not a command."""
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    head, _, args = text[1:].partition(" ")
+    name, _, target = head.partition("@")
+    if target and bot_username and target.lower() != bot_username.lower():
+        return None  # addressed to another bot in the group
+    if not name:
+        return None
+    return Command(name=name.lower(), args=args.strip())

@@ -1,0 +1,55 @@
+"""What the staff group sees: topic names, header cards, notices."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from gateway.model import Channel, Contact, InboundMessage
+
+CHANNEL_TITLES = {
+    Channel.TELEGRAM: "Telegram",
+    Channel.VK: "VK",
+    Channel.VIBER: "Viber",
+    Channel.WHATSAPP: "WhatsApp",
+}
+TOPIC_NAME_LIMIT = 128  # Bot API createForumTopic: "Topic name, 1-128 characters"
+EDITED_MARK = "✏️ edited"
+
+
+def topic_name(template: str, contact: Contact) -> str:
+    name = template.format(
+        name=contact.display_name, channel=CHANNEL_TITLES[contact.channel], id=contact.id
+    )
+    return name[:TOPIC_NAME_LIMIT].strip() or f"Contact {contact.id}"
+
+
+def header_card(contact: Contact, message: InboundMessage, zone: ZoneInfo) -> str:
+    """The first message of a topic: who this is and where they write from."""
+    sender = message.sender
+    who = contact.display_name + (f" (@{contact.username})" if contact.username else "")
+    lines = [
+        f"👤 {who}",
+        f"Channel: {CHANNEL_TITLES[contact.channel]} · {contact.account}",
+        f"Platform id: {sender.user_id}",
+    ]
+    if sender.language:
+        lines.append(f"Language: {sender.language}")
+    lines += [
+        f"First seen: {contact.first_seen.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+        f"Contact #{contact.id}",
+        "",
+        "Reply in this topic to answer. Start a message with ! for an internal note.",
+    ]
+    return "\n".join(lines)
+
+
+def edited_text(text: str | None) -> str:
+    return f"{text or ''}\n\n{EDITED_MARK}".strip()
+
+
+def not_delivered(reason: str) -> str:
+    return f"⚠️ Not delivered to the customer: {reason}."
+
+
+def attachment_unavailable(kind: str, reason: str) -> str:
+    return f"[{kind} — could not be forwarded: {reason}]"

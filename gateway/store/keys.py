@@ -1,0 +1,96 @@
+"""Every Redis key the gateway uses, with its lifetime beside it.
+
+Keep all key shapes here (as arq keeps them in ``constants.py``): a grep for a key
+prefix must land in this file. ``PREFIX`` separates several gateways on one Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+PREFIX = "gw"
+GROUP = "workers"
+"""The consumer group every stream is read through."""
+
+# Streams ------------------------------------------------------------------------------
+# Durable queues, partitioned by contact so that one consumer at a time owns a
+# contact's order. Entries are acknowledged *and* deleted in the transaction that stores
+# their effects, so XLEN is the queue depth. No TTL: an entry lives until handled.
+INBOUND = "in"
+STAFF_OUT = "out:staff"
+CUSTOMER_OUT = "out:customer"
+FAMILIES = (INBOUND, STAFF_OUT, CUSTOMER_OUT)
+
+
+def stream(family: str, partition: int) -> str:
+    return f"{PREFIX}:{family}:{partition}"
+
+
+def dead_letters(family: str) -> str:
+    """Entries that failed repeatedly for a non-transient reason (kept; replayable)."""
+    return f"{PREFIX}:dead:{family}"
+
+
+# Idempotency ----------------------------------------------------------------------------
+# ``seen``: platform event keys already accepted (TTL: bus.dedup_ttl_days, ≥ 8 days,
+# because Telegram may redeliver for 24 h and Meta retries for days).
+# ``done``: outbound job ids already sent, with what the platform answered (same TTL),
+# so a job redelivered after a crash is not sent twice.
+def seen(event_key: str) -> str:
+    return f"{PREFIX}:seen:{event_key}"
+
+
+def done(out_id: str) -> str:
+    return f"{PREFIX}:done:{out_id}"
+
+
+# Leases ---------------------------------------------------------------------------------
+# Ownership of a partition or a poller by one worker (TTL: bus.lease_seconds, renewed
+# at a third of it). ``members`` is a sorted set of live workers scored by expiry.
+def lease(name: str) -> str:
+    return f"{PREFIX}:lease:{name}"
+
+
+def members(family: str) -> str:
+    return f"{PREFIX}:members:{family}"
+
+
+# Contacts and topics ----------------------------------------------------------------------
+# Permanent (no TTL): they are the product's memory of who is who.
+CONTACT_SEQ = f"{PREFIX}:seq:contact"
+
+
+def identity(account: str, user_id: str) -> str:
+    """(channel account, platform user id) → contact id."""
+    return f"{PREFIX}:identity:{account}:{user_id}"
+
+
+def contact(contact_id: str) -> str:
+    """Hash: display_name, username, channel, account, chat_id, user_id, first_seen, …"""
+    return f"{PREFIX}:contact:{contact_id}"
+
+
+def topic(staff_chat: int, contact_id: str) -> str:
+    """The contact's forum topic (``message_thread_id``) in a staff group."""
+    return f"{PREFIX}:topic:{staff_chat}:{contact_id}"
+
+
+def topic_contact(staff_chat: int, thread_id: int) -> str:
+    """Reverse of :func:`topic`: whose topic a thread is."""
+    return f"{PREFIX}:topic-contact:{staff_chat}:{thread_id}"
+
+
+# Message map ------------------------------------------------------------------------------
+# Two-way (account, chat, message) ↔ (peer account, chat, message), for reply-to links
+# and edits. TTL: MESSAGE_MAP_TTL (replies to very old messages fall back to no link).
+MESSAGE_MAP_TTL = timedelta(days=180)
+
+
+def message(account: str, chat_id: str, message_id: str) -> str:
+    return f"{PREFIX}:msg:{account}:{chat_id}:{message_id}"
+
+
+# Rate limits ------------------------------------------------------------------------------
+# GCRA state per destination ("theoretical arrival time", ms); expires when idle.
+def rate(bucket: str) -> str:
+    return f"{PREFIX}:rate:{bucket}"

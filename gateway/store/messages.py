@@ -1,0 +1,57 @@
+"""The two-way message map: a customer's message ↔ its copy in the staff topic.
+
+Replies, edits (and later reactions) find their counterpart through it, in both
+directions (as mautrix-telegram's ``db/message.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio.client import Pipeline
+
+from gateway.model import AccountId, ChatId, MessageId
+from gateway.store import keys
+from gateway.store.redis import Redis, text
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    account: AccountId
+    chat_id: ChatId
+    message_id: MessageId
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    ref: MessageRef
+    text: str
+    """The customer-side text last seen (to tell real edits from invisible ones)."""
+
+
+def link(pipe: Pipeline, a: MessageRef, b: MessageRef, text: str | None) -> None:
+    """Map ``a`` ↔ ``b`` inside the caller's transaction."""
+    ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
+    for here, there in ((a, b), (b, a)):
+        key = keys.message(here.account, here.chat_id, here.message_id)
+        pipe.hset(
+            key,
+            mapping={
+                "account": there.account,
+                "chat": there.chat_id,
+                "message": there.message_id,
+                "text": text or "",
+            },
+        )
+        pipe.expire(key, ttl)
+
+
+async def peer(redis: Redis, ref: MessageRef) -> Peer | None:
+    raw = await redis.hgetall(keys.message(ref.account, ref.chat_id, ref.message_id))
+    if not raw:
+        return None
+    value = {text(k): text(v) for k, v in raw.items()}
+    there = MessageRef(
+        AccountId(value["account"]), ChatId(value["chat"]), MessageId(value["message"])
+    )
+    return Peer(ref=there, text=value.get("text", ""))

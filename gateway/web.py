@@ -1,0 +1,107 @@
+"""The HTTP surface: platform webhooks, health, readiness and metrics.
+
+A webhook answers 200 only after the normalised event is in a Redis stream; it answers
+503 when Redis cannot take it (the platform retries), 400 for malformed bodies,
+401 for failed authentication and 404 for unknown accounts — and in none of those
+cases is anything enqueued.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.app import App
+from gateway.errors import BadPayload, Unauthorized
+from gateway.store import keys
+from gateway.store.redis import RETRYABLE
+
+log = structlog.get_logger(__name__)
+APP_KEY: web.AppKey[App] = web.AppKey("gateway", App)
+MAX_BODY = 1024 * 1024  # Telegram updates are a few KB; a bigger body is not an update.
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    gateway = request.app[APP_KEY]
+    channel, account = request.match_info["channel"], request.match_info["account"]
+    adapter = gateway.adapters.get(account)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(channel=channel, account=account)
+    if adapter is None or adapter.channel.value != channel:
+        log.warning("webhook.unknown_account")
+        return _error(404, f"no {channel} account {account!r}")
+    body = await request.read()
+    try:
+        adapter.verify(request.headers, body)  # the raw bytes, before parsing anything
+    except Unauthorized as exc:
+        log.warning("webhook.unauthorized", reason=str(exc), peer=request.remote)
+        return _error(401, "unauthorized")
+    try:
+        payload: Any = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        log.warning("webhook.malformed_json", error=str(exc))
+        return _error(400, "body is not JSON")
+    if not isinstance(payload, dict):
+        return _error(400, "body is not a JSON object")
+    try:
+        await gateway.ingest.accept(adapter, payload)
+    except BadPayload as exc:
+        log.warning("webhook.bad_payload", error=str(exc), event=adapter.event_id(payload))
+        return _error(400, str(exc))
+    except RETRYABLE as exc:
+        log.error("webhook.store_unavailable", error=str(exc))
+        return _error(503, "temporarily unavailable")
+    return web.json_response({"ok": True})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = await request.app[APP_KEY].ready()
+    ok = all(checks.values())
+    return web.json_response({"ready": ok, **checks}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gateway = request.app[APP_KEY]
+    try:
+        for family in keys.FAMILIES:
+            gateway.metrics.queue_depth.labels(family).set(await gateway.bus.depth(family))
+    except RETRYABLE:
+        pass  # still serve the process's own counters while Redis is away
+    return web.Response(body=gateway.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def make_web_app(gateway: App, *, manage_lifecycle: bool = True) -> web.Application:
+    """The aiohttp application; with ``manage_lifecycle`` it starts and stops ``gateway``."""
+    app = web.Application(client_max_size=MAX_BODY)
+    install(app, gateway, manage_lifecycle=manage_lifecycle)
+    return app
+
+
+def install(app: web.Application, gateway: App, *, manage_lifecycle: bool = True) -> None:
+    """Add the gateway's routes (and lifecycle hooks) to an existing application."""
+    app[APP_KEY] = gateway
+    app.router.add_post("/webhook/{channel}/{account}", webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if manage_lifecycle:
+
+        async def start(_: web.Application) -> None:
+            await gateway.start()
+
+        async def stop(_: web.Application) -> None:
+            await gateway.stop()
+
+        app.on_startup.append(start)
+        app.on_cleanup.append(stop)
