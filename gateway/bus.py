@@ -121,9 +121,28 @@ class Bus:
         pipe.xdel(entry.stream, entry.id)
 
     async def ack_now(self, entry: Entry) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.ack(pipe, entry)
-            await pipe.execute()
+        await self.commit(lambda pipe: self.ack(pipe, entry))
+
+    async def commit(self, build: Callable[[Pipeline], None], *, max_wait: float = 5.0) -> None:
+        """Run one MULTI/EXEC transaction, retrying while Redis is unreachable.
+
+        Used for "store the effects and ack": the effect already happened (a message was
+        sent), so when Redis blinks the right move is to record it once Redis is back,
+        not to hand the entry back and do the effect again. Every such transaction is
+        idempotent (SET, HSET, XACK, XDEL; an XADD of a job with a fixed out_id that
+        delivery deduplicates), so repeating one whose reply was lost is harmless.
+        """
+        backoff = 0.05
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    build(pipe)
+                    await pipe.execute()
+                return
+            except RETRYABLE as exc:
+                log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_wait)
 
     async def ensure_groups(self, family: str) -> None:
         # Start at id 0, not "$": events published before the first worker ever started
@@ -338,11 +357,12 @@ class Consumer:
                 backoff = min(backoff * 2, self.max_backoff)
 
     async def _dead_letter(self, entry: Entry, exc: Exception) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        def build(pipe: Pipeline) -> None:
             pipe.xadd(
                 keys.dead_letters(self.family),
                 {"e": entry.payload, "stream": entry.stream, "id": entry.id, "error": repr(exc)},
             )
             self.bus.ack(pipe, entry)
-            await pipe.execute()
+
+        await self.bus.commit(build)
         log.error("bus.dead_lettered", stream=entry.stream, entry=entry.id, error=repr(exc))

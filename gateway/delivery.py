@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+from redis.asyncio.client import Pipeline
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -260,13 +261,14 @@ class Delivery:
                 text=render.not_delivered(exc.reason),
                 reply_to=job.staff_message,
             )
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(
-                    keys.done(job.out_id), json.dumps({"failed": exc.reason}), ex=self.done_ttl
-                )
+            failed = json.dumps({"failed": exc.reason})
+
+            def build(pipe: Pipeline) -> None:
+                pipe.set(keys.done(job.out_id), failed, ex=self.done_ttl)
                 self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
                 self.bus.ack(pipe, entry)
-                await pipe.execute()
+
+            await self.bus.commit(build)
             return
         customer_ref = MessageRef(dest.account, dest.chat_id, sent.message_ids[0])
         await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None))
@@ -349,13 +351,15 @@ class Delivery:
         sent: Sent | None,
         links: tuple[MessageRef, MessageRef, str | None] | None = None,
     ) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            ids = list(sent.message_ids) if sent else []
-            pipe.set(keys.done(out_id), json.dumps(ids), ex=self.done_ttl)
+        ids = json.dumps(list(sent.message_ids) if sent else [])
+
+        def build(pipe: Pipeline) -> None:
+            pipe.set(keys.done(out_id), ids, ex=self.done_ttl)
             if links is not None:
                 link(pipe, *links)
             self.bus.ack(pipe, entry)
-            await pipe.execute()
+
+        await self.bus.commit(build)
 
     def _count(self, direction: str, channel: Channel | None, account: str, result: str) -> None:
         name = channel.value if channel else "unknown"

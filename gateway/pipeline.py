@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import structlog
+from redis.asyncio.client import Pipeline as RedisPipeline
 
 from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
@@ -54,7 +55,7 @@ class Pipeline:
         message = InboundMessage.model_validate_json(entry.payload)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            account=message.sender.account, event=message.key, entry=entry.id
+            account=message.sender.account, event_key=message.key, entry=entry.id
         )
         if message.sender.account == STAFF_ACCOUNT:
             await self._from_staff(message, entry)
@@ -62,11 +63,12 @@ class Pipeline:
             await self._from_customer(message, entry)
 
     async def _commit(self, entry: Entry, family: str | None, job: _Job | None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        def build(pipe: RedisPipeline) -> None:
             if family is not None and job is not None:
                 self.bus.add(pipe, family, job.contact_id, job.model_dump_json())
             self.bus.ack(pipe, entry)
-            await pipe.execute()
+
+        await self.bus.commit(build)
 
     async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
         if message.group_chat or message.sender.is_bot:

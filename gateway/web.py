@@ -49,11 +49,12 @@ async def webhook(request: web.Request) -> web.Response:
         log.warning("webhook.malformed_json", error=str(exc))
         return _error(400, "body is not JSON")
     if not isinstance(payload, dict):
+        log.warning("webhook.not_an_object", type=type(payload).__name__)
         return _error(400, "body is not a JSON object")
     try:
         await gateway.ingest.accept(adapter, payload)
     except BadPayload as exc:
-        log.warning("webhook.bad_payload", error=str(exc), event=adapter.event_id(payload))
+        log.warning("webhook.bad_payload", error=str(exc), update=adapter.event_id(payload))
         return _error(400, str(exc))
     except RETRYABLE as exc:
         log.error("webhook.store_unavailable", error=str(exc))
