@@ -58,6 +58,13 @@ class App:
         return {STAFF_ACCOUNT: self.staff, **self.customers}
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # never leave an embedded Redis behind a failed start
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         url = settings.redis.url
         if url is None:

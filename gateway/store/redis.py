@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -74,8 +76,13 @@ class EmbeddedRedis:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket}?db=0"
 
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._stop_leftover()
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [
@@ -91,13 +98,36 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", str(self.pidfile),
         ]  # fmt: skip
         if self.port is None:
             args += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Its own session: Ctrl+C in a terminal signals the whole foreground group,
+            # and Redis must outlive the gateway's shutdown (the gateway stops it last).
+            start_new_session=True,
         )
         log.info("embedded_redis.started", pid=self._process.pid, dir=str(self.data_dir))
+
+    def _stop_leftover(self) -> None:
+        """Stop a server a killed gateway left behind: two servers must never share an AOF."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"redis-server" not in cmdline:
+            return
+        log.warning("embedded_redis.leftover_stopped", pid=pid)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(500):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.01)
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         client = aioredis.Redis.from_url(self.url)
@@ -161,6 +191,7 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
         max_connections=max_connections,
-        socket_keepalive=True,
+        # TCP keepalive notices a silently dead server; unix sockets do not take it.
+        **({} if url.startswith("unix://") else {"socket_keepalive": True}),
     )
     return client
