@@ -106,7 +106,7 @@ class BusSettings(_Section):
 class DeliverySettings(_Section):
     flood_limits: bool = True
     """Keep to Telegram's limits proactively. Off only for benchmarks against emulators."""
-    group_per_minute: int = Field(20, ge=1)
+    group_per_minute: int = Field(20, ge=3)
     private_per_second: float = Field(1.0, gt=0)
     bot_per_second: float = Field(30.0, gt=0)
     max_backoff_seconds: float = Field(60.0, ge=1)

@@ -29,7 +29,8 @@ for i, key in ipairs(KEYS) do
   if tat < now then tat = now end
   local over = tat - now - tolerance
   if over > wait then wait = over end
-  tats[i] = tat + interval
+  -- whole milliseconds: SET PX takes integers, and Lua prints big floats in e-notation
+  tats[i] = math.ceil(tat + interval)
 end
 if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
@@ -40,7 +41,7 @@ return 0
 _PENALIZE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = now + tonumber(ARGV[1])
+local until_ = now + math.ceil(tonumber(ARGV[1]))
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < until_ then redis.call('SET', KEYS[1], until_, 'PX', until_ - now + 1000) end
 return until_ - now

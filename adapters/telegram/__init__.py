@@ -44,6 +44,7 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # Group sends are spaced 3% wider than 60/20 s: Telegram counts on its own clock, and a
 # 429 costs far more time than the margin.
 GROUP_SAFETY = 1.03
+GROUP_BURST = 3
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
@@ -80,8 +81,11 @@ class TelegramAdapter:
         # ~1 message/s per chat, 20 messages/minute per group, ~30 messages/s per bot.
         limits = self.limits
         chat = f"tg:{self.bot_id}:{destination.chat_id}"
+        # A burst of GROUP_BURST, then an interval chosen so that no 60-second window
+        # ever holds more than group_per_minute sends: burst + 60 s / interval <= limit.
+        group_rate = (limits.group_per_minute - GROUP_BURST + 1) / GROUP_SAFETY
         per_chat = (
-            Bucket.per_minute(chat, limits.group_per_minute / GROUP_SAFETY)
+            Bucket.per_minute(chat, group_rate, burst=GROUP_BURST)
             if destination.chat_id.startswith("-")
             else Bucket.per_second(chat, limits.private_per_second, burst=3)
         )
