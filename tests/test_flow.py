@@ -300,3 +300,15 @@ async def test_queue_depth_drains_to_zero(world: World, start_gateway: StartGate
     await eventually(drained)
     texts = [_text(m) for m in world.staff_messages() if _text(m).startswith("m")]
     assert texts == [f"m{i}" for i in range(10)]
+
+
+async def test_real_group_limit_is_kept_without_429(world: World, start_gateway: StartGateway) -> None:
+    """Telegram's 20 messages/minute per group, enforced by the emulator: the gateway
+    paces itself (default limits) and never triggers a 429."""
+    world.emulator.set_flood_limits(True)
+    await start_gateway(tweak=lambda d: d["delivery"].update(flood_limits=True))
+    ivan = world.customer()
+    await world.say(ivan, text="one")
+    await world.say(ivan, text="two")
+    await world.in_staff(lambda m: _text(m) == "two", timeout=20)
+    assert world.emulator.too_many_requests() == 0
