@@ -302,7 +302,9 @@ async def test_queue_depth_drains_to_zero(world: World, start_gateway: StartGate
     assert texts == [f"m{i}" for i in range(10)]
 
 
-async def test_real_group_limit_is_kept_without_429(world: World, start_gateway: StartGateway) -> None:
+async def test_real_group_limit_is_kept_without_429(
+    world: World, start_gateway: StartGateway
+) -> None:
     """Telegram's 20 messages/minute per group, enforced by the emulator: the gateway
     paces itself (default limits) and never triggers a 429."""
     world.emulator.set_flood_limits(True)
@@ -312,3 +314,41 @@ async def test_real_group_limit_is_kept_without_429(world: World, start_gateway:
     await world.say(ivan, text="two")
     await world.in_staff(lambda m: _text(m) == "two", timeout=20)
     assert world.emulator.too_many_requests() == 0
+
+
+async def test_operator_sends_every_kind(world: World, start_gateway: StartGateway) -> None:
+    await start_gateway()
+    ivan = world.customer()
+    await world.say(ivan, text="show me")
+    topic = (await world.in_staff(lambda m: _text(m) == "show me"))["message_thread_id"]
+    await world.operator_says(topic, photo=b"\x89PNG op photo", caption="the photo")
+    await world.operator_says(topic, voice=b"OggS op voice")
+    await world.operator_says(topic, video=b"op video")
+    await world.operator_says(topic, audio=b"op audio")
+    await world.operator_says(topic, animation=b"op gif")
+    await world.operator_says(topic, sticker="👍")
+    await world.operator_says(topic, location=(59.93, 30.31))
+    await world.operator_says(
+        topic, venue={"latitude": 59.9, "longitude": 30.3, "title": "Office", "address": "Nevsky 1"}
+    )
+    await world.operator_says(
+        topic, contact={"phone_number": "+78120000000", "first_name": "Office"}
+    )
+    await world.operator_says(topic, text="done")
+    await world.in_private(ivan, lambda m: _text(m) == "done", timeout=15)
+    got = world.emulator.messages(ivan["id"])
+    for kind in (
+        "photo",
+        "voice",
+        "video",
+        "audio",
+        "animation",
+        "sticker",
+        "venue",
+        "location",
+        "contact",
+    ):
+        assert any(kind in m for m in got), kind
+    photo = next(m for m in got if "photo" in m)
+    assert photo["caption"] == "the photo"
+    assert world.emulator.file_bytes(photo["photo"][-1]["file_id"]) == b"\x89PNG op photo"

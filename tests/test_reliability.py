@@ -51,7 +51,9 @@ async def _nothing_stored(running: Any) -> None:
     assert await running.redis.keys("gw:seen:*") == []
 
 
-async def test_bad_webhooks_are_rejected_and_nothing_is_enqueued(start_gateway: StartGateway) -> None:
+async def test_bad_webhooks_are_rejected_and_nothing_is_enqueued(
+    start_gateway: StartGateway,
+) -> None:
     running = await start_gateway(workers=False)
     url = f"{running.url}/webhook/telegram/tg_shop"
     body = json.dumps(update()).encode()
@@ -77,7 +79,9 @@ async def test_bad_webhooks_are_rejected_and_nothing_is_enqueued(start_gateway: 
     await _nothing_stored(running)
 
 
-async def test_valid_webhook_is_stored_before_200_and_deduplicated(start_gateway: StartGateway) -> None:
+async def test_valid_webhook_is_stored_before_200_and_deduplicated(
+    start_gateway: StartGateway,
+) -> None:
     running = await start_gateway(workers=False)
     url = f"{running.url}/webhook/telegram/tg_shop"
     async with aiohttp.ClientSession() as http:
@@ -121,7 +125,9 @@ async def test_redis_restart_loses_nothing(
     try:
         url = f"{running.url}/webhook/telegram/tg_shop"
         async with aiohttp.ClientSession() as http:
-            async with http.post(url, data=json.dumps(update(500, "while down", ivan["id"])), headers=HEADERS) as r:
+            async with http.post(
+                url, data=json.dumps(update(500, "while down", ivan["id"])), headers=HEADERS
+            ) as r:
                 assert r.status == 503  # the platform will retry
             async with http.get(f"{running.url}/readyz") as r:
                 assert r.status == 503
@@ -151,7 +157,7 @@ async def test_worker_killed_mid_batch_loses_nothing(
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump(data))
     log_file = (tmp_path / "victim.log").open("wb")
-    victim = subprocess.Popen(  # noqa: ASYNC220 - a child process we SIGKILL on purpose
+    victim = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -175,7 +181,9 @@ async def test_worker_killed_mid_batch_loses_nothing(
         assert len(delivered()) < len(burst), "the victim finished before it was killed"
 
         # A new worker takes over once the dead one's leases expire.
-        await start_gateway(mode="polling", tweak=lambda d: d["delivery"].update(flood_limits=False))
+        await start_gateway(
+            mode="polling", tweak=lambda d: d["delivery"].update(flood_limits=False)
+        )
 
         async def all_delivered() -> bool:
             return set(delivered()) == set(burst)

@@ -37,10 +37,21 @@ async def test_sandbox_end_to_end(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "sandbox.log").open("wb")
-    process = subprocess.Popen(  # noqa: ASYNC220 - the product's own CLI, stopped below
-        [sys.executable, "-m", "gateway.cli", "sandbox", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "data")],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "sandbox",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         async with aiohttp.ClientSession() as http:
@@ -70,14 +81,20 @@ async def test_sandbox_end_to_end(tmp_path: Path) -> None:
                 assert response.status == 200
 
             def staff_copy(messages: list[dict[str, Any]]) -> Any:
-                return next((m for m in messages if m.get("text") == "Hello from the console"), None)
+                return next(
+                    (m for m in messages if m.get("text") == "Hello from the console"), None
+                )
 
             copy = await _wait_for(http, f"{control}/chats/{STAFF_CHAT}/messages", staff_copy)
             operator = config["operators"][0]["user_id"]
             async with http.post(
                 f"{control}/send",
-                json={"user_id": operator, "chat_id": STAFF_CHAT,
-                      "message_thread_id": copy["message_thread_id"], "text": "Hi Olga!"},
+                json={
+                    "user_id": operator,
+                    "chat_id": STAFF_CHAT,
+                    "message_thread_id": copy["message_thread_id"],
+                    "text": "Hi Olga!",
+                },
             ) as response:
                 assert response.status == 200
 
