@@ -26,7 +26,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import Limiter
 from gateway.store import keys
-from gateway.store.redis import EmbeddedRedis, Redis, connect
+from gateway.store.redis import EmbeddedRedis, Redis, close, connect
 from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -140,7 +140,7 @@ class App:
             with contextlib.suppress(Exception):
                 await adapter.stop()
         if self.redis is not None:
-            await self.redis.aclose()
+            await close(self.redis)
         if self.embedded is not None:
             self.embedded.stop()
         log.info("gateway.stopped")

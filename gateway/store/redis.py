@@ -164,6 +164,18 @@ class EmbeddedRedis:
         log.info("embedded_redis.stopped", pid=process.pid)
 
 
+_SENTINELS: dict[int, Sentinel] = {}
+
+
+async def close(client: Redis) -> None:
+    """Close a client from :func:`connect`, and its Sentinel connections if it has any."""
+    await client.aclose()
+    sentinel = _SENTINELS.pop(id(client), None)
+    if sentinel is not None:
+        for node in sentinel.sentinels:
+            await node.aclose()
+
+
 def connect(url: str, *, max_connections: int = 256) -> Redis:
     """A client for ``url`` that reconnects with backoff after a server restart.
 
@@ -184,6 +196,7 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
         master: Redis = sentinel.master_for(
             service, db=db, password=parts.password, retry=retry, max_connections=max_connections
         )
+        _SENTINELS[id(master)] = sentinel
         return master
     client: Redis = aioredis.Redis.from_url(
         url,
