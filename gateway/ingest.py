@@ -94,10 +94,11 @@ class Poller:
         try:
             while True:
                 try:
-                    if not await self._renew(keys=[lease], args=[self.name, self.lease_ms]):
+                    held = await self._renew(keys=[lease], args=[self.name, self.lease_ms])
+                    self.alive_at = loop.time()  # alive (readiness), polling or standing by
+                    if not held:
                         await asyncio.sleep(self.lease_ms / 3000)  # another replica polls
                         continue
-                    self.alive_at = loop.time()
                     # Poll for less than the lease lasts, so it is renewed in time.
                     wait = min(self.timeout, self.lease_ms / 2000)
                     batch = await self.adapter.poll(cursor, wait)
