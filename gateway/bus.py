@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.errors import TransientError
 from gateway.store import keys
@@ -70,6 +70,13 @@ def consumer_name() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Publish:
+    keys: tuple[str, str]
+    payload: str
+    future: asyncio.Future[bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One stream entry handed to a handler; the handler acks it with :meth:`Bus.ack`."""
 
@@ -89,6 +96,8 @@ class Bus:
         self.partitions = partitions
         self.dedup_ttl_seconds = dedup_ttl_seconds
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._pending: list[_Publish] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def partition(self, routing_key: str) -> int:
         """Stable across processes and restarts (unlike ``hash()``)."""
@@ -103,12 +112,53 @@ class Bus:
         """Append ``payload`` unless ``event_key`` was seen; True when it was appended.
 
         Returns only after Redis has the entry (ack-after-durable for webhooks).
+        Concurrent calls are group-committed: whatever arrives while one batch is on
+        the wire goes out as the next batch in one pipeline, so a burst of webhooks
+        costs a few round trips instead of one each, and every caller still waits for
+        the reply to its own script.
         """
-        added = await self._publish_once(
-            keys=[keys.seen(event_key), self.stream(family, routing_key)],
-            args=[self.dedup_ttl_seconds, payload],
-        )
-        return added is not None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        keys_ = (keys.seen(event_key), self.stream(family, routing_key))
+        self._pending.append(_Publish(keys_, payload, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._run_batch(batch)
+            except Exception as exc:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if item.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result is not None)
+
+    async def _run_batch(self, batch: list[_Publish], *, reload: bool = True) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in batch:
+                pipe.evalsha(
+                    self._publish_once.sha, 2, *item.keys, self.dedup_ttl_seconds, item.payload
+                )
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        failed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if failed and reload:
+            # A restarted Redis forgot the script (scripts are not persisted). Those
+            # calls did nothing, so loading the script and running just them again is
+            # safe; the calls that succeeded keep their results.
+            await self.redis.script_load(_PUBLISH_ONCE)
+            again = await self._run_batch([batch[i] for i in failed], reload=False)
+            for i, result in zip(failed, again, strict=True):
+                results[i] = result
+        return results
 
     def add(self, pipe: Pipeline, family: str, routing_key: str, payload: str) -> None:
         """Queue an XADD inside the caller's transaction (effects + ack together)."""
