@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Mapping
 
@@ -159,6 +160,18 @@ class App:
             loop_now = asyncio.get_running_loop().time()
             checks["pollers"] = all(loop_now - p.alive_at < grace + 30 for p in self.pollers)
         return checks
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated so far out of the garbage collector's sight.
+
+    aiogram and pydantic leave ~200k long-lived objects behind at import; every full
+    collection walked them all, stopping the loop for 200-300 ms every few seconds under
+    load (measured by bench/ingest.py: p99 166 ms → 15 ms with this). They live as long
+    as the process, so freezing them loses nothing.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _safe_url(url: str) -> str:

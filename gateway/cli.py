@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway import logging as gateway_logging
-from gateway.app import App
+from gateway.app import App, freeze_startup_heap
 from gateway.config import Settings, load_config
 from gateway.errors import ConfigError
 from gateway.web import make_web_app
@@ -43,6 +43,7 @@ async def serve(
     await site.start()
     try:
         await gateway.go_live(public_url)
+        freeze_startup_heap()
         log.info("gateway.listening", url=f"http://{host}:{port}")
         if on_ready is not None:
             await on_ready()
