@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway (not shipped in the wheel): ``python -m bench.ingest``."""
