@@ -14,6 +14,7 @@ from aiogram.enums import ContentType
 from aiogram.types import Message, Update
 from pydantic import ValidationError
 
+from adapters.telegram.fastpath import parse_private_text
 from gateway.errors import BadPayload
 from gateway.model import (
     AccountId,
@@ -97,6 +98,9 @@ def parse_update(
     payload: Mapping[str, Any], *, account: AccountId, bot_id: int, received_at: datetime
 ) -> list[InboundMessage]:
     """Normalise one update; ``[]`` for updates the gateway does not act on."""
+    fast = parse_private_text(payload, account=account, bot_id=bot_id, received_at=received_at)
+    if fast is not None:
+        return fast
     if not isinstance(payload, Mapping) or not isinstance(payload.get("update_id"), int):
         raise BadPayload(Channel.TELEGRAM, "an update is a JSON object with an integer update_id")
     try:
