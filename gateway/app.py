@@ -133,9 +133,11 @@ class App:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a task that swallowed its cancellation must not hang shutdown.
+            _, pending = await asyncio.wait(self._tasks, timeout=15)
+            for task in pending:
+                log.error("gateway.task_did_not_stop", task=task.get_name())
         self._tasks.clear()
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):

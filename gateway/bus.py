@@ -252,6 +252,8 @@ class Consumer:
         self.max_failures = max_failures
         self.max_backoff = max_backoff
         self._owned: dict[int, _Owned] = {}
+        self._draining: dict[int, _Owned] = {}
+        """Partitions being given back: finishing their current entry, lease still held."""
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.alive_at = 0.0
@@ -280,6 +282,9 @@ class Consumer:
             await self._release_all()
 
     async def _balance(self) -> None:
+        """One lease round. Never waits on a partition's work: a slow drain must not
+        delay the renewal of the other leases (they would expire and be taken while
+        still being served)."""
         now_ms = int(time.time() * 1000)
         members = keys.members(self.family)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -289,18 +294,38 @@ class Consumer:
             live = max(1, int((await pipe.execute())[2]))
         target = math.ceil(self.bus.partitions / live)
 
-        for p, owned in list(self._owned.items()):
-            if owned.task.done():
-                self._owned.pop(p)
-                await self._release(keys=[self._lease(p)], args=[self.name])
-                continue
-            held = await self._renew(keys=[self._lease(p)], args=[self.name, self.lease_ms])
+        # Renew everything we hold, served or draining, before anything else.
+        held_now = {**self._draining, **self._owned}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in held_now:
+                await self._renew(
+                    keys=[self._lease(p)], args=[self.name, self.lease_ms], client=pipe
+                )
+            renewed = dict(zip(held_now, await pipe.execute(), strict=True))
+        for p, held in renewed.items():
             if not held:
+                # Someone else owns it now (we were paused past the lease): stop at once.
                 log.warning("bus.lease_lost", family=self.family, partition=p)
-                await self._drop(p, graceful=False)
-        while len(self._owned) > target:  # another replica joined: give some back
-            await self._drop(max(self._owned), graceful=True)
-        free = [p for p in range(self.bus.partitions) if p not in self._owned]
+                owned = self._owned.pop(p, None) or self._draining.pop(p)
+                owned.stopping.set()
+                owned.task.cancel()
+        # Drained (or crashed) partitions: give their leases back.
+        for p, owned in [*self._draining.items(), *self._owned.items()]:
+            if owned.task.done():
+                self._draining.pop(p, None)
+                self._owned.pop(p, None)
+                await self._release(keys=[self._lease(p)], args=[self.name])
+        # Another replica joined: ask some partitions to finish their entry and stop.
+        while len(self._owned) > target:
+            p = max(self._owned)
+            owned = self._owned.pop(p)
+            owned.stopping.set()
+            self._draining[p] = owned
+        free = [
+            p
+            for p in range(self.bus.partitions)
+            if p not in self._owned and p not in self._draining
+        ]
         random.shuffle(free)
         for p in free:
             if len(self._owned) >= target:
@@ -312,26 +337,37 @@ class Consumer:
     def _lease(self, partition: int) -> str:
         return keys.lease(f"{self.family}:{partition}")
 
-    async def _drop(self, partition: int, *, graceful: bool) -> None:
-        owned = self._owned.pop(partition)
-        owned.stopping.set()
-        if not graceful:
-            owned.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(owned.task, timeout=self.lease_ms / 1000)
-        if graceful:
-            await self._release(keys=[self._lease(partition)], args=[self.name])
-
     async def _release_all(self) -> None:
-        for p in list(self._owned):
-            owned = self._owned.pop(p)
+        """Stop every partition and give back the leases of those that did stop.
+
+        Runs while ``run()`` is being cancelled, and may be cancelled again: the
+        release finishes anyway (bounded by Redis timeouts), then the cancellation
+        goes on. A partition whose task did not stop keeps its lease until it expires,
+        so nobody else serves it while it may still be working.
+        """
+        every = {**self._draining, **self._owned}
+        self._owned.clear()
+        self._draining.clear()
+        for owned in every.values():
             owned.stopping.set()
             owned.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await owned.task
-            with contextlib.suppress(*RETRYABLE):
-                await self._release(keys=[self._lease(p)], args=[self.name])
+        release = asyncio.ensure_future(self._release_stopped(every))
+        cancelled = False
+        while not release.done():
+            try:
+                await asyncio.shield(release)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _release_stopped(self, every: dict[int, _Owned]) -> None:
+        if every:
+            await asyncio.wait([o.task for o in every.values()], timeout=self.lease_ms / 1000)
         with contextlib.suppress(*RETRYABLE):
+            for p, owned in every.items():
+                if owned.task.done():
+                    await self._release(keys=[self._lease(p)], args=[self.name])
             await self.redis.zrem(keys.members(self.family), self.name)
 
     async def _serve(self, partition: int, stopping: asyncio.Event) -> None:
