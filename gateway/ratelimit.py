@@ -32,7 +32,8 @@ for i, key in ipairs(KEYS) do
   -- whole milliseconds: SET PX takes integers, and Lua prints big floats in e-notation
   tats[i] = math.ceil(tat + interval)
 end
-if wait > 0 then return wait end
+-- ceil: Redis truncates a Lua number reply, and 0.4 ms of wait must not read as "go"
+if wait > 0 then return math.ceil(wait) end
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, tats[i], 'PX', tats[i] - now + 1000)
 end
@@ -41,10 +42,12 @@ return 0
 _PENALIZE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = now + math.ceil(tonumber(ARGV[1]))
+-- The bucket's tolerance is added: a bucket with a burst would otherwise let that
+-- burst through right away, before the platform's retry_after is over.
+local until_ = now + math.ceil(tonumber(ARGV[1])) + math.ceil(tonumber(ARGV[2]))
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < until_ then redis.call('SET', KEYS[1], until_, 'PX', until_ - now + 1000) end
-return until_ - now
+return 0
 """
 
 
@@ -87,4 +90,5 @@ class Limiter:
 
     async def penalize(self, bucket: Bucket, seconds: float) -> None:
         """The platform said "retry after": nobody sends through ``bucket`` before then."""
-        await self._penalize(keys=[keys.rate(bucket.name)], args=[int(seconds * 1000)])
+        tolerance = bucket.interval_ms * (bucket.burst - 1)
+        await self._penalize(keys=[keys.rate(bucket.name)], args=[int(seconds * 1000), tolerance])

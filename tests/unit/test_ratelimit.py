@@ -1,0 +1,161 @@
+"""GCRA token buckets in Redis. Timing asserts are mostly lower bounds (slow CI machines)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.ratelimit import Bucket, Limiter
+from gateway.store import keys
+from gateway.store.redis import Redis
+
+
+@pytest.fixture
+def limiter(redis: Redis) -> Limiter:
+    return Limiter(redis)
+
+
+async def tat(redis: Redis, bucket: str) -> bytes:
+    """The bucket's stored theoretical arrival time (ms), as Redis holds it."""
+    value = await redis.get(keys.rate(bucket))
+    assert isinstance(value, bytes)
+    return value
+
+
+async def redis_ms(redis: Redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def test_bucket_constructors() -> None:
+    assert Bucket.per_second("a", 20) == Bucket("a", 50.0, 1)
+    assert Bucket.per_minute("b", 20, burst=3) == Bucket("b", 3000.0, 3)
+
+
+async def test_burst_one_spaces_acquisitions(limiter: Limiter) -> None:
+    bucket = Bucket.per_second("x", 20, burst=1)  # one per 50 ms
+    start = time.monotonic()
+    waited = [await limiter.acquire([bucket]) for _ in range(10)]
+    elapsed = time.monotonic() - start
+    assert waited[0] == 0.0
+    assert all(w > 0 for w in waited[1:])
+    assert elapsed >= 0.44  # 9 intervals of 50 ms (Redis time has 1 ms resolution)
+    assert sum(waited) >= 0.44
+    assert elapsed < 5  # sanity, generous
+
+
+async def test_burst_allows_that_many_at_once(limiter: Limiter) -> None:
+    bucket = Bucket.per_second("x", 20, burst=5)
+    start = time.monotonic()
+    for _ in range(5):
+        assert await limiter.acquire([bucket]) == 0.0
+    assert time.monotonic() - start < 0.5
+    assert await limiter.acquire([bucket]) > 0  # the 6th waits
+
+
+async def test_buckets_are_independent(limiter: Limiter) -> None:
+    await limiter.acquire([Bucket.per_second("one", 1)])
+    start = time.monotonic()
+    assert await limiter.acquire([Bucket.per_second("two", 1)]) == 0.0
+    assert time.monotonic() - start < 0.5
+
+
+async def test_two_buckets_are_taken_together_or_not_at_all(limiter: Limiter, redis: Redis) -> None:
+    slow = Bucket.per_second("slow", 2)  # 500 ms interval
+    fast = Bucket.per_second("fast", 100)
+    await limiter.acquire([slow])  # exhaust `slow`
+    slow_tat = await tat(redis, "slow")
+
+    both = asyncio.create_task(limiter.acquire([slow, fast]))
+    await asyncio.sleep(0.25)
+    assert not both.done()
+    # While waiting for `slow`, no token was taken from `fast`, nor another from `slow`.
+    assert await redis.get(keys.rate("fast")) is None
+    assert await redis.get(keys.rate("slow")) == slow_tat
+
+    waited = await asyncio.wait_for(both, 5)
+    assert waited >= 0.2
+    assert await redis.get(keys.rate("fast")) is not None
+    assert int(await tat(redis, "slow")) > int(slow_tat)
+
+
+async def test_penalize_delays_the_next_acquire(limiter: Limiter) -> None:
+    bucket = Bucket.per_second("chat", 20)
+    await limiter.penalize(bucket, 0.3)
+    start = time.monotonic()
+    waited = await limiter.acquire([bucket])
+    assert time.monotonic() - start >= 0.28
+    assert waited >= 0.28
+
+
+async def test_penalize_never_shortens_an_existing_wait(limiter: Limiter, redis: Redis) -> None:
+    bucket = Bucket.per_second("chat", 20)
+    await limiter.penalize(bucket, 1.0)
+    tat = await redis.get(keys.rate("chat"))
+    await limiter.penalize(bucket, 0.1)
+    assert await redis.get(keys.rate("chat")) == tat
+    assert 800 <= await redis.pttl(keys.rate("chat")) <= 2100
+
+
+async def test_penalize_holds_for_buckets_with_a_burst(limiter: Limiter) -> None:
+    # The shape of a private-chat bucket: 1/s with a burst of 3 (adapters/telegram).
+    bucket = Bucket.per_second("private", 1, burst=3)
+    await limiter.penalize(bucket, 1.0)  # Telegram said: retry after 1 s
+    start = time.monotonic()
+    await limiter.acquire([bucket])
+    assert time.monotonic() - start >= 0.9
+
+
+async def test_fractional_interval_is_accepted(limiter: Limiter, redis: Redis) -> None:
+    # 30/s is the default bot-wide Telegram limit: a 33.33 ms interval.
+    bucket = Bucket.per_second("bot", 30)
+    start = time.monotonic()
+    for _ in range(4):
+        await limiter.acquire([bucket])
+    assert time.monotonic() - start >= 0.09
+    assert (await tat(redis, "bot")).isdigit()  # whole milliseconds
+
+
+async def test_a_sub_millisecond_wait_is_not_a_free_pass(limiter: Limiter, redis: Redis) -> None:
+    # interval 333.33 ms, burst 2: tolerance 333.33 ms. After a 334 ms penalty the bucket
+    # is 0.67 ms over its tolerance. Both scripts run back to back in one MULTI (same
+    # Redis millisecond, almost always); repeat a few times in case a ms boundary falls
+    # between them.
+    bucket = Bucket.per_second("chat", 3, burst=2)
+    args = [bucket.interval_ms, bucket.interval_ms * (bucket.burst - 1)]
+    key = keys.rate(bucket.name)
+    free_passes = 0
+    for _ in range(20):
+        await redis.delete(key)
+        async with redis.pipeline(transaction=True) as pipe:
+            await limiter._penalize(keys=[key], args=[334, 0], client=pipe)
+            pipe.get(key)
+            await limiter._take(keys=[key], args=args, client=pipe)
+            pipe.get(key)
+            _, before, wait, after = await pipe.execute()
+        if not wait and after == before:
+            free_passes += 1  # "taken" (0) but the TAT did not move
+    assert free_passes == 0
+
+
+async def test_disabled_limiter_never_waits(redis: Redis) -> None:
+    limiter = Limiter(redis, enabled=False)
+    bucket = Bucket.per_minute("x", 1)
+    start = time.monotonic()
+    for _ in range(50):
+        assert await limiter.acquire([bucket]) == 0.0
+    assert time.monotonic() - start < 1.0
+    assert await redis.get(keys.rate("x")) is None  # not even counted
+
+
+async def test_no_buckets_never_waits(limiter: Limiter) -> None:
+    assert await limiter.acquire([]) == 0.0
+
+
+async def test_rate_keys_expire_when_idle(limiter: Limiter, redis: Redis) -> None:
+    await limiter.acquire([Bucket.per_second("x", 20)])
+    ttl = await redis.pttl(keys.rate("x"))
+    assert 0 < ttl <= 1100
+    assert int(await tat(redis, "x")) >= await redis_ms(redis)
