@@ -101,7 +101,7 @@ def parse_update(
     fast = parse_private_text(payload, account=account, bot_id=bot_id, received_at=received_at)
     if fast is not None:
         return fast
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("update_id"), int):
+    if not isinstance(payload, Mapping) or type(payload.get("update_id")) is not int:
         raise BadPayload(Channel.TELEGRAM, "an update is a JSON object with an integer update_id")
     try:
         update = Update.model_validate(payload)
@@ -125,9 +125,13 @@ def parse_update(
         is_bot=user.is_bot,
     )
     reply = message.reply_to_message
-    # A message in a topic "replies" to the topic's creation message even when the user
-    # did not quote anything; that is not a reply (Bot API: is_topic_message).
-    quoted = reply is not None and reply.message_id != message.message_thread_id
+    # A message in a forum topic "replies" to the topic's creation message even when the
+    # user quoted nothing; that is not a reply. Outside topics message_thread_id names the
+    # replied-to thread, so the check applies to topic messages only (Bot API:
+    # Message.is_topic_message).
+    quoted = reply is not None and not (
+        message.is_topic_message and reply.message_id == message.message_thread_id
+    )
     return [
         InboundMessage(
             key=event_key(bot_id, message),

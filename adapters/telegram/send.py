@@ -17,7 +17,11 @@ File = str | BufferedInputFile
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries; never lose a character."""
+    """Split at paragraph, then line, then word boundaries.
+
+    Whitespace at a cut is dropped and no chunk is blank (Telegram rejects an empty
+    text); every other character is kept, in order.
+    """
     chunks: list[str] = []
     rest = text
     while len(rest) > limit:
@@ -28,9 +32,10 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
                 break
         if cut <= 0:
             cut = limit
-        chunks.append(rest[:cut])
-        rest = rest[cut:].lstrip("\n") if rest[cut : cut + 1] == "\n" else rest[cut:]
-    if rest or not chunks:
+        if rest[:cut].strip():
+            chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest.strip() or not chunks:
         chunks.append(rest)
     return chunks
 
