@@ -15,7 +15,8 @@ from typing import Any
 
 import structlog
 
-_TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
+# A bot token, also inside a Bot API URL (".../bot123456:AAH.../sendMessage").
+_TOKEN_SHAPE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{20,}")
 REDACTED = "***"
 
 
@@ -34,14 +35,23 @@ class Redactor:
             text = self._secrets.sub(REDACTED, text)
         return _TOKEN_SHAPE.sub(REDACTED, text)
 
+    def scrub(self, value: Any) -> Any:
+        """``value`` with secrets removed from every string in it, containers included."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, BaseException):
+            return self.redact(repr(value))
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set):
+            return type(value)(self.scrub(v) for v in value)
+        return value
+
     def __call__(
         self, _: Any, __: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.redact(value)
-            elif isinstance(value, BaseException):
-                event[key] = self.redact(repr(value))
+            event[key] = self.scrub(value)
         return event
 
 

@@ -20,9 +20,11 @@ class Command:
 
 def parse_command(text: str, bot_username: str | None = None) -> Command | None:
     """``/name@bot args`` → Command; ``None`` if the text is not a command."""
-    if not text.startswith("/") or text.startswith("//"):
+    if not text.startswith("/") or text.startswith("//") or text[1:2].isspace():
         return None
-    head, _, args = text[1:].partition(" ")
+    # The command ends at the first whitespace, a newline included ("/id\nmore").
+    head, *rest = text[1:].split(maxsplit=1) or [""]
+    args = rest[0] if rest else ""
     name, _, target = head.partition("@")
     if target and bot_username and target.lower() != bot_username.lower():
         return None  # addressed to another bot in the group
