@@ -1,0 +1,237 @@
+"""The business-process rule under any interleaving of messages, replies, commands
+and midnights (hypothesis), plus the rule's exact cases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import process as bp
+from gateway.process import Process, RuleError, Sla, Status
+
+SLA = Sla(
+    first_response=timedelta(minutes=15),
+    next_response=timedelta(minutes=30),
+    auto_close_after=timedelta(minutes=60),
+)
+START = datetime(2026, 3, 7, 20, 0, tzinfo=UTC)  # a DST change lies ahead in New York
+
+
+class Numbers:
+    def __init__(self) -> None:
+        self.per_day: Counter[date] = Counter()
+
+    def __call__(self, day: date) -> str:
+        self.per_day[day] += 1
+        return f"BP-{day:%Y%m%d}-{self.per_day[day]:04d}"
+
+
+actions = st.lists(
+    st.tuples(
+        st.sampled_from(["in", "in", "in", "reply", "take", "transfer", "close", "reopen", "auto"]),
+        st.integers(min_value=0, max_value=30 * 3600),  # seconds to wait before it
+        st.sampled_from(["anna", "boris"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(actions=actions, zone_name=st.sampled_from(["Europe/Moscow", "America/New_York"]))
+def test_invariants_hold_for_any_interleaving(
+    actions: list[tuple[str, int, str]], zone_name: str
+) -> None:
+    zone = ZoneInfo(zone_name)
+    numbers = Numbers()
+    current: Process | None = None
+    archive: list[Process] = []
+    at = START
+    for action, wait, operator in actions:
+        at += timedelta(seconds=wait)
+        before = current
+        try:
+            transition = _apply(action, current, at, operator, zone, numbers)
+        except RuleError:
+            continue
+        if transition is None:
+            continue
+        if transition.archived is not None:
+            archive.append(transition.archived)
+        current = transition.process
+        _check_step(action, before, transition, at, zone)
+    if current is not None:
+        _check_history([*archive, current], zone)
+
+
+def _apply(
+    action: str,
+    current: Process | None,
+    at: datetime,
+    operator: str,
+    zone: ZoneInfo,
+    numbers: Numbers,
+) -> bp.Transition | None:
+    match action:
+        case "in":
+            return bp.inbound(current, at, zone=zone, sla=SLA, number_for=numbers)
+        case "reply":
+            return bp.reply(current, at, operator)
+        case "take":
+            return bp.take(current, at, operator)
+        case "transfer":
+            return bp.transfer(current, at, operator, "sales")
+        case "close":
+            return bp.close(current, at, operator, "done")
+        case "reopen":
+            return bp.reopen(current, at, operator, zone=zone)
+        case _:
+            return bp.auto_close(current, at, SLA)
+
+
+def _check_step(
+    action: str, before: Process | None, t: bp.Transition, at: datetime, zone: ZoneInfo
+) -> None:
+    after = t.process
+    task = after.task
+    # Never two open tasks: in a process only the last may be open...
+    assert all(not x.is_open for x in after.tasks[:-1])
+    # ...and a replaced process has nothing open.
+    if t.archived is not None:
+        assert not t.archived.task.is_open
+    if action != "in":
+        # Only a customer's message moves a deadline or opens anything.
+        assert before is not None and after.number == before.number
+        assert len(after.tasks) == len(before.tasks)
+        assert task.respond_by == before.task.respond_by
+        return
+    day = bp.local_day(at, zone)
+    assert after.day == day
+    if before is None or before.day != day:
+        assert after.number != (before.number if before else None)
+        assert len(after.tasks) == 1
+        old = before.task if before is not None else None
+        if old is not None and old.is_open:
+            closed = t.archived.task if t.archived else None
+            assert closed is not None and closed.close_reason == bp.CARRIED_OVER
+            assert closed.continued_in == after.number
+            if old.awaiting_reply:
+                assert task.respond_by == old.respond_by  # midnight never resets the clock
+            else:
+                assert task.respond_by == at + SLA.first_response
+        else:
+            assert task.respond_by == at + SLA.first_response
+    else:
+        old = before.task
+        assert after.number == before.number  # never a second process the same day
+        if not old.is_open:
+            assert len(after.tasks) == len(before.tasks) + 1
+            assert task.respond_by == at + SLA.first_response and task.status is Status.NEW
+        elif old.awaiting_reply:
+            assert task.respond_by == old.respond_by  # a chatty customer cannot push it
+        else:
+            assert task.respond_by == at + SLA.next_response
+    assert task.awaiting_reply and task.is_open
+
+
+def _check_history(processes: list[Process], zone: ZoneInfo) -> None:
+    days = [p.day for p in processes]
+    assert days == sorted(days) and len(set(days)) == len(days)  # ≤ 1 process a day
+    assert len({p.number for p in processes}) == len(processes)
+    for p in processes:
+        assert [t.number for t in p.tasks] == list(range(1, len(p.tasks) + 1))
+    open_tasks = [t for p in processes for t in p.tasks if t.is_open]
+    assert len(open_tasks) <= 1
+
+
+# The rule's cases, spelled out --------------------------------------------------------
+
+MSK = ZoneInfo("Europe/Moscow")
+
+
+def _msk(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=MSK)
+
+
+def test_first_message_opens_process_and_task() -> None:
+    t = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers())
+    assert t.process.number == "BP-20261123-0001"
+    assert t.process.task.status is Status.NEW
+    assert t.process.task.respond_by == _msk(23, 10, 15)
+    assert [e.type for e in t.events] == ["process.opened", "task.opened"]
+
+
+def test_chatty_customer_cannot_move_the_deadline_but_an_answered_task_restarts_it() -> None:
+    numbers = Numbers()
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=numbers).process
+    p = bp.inbound(p, _msk(23, 10, 10), zone=MSK, sla=SLA, number_for=numbers).process
+    assert p.task.respond_by == _msk(23, 10, 15)
+    p = bp.reply(p, _msk(23, 10, 12), "anna").process
+    assert p.task.status is Status.IN_WORK and p.task.responsible == "anna"
+    p = bp.inbound(p, _msk(23, 11), zone=MSK, sla=SLA, number_for=numbers).process
+    assert p.task.respond_by == _msk(23, 11, 30)
+
+
+def test_closed_task_then_new_message_opens_a_new_task_in_the_same_process() -> None:
+    numbers = Numbers()
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=numbers).process
+    p = bp.close(p, _msk(23, 10, 5), "anna", None).process
+    t = bp.inbound(p, _msk(23, 12), zone=MSK, sla=SLA, number_for=numbers)
+    assert t.process.number == p.number and len(t.process.tasks) == 2
+    assert t.process.task.respond_by == _msk(23, 12, 15)
+
+
+def test_midnight_carries_an_open_task_over_and_keeps_its_deadline() -> None:
+    numbers = Numbers()
+    p = bp.inbound(None, _msk(23, 23, 55), zone=MSK, sla=SLA, number_for=numbers).process
+    t = bp.inbound(p, _msk(24, 0, 5), zone=MSK, sla=SLA, number_for=numbers)
+    assert t.process.number == "BP-20261124-0001"
+    assert t.process.task.respond_by == _msk(24, 0, 10)  # yesterday's deadline
+    assert t.archived is not None
+    assert t.archived.task.close_reason == "carried_over"
+    assert t.archived.task.continued_in == "BP-20261124-0001"
+    assert [e.type for e in t.events] == ["task.closed", "process.opened", "task.opened"]
+
+
+def test_close_reasons_are_enforced() -> None:
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers()).process
+    with pytest.raises(RuleError, match="reason is required"):
+        bp.close(p, _msk(23, 11), "anna", None, reasons=("sold", "spam"), require_reason=True)
+    with pytest.raises(RuleError, match="Unknown reason"):
+        bp.close(p, _msk(23, 11), "anna", "bored", reasons=("sold", "spam"))
+    closed = bp.close(p, _msk(23, 11), "anna", "sold", reasons=("sold", "spam")).process
+    assert closed.task.close_reason == "sold"
+    with pytest.raises(RuleError, match="no open task"):
+        bp.close(closed, _msk(23, 12), "anna", "sold")
+
+
+def test_auto_close_after_silence_following_a_reply() -> None:
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers()).process
+    assert bp.auto_close_due(p, SLA) is None  # nobody answered yet
+    p = bp.reply(p, _msk(23, 10, 5), "anna").process
+    assert bp.auto_close_due(p, SLA) == _msk(23, 11, 5)
+    assert bp.auto_close(p, _msk(23, 11), SLA) is None
+    done = bp.auto_close(p, _msk(23, 11, 5), SLA)
+    assert done is not None and done.process.task.close_reason == "auto"
+
+
+def test_transfer_and_take() -> None:
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers()).process
+    p = bp.take(p, _msk(23, 10, 1), "anna").process
+    with pytest.raises(RuleError, match="already have"):
+        bp.take(p, _msk(23, 10, 2), "anna")
+    p = bp.transfer(p, _msk(23, 10, 3), "anna", "boris").process
+    assert p.task.status is Status.RETURNED and p.task.transferred_to == "boris"
+    p = bp.take(p, _msk(23, 10, 4), "boris").process
+    assert p.task.status is Status.IN_WORK and p.task.responsible == "boris"
+
+
+def test_overdue() -> None:
+    p = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers()).process
+    assert not bp.overdue(p, _msk(23, 10, 15))
+    assert bp.overdue(p, _msk(23, 10, 16))
+    assert not bp.overdue(bp.reply(p, _msk(23, 10, 16), "anna").process, _msk(23, 11))
