@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import structlog
 
@@ -27,6 +28,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import Limiter
 from gateway.store import keys
+from gateway.store.processes import ProcessStore
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
 from gateway.store.topics import Topics
 
@@ -40,8 +42,11 @@ def build_adapters(settings: Settings) -> tuple[StaffAdapter, dict[str, Adapter]
 
 
 class App:
-    def __init__(self, settings: Settings, *, workers: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, workers: bool = True, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
+        self.clock: Clock = clock or _utc_now
         self.run_workers = workers
         self.metrics = Metrics()
         self.name = consumer_name()
@@ -84,10 +89,11 @@ class App:
         )
         for family in keys.FAMILIES:
             await self.bus.ensure_groups(family)
-        self.ingest = Ingest(self.bus, self.metrics)
+        self.ingest = Ingest(self.bus, self.metrics, clock=self.clock)
         contacts = Contacts(self.redis)
         topics = Topics(self.redis, settings.staff.chat_id)
-        self.pipeline = Pipeline(settings, self.bus, contacts, topics)
+        self.processes = ProcessStore(self.redis, settings)
+        self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
         self.delivery = Delivery(
             settings,
             self.bus,
@@ -162,6 +168,14 @@ class App:
             loop_now = asyncio.get_running_loop().time()
             checks["pollers"] = all(loop_now - p.alive_at < grace + 30 for p in self.pollers)
         return checks
+
+
+Clock = Callable[[], datetime]
+"""The time source; tests and the simulator pass a controllable one."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def freeze_startup_heap() -> None:

@@ -113,6 +113,31 @@ class DeliverySettings(_Section):
     request_timeout_seconds: float = Field(30.0, ge=1)
 
 
+class SlaSettings(_Section):
+    first_response_minutes: float = Field(15, gt=0)
+    """A new task must be answered within this time of the customer's message."""
+    next_response_minutes: float = Field(30, gt=0)
+    """After an operator answered, the customer's next message restarts the clock with this."""
+
+
+class ProcessSettings(_Section):
+    number_format: str = "BP-{date:%Y%m%d}-{n:04d}"
+    """Business-process numbers: ``{date}`` the local day, ``{n}`` the counter of that day."""
+    auto_close_after_minutes: float = Field(60, ge=0)
+    """Close a task answered by an operator after this much customer silence; 0 = never."""
+
+    @field_validator("number_format")
+    @classmethod
+    def _formats(cls, value: str) -> str:
+        import datetime as dt
+
+        try:
+            value.format(date=dt.date(2026, 1, 31), n=7)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"not a valid format with {{date}} and {{n}}: {exc}") from None
+        return value
+
+
 class Operator(_Section):
     id: int
     name: str = Field(min_length=1)
@@ -178,6 +203,8 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     bus: BusSettings = BusSettings()
     delivery: DeliverySettings = DeliverySettings()
+    processes: ProcessSettings = ProcessSettings()
+    sla: SlaSettings = SlaSettings()
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,9 +33,12 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 
 
 class Ingest:
-    def __init__(self, bus: Bus, metrics: Metrics) -> None:
+    def __init__(
+        self, bus: Bus, metrics: Metrics, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.bus = bus
         self.metrics = metrics
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     async def accept(self, adapter: Adapter, payload: Mapping[str, Any]) -> int:
         """Parse and durably enqueue; returns how many new events were stored.
@@ -43,7 +46,7 @@ class Ingest:
         Raises ``BadPayload`` (nothing stored) or a Redis error (answer 5xx: retry).
         """
         try:
-            messages = adapter.parse(payload, datetime.now(UTC))
+            messages = adapter.parse(payload, self.clock())
         except BadPayload:
             self.metrics.inbound.labels(adapter.channel.value, adapter.account, "rejected").inc()
             raise

@@ -9,10 +9,12 @@ same entry twice (after a crash) queues the same job, which delivery sends once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio.client import Pipeline as RedisPipeline
 
+from gateway import process as bp
 from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
@@ -26,9 +28,11 @@ from gateway.model import (
     MessageId,
     TopicId,
 )
+from gateway.process import NumberFor, Process, Transition
 from gateway.staff.commands import HELP, parse_command
 from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
+from gateway.store.processes import ProcessStore
 from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -42,8 +46,16 @@ def routing_key(message: InboundMessage) -> str:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, bus: Bus, contacts: Contacts, topics: Topics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        contacts: Contacts,
+        topics: Topics,
+        processes: ProcessStore,
+    ) -> None:
         self.settings = settings
+        self.processes = processes
         self.bus = bus
         self.redis = bus.redis
         self.contacts = contacts
@@ -63,12 +75,19 @@ class Pipeline:
             await self._from_customer(message, entry)
 
     async def _commit(self, entry: Entry, family: str | None, job: _Job | None) -> None:
+        await self.bus.commit(self._effects(entry, family, job))
+
+    def _effects(
+        self, entry: Entry, family: str | None, job: _Job | None
+    ) -> Callable[[RedisPipeline], None]:
+        """Queue ``job`` (if any) and acknowledge ``entry``, inside a transaction."""
+
         def build(pipe: RedisPipeline) -> None:
             if family is not None and job is not None:
                 self.bus.add(pipe, family, job.contact_id, job.model_dump_json())
             self.bus.ack(pipe, entry)
 
-        await self.bus.commit(build)
+        return build
 
     async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
         if message.group_chat or message.sender.is_bot:
@@ -78,13 +97,24 @@ class Pipeline:
             return
         contact, created = await self.contacts.resolve(message.sender, message.received_at)
         structlog.contextvars.bind_contextvars(contact_id=contact.id)
-        job: _Job
         if message.edited:
-            job = StaffEdit(out_id=f"edit:{message.key}", contact_id=contact.id, message=message)
-        else:
-            job = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
-        await self._commit(entry, keys.STAFF_OUT, job)
-        log.info("inbound.accepted", kind=message.content.kind, new_contact=created)
+            # An edit is not a new message: the business process does not move.
+            edit = StaffEdit(out_id=f"edit:{message.key}", contact_id=contact.id, message=message)
+            await self._commit(entry, keys.STAFF_OUT, edit)
+            return
+        post = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
+        at, store = message.received_at, self.processes
+        transition = await store.apply(
+            contact.id,
+            at,
+            lambda current, number_for: bp.inbound(
+                current, at, zone=store.zone, sla=store.sla, number_for=number_for
+            ),
+            self._effects(entry, keys.STAFF_OUT, post),
+            once=message.key,
+        )
+        number = transition.process.number if transition else None
+        log.info("inbound.accepted", kind=message.content.kind, new_contact=created, process=number)
 
     async def _from_staff(self, message: InboundMessage, entry: Entry) -> None:
         sender = message.sender
@@ -161,5 +191,19 @@ class Pipeline:
             operator_id=message.sender.user_id,
             created_at=time.time(),
         )
-        await self._commit(entry, keys.CUSTOMER_OUT, job)
+        at, operator = message.received_at, message.sender.user_id
+
+        def answered(current: Process | None, _: NumberFor) -> Transition | None:
+            try:
+                return bp.reply(current, at, operator)
+            except bp.RuleError:
+                return None  # no open task (e.g. closed): the reply still goes out
+
+        await self.processes.apply(
+            contact_id,
+            at,
+            answered,
+            self._effects(entry, keys.CUSTOMER_OUT, job),
+            once=message.key,
+        )
         log.info("staff.reply_queued", kind=message.content.kind)

@@ -162,20 +162,21 @@ StartGateway = Callable[..., Awaitable[Running]]
 async def start_gateway(
     world: World, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[StartGateway]:
-    """``await start_gateway(mode="webhook", workers=True, **config_overrides)``."""
+    """``await start_gateway(mode="webhook", workers=True, tweak=None, clock=None)``."""
     started: list[Running] = []
 
     async def start(
         mode: str = "webhook",
         workers: bool = True,
         tweak: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], Any] | None = None,
     ) -> Running:
         data = config_dict(world.emulator.base_url, redis_url, mode)
         data["data_dir"] = str(tmp_path / "data")
         if tweak is not None:
             tweak(data)
         settings = parse_config(yaml.safe_dump(data))
-        gateway = App(settings, workers=workers)
+        gateway = App(settings, workers=workers, clock=clock)
         runner = web.AppRunner(make_web_app(gateway), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -44,6 +44,11 @@ def done(out_id: str) -> str:
     return f"{PREFIX}:done:{out_id}"
 
 
+def applied(event_key: str) -> str:
+    """An inbound event's business-process step is stored (same TTL as ``seen``)."""
+    return f"{PREFIX}:applied:{event_key}"
+
+
 # Leases ---------------------------------------------------------------------------------
 # Ownership of a partition or a poller by one worker (TTL: bus.lease_seconds, renewed
 # at a third of it). ``members`` is a sorted set of live workers scored by expiry.
@@ -94,3 +99,35 @@ def message(account: str, chat_id: str, message_id: str) -> str:
 # GCRA state per destination ("theoretical arrival time", ms); expires when idle.
 def rate(bucket: str) -> str:
     return f"{PREFIX}:rate:{bucket}"
+
+
+# Business processes ------------------------------------------------------------------------
+# The contact's current process (JSON; permanent), older ones newest-first (a list,
+# trimmed to PROCESS_ARCHIVE_LIMIT), and the per-day numbering counter (TTL 3 days: only
+# today's is ever incremented).
+PROCESS_ARCHIVE_LIMIT = 1000
+PROCESS_SEQ_TTL = timedelta(days=3)
+
+
+def process(contact_id: str) -> str:
+    return f"{PREFIX}:process:{contact_id}"
+
+
+def process_archive(contact_id: str) -> str:
+    return f"{PREFIX}:processes:{contact_id}"
+
+
+def process_seq(day: str) -> str:
+    return f"{PREFIX}:seq:process:{day}"
+
+
+def process_number(contact_id: str, day: str) -> str:
+    """The number reserved for a contact's process of a day (TTL: PROCESS_SEQ_TTL)."""
+    return f"{PREFIX}:process-number:{contact_id}:{day}"
+
+
+# Events ------------------------------------------------------------------------------------
+# Every business-process change, for integrations (CRM webhooks read it with their own
+# consumer group). Capped at about EVENTS_MAXLEN entries (approximate trimming).
+EVENTS = f"{PREFIX}:events"
+EVENTS_MAXLEN = 1_000_000

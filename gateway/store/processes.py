@@ -1,0 +1,171 @@
+"""Business processes in Redis: the contact's current process, its archive, numbering,
+and the events stream — changed atomically with whatever else a step must store.
+
+A step reads the contact's process under WATCH, runs the pure rule
+(:mod:`gateway.process`), and commits the new state, the archived process, the events
+*and the caller's own effects* (an outbound job, the inbound entry's ack) in one
+MULTI/EXEC. A customer's message and an operator's command for the same contact are
+handled by different partitions, so they can race; WATCH makes the loser start over
+from the winner's state, so two steps can never open two processes or two tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+
+import structlog
+from pydantic import TypeAdapter
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from gateway import process as bp
+from gateway.config import Settings
+from gateway.process import Process, Sla, Transition
+from gateway.store import keys
+from gateway.store.redis import Redis
+
+log = structlog.get_logger(__name__)
+PROCESS: TypeAdapter[Process] = TypeAdapter(Process)
+MAX_ATTEMPTS = 20
+
+# KEYS[1] the contact's reservation for the day, KEYS[2] the day's counter.
+_RESERVE = """
+local n = redis.call('GET', KEYS[1])
+if not n then
+  n = redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[1], n, 'EX', ARGV[1])
+end
+return tonumber(n)
+"""
+
+Step = Callable[[Process | None, bp.NumberFor], Transition | None]
+"""The rule to apply: current process (or None) and a numbering function → transition,
+or None when the step changes nothing (the caller's effects are still stored)."""
+Effects = Callable[[Pipeline], None]
+
+
+class ProcessStore:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self._reserve = redis.register_script(_RESERVE)
+        self.once_ttl = settings.bus.dedup_ttl_days * 86400
+        self.zone = settings.zone
+        self.number_format = settings.processes.number_format
+        auto = settings.processes.auto_close_after_minutes
+        self.sla = Sla(
+            first_response=_minutes(settings.sla.first_response_minutes),
+            next_response=_minutes(settings.sla.next_response_minutes),
+            auto_close_after=_minutes(auto) if auto else None,
+        )
+
+    async def current(self, contact_id: str) -> Process | None:
+        raw = await self.redis.get(keys.process(contact_id))
+        return PROCESS.validate_json(raw) if raw is not None else None
+
+    async def archive(self, contact_id: str, limit: int = 50) -> list[Process]:
+        """Older processes, newest first."""
+        raws = await self.redis.lrange(keys.process_archive(contact_id), 0, limit - 1)
+        return [PROCESS.validate_json(raw) for raw in raws]
+
+    async def apply(
+        self,
+        contact_id: str,
+        at: datetime,
+        step: Step,
+        effects: Effects | None = None,
+        *,
+        once: str | None = None,
+    ) -> Transition | None:
+        """Run ``step`` on the contact's process and commit it with ``effects``.
+
+        ``once`` is the causing event's key: an event handled again (its entry was
+        redelivered after the commit's reply was lost) does not apply the rule twice —
+        a second customer message must not open a second task — but its effects are
+        stored again (they are idempotent).
+        """
+        key = keys.process(contact_id)
+        marker = keys.applied(once) if once is not None else None
+        for attempt in range(MAX_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key, *([marker] if marker else []))
+                    if marker is not None and await pipe.exists(marker):
+                        transition = None
+                    else:
+                        raw = await pipe.get(key)
+                        current = PROCESS.validate_json(raw) if raw is not None else None
+                        number_for = await self._numbering(contact_id, current, at)
+                        transition = step(current, number_for)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if transition is not None:
+                        self._store(pipe, contact_id, transition)
+                    if marker is not None:
+                        pipe.set(marker, 1, ex=self.once_ttl)
+                    if effects is not None:
+                        effects(pipe)
+                    await pipe.execute()
+                    return transition
+                except WatchError:
+                    log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
+            # Jittered backoff, so racers do not collide again in lockstep.
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
+        raise RuntimeError(f"contact {contact_id}: process update kept racing")
+
+    async def _numbering(
+        self, contact_id: str, current: Process | None, at: datetime
+    ) -> bp.NumberFor:
+        """A numbering function; a number is reserved only if a new day begins.
+
+        The reservation is per contact and day (a contact opens at most one process a
+        day), so a step that loses a race and runs again gets the same number: racing
+        leaves no gaps in the day's numbering.
+        """
+        day = bp.local_day(at, self.zone)
+        if current is not None and current.day == day:
+            return _no_new_number
+        stamp = day.strftime("%Y%m%d")
+        n = await self._reserve(
+            keys=[keys.process_number(contact_id, stamp), keys.process_seq(stamp)],
+            args=[int(keys.PROCESS_SEQ_TTL.total_seconds())],
+        )
+        number = self.number_format.format(date=day, n=int(n))
+
+        def number_for(_: date) -> str:
+            return number
+
+        return number_for
+
+    def _store(self, pipe: Pipeline, contact_id: str, transition: Transition) -> None:
+        pipe.set(keys.process(contact_id), PROCESS.dump_json(transition.process))
+        if transition.archived is not None:
+            archive = keys.process_archive(contact_id)
+            pipe.lpush(archive, PROCESS.dump_json(transition.archived))
+            pipe.ltrim(archive, 0, keys.PROCESS_ARCHIVE_LIMIT - 1)
+        for event in transition.events:
+            pipe.xadd(
+                keys.EVENTS,
+                {
+                    "type": event.type,
+                    "at": event.at.isoformat(),
+                    "contact": contact_id,
+                    "process": event.process,
+                    "task": str(event.task),
+                    "actor": event.actor or "",
+                    "data": json.dumps(event.data, ensure_ascii=False),
+                },
+                maxlen=keys.EVENTS_MAXLEN,
+                approximate=True,
+            )
+
+
+def _no_new_number(day: date) -> str:
+    raise AssertionError(f"no new process can open on {day}: today's is already open")
+
+
+def _minutes(value: float) -> timedelta:
+    return timedelta(minutes=value)

@@ -1,0 +1,190 @@
+"""The business-process rule running in the gateway: real Redis, the emulator, a
+controllable clock (no sleeping), and two steps racing on one contact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway import process as bp
+from gateway.config import parse_config
+from gateway.store import keys
+from gateway.store.processes import ProcessStore
+from gateway.store.redis import close, connect
+from tests.conftest import StartGateway, World, config_dict
+
+MSK = ZoneInfo("Europe/Moscow")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _text(message: dict[str, Any]) -> str:
+    return str(message.get("text") or message.get("caption") or "")
+
+
+async def _events(running: Any) -> list[dict[str, str]]:
+    raw = await running.redis.xrange(keys.EVENTS)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in raw]
+
+
+async def test_rule_runs_on_messages_and_replies(world: World, start_gateway: StartGateway) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    running = await start_gateway(clock=clock)
+    store = running.app.processes
+    ivan = world.customer()
+
+    await world.say(ivan, text="hello")
+    topic = (await world.in_staff(lambda m: _text(m) == "hello"))["message_thread_id"]
+    contact = "1"
+    process = await store.current(contact)
+    assert process is not None and process.number == "BP-20261123-0001"
+    assert process.task.status is bp.Status.NEW
+    assert process.task.respond_by == clock.now + timedelta(minutes=15)
+
+    clock.now += timedelta(minutes=5)
+    await world.operator_says(topic, text="hi, how can I help?")
+    await world.in_private(ivan, lambda m: _text(m) == "hi, how can I help?")
+    process = await store.current(contact)
+    assert process is not None
+    assert process.task.status is bp.Status.IN_WORK
+    assert process.task.responsible == str(world.operator["id"])
+    assert not process.task.awaiting_reply
+
+    clock.now += timedelta(minutes=10)
+    await world.say(ivan, text="one more thing")
+    await world.in_staff(lambda m: _text(m) == "one more thing")
+    process = await store.current(contact)
+    assert process is not None and process.number == "BP-20261123-0001"
+    assert process.task.respond_by == clock.now + timedelta(minutes=30)
+
+    # After midnight: the next day's process; yesterday's task carried over.
+    clock.now = datetime(2026, 11, 24, 0, 5, tzinfo=MSK)
+    await world.say(ivan, text="good morning")
+    await world.in_staff(lambda m: _text(m) == "good morning")
+    process = await store.current(contact)
+    assert process is not None and process.number == "BP-20261124-0001"
+    yesterday = (await store.archive(contact))[0]
+    assert yesterday.task.close_reason == "carried_over"
+    assert yesterday.task.continued_in == "BP-20261124-0001"
+
+    types = [e["type"] for e in await _events(running)]
+    assert types == [
+        "process.opened",
+        "task.opened",  # hello
+        "task.taken",
+        "task.updated",  # the operator's answer
+        "task.updated",  # one more thing
+        "task.closed",
+        "process.opened",
+        "task.opened",  # after midnight
+    ]
+    event = (await _events(running))[-1]
+    assert event["contact"] == contact and json.loads(event["data"]) == {
+        "carried_from": "BP-20261123-0001"
+    }
+
+
+async def test_redelivered_message_does_not_open_a_second_task(
+    redis_url: str, world: World
+) -> None:
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    redis = connect(redis_url)
+    store = ProcessStore(redis, settings)
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+    def inbound(current: bp.Process | None, number_for: bp.NumberFor) -> bp.Transition:
+        return bp.inbound(current, at, zone=store.zone, sla=store.sla, number_for=number_for)
+
+    try:
+        await store.apply("7", at, inbound, once="tg:1:7:1")
+        await store.apply("7", at, lambda c, n: bp.close(c, at, "anna", "done"), once="close-1")
+        # The first message is handled again (redelivered after a lost reply).
+        assert await store.apply("7", at, inbound, once="tg:1:7:1") is None
+        process = await store.current("7")
+        assert process is not None and len(process.tasks) == 1 and not process.task.is_open
+    finally:
+        await close(redis)
+
+
+async def test_two_workers_racing_on_one_contact_open_one_process(
+    redis_url: str, world: World
+) -> None:
+    """Messages and replies for one contact applied concurrently through two separate
+    Redis clients (two workers): never two processes, never two open tasks."""
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    clients = [connect(redis_url), connect(redis_url)]
+    stores = [ProcessStore(c, settings) for c in clients]
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+    async def customer(i: int) -> None:
+        store = stores[i % 2]
+        await store.apply(
+            "42",
+            at + timedelta(seconds=i),
+            lambda c, n: bp.inbound(
+                c, at + timedelta(seconds=i), zone=store.zone, sla=store.sla, number_for=n
+            ),
+            once=f"msg-{i}",
+        )
+
+    async def operator(i: int) -> None:
+        store = stores[(i + 1) % 2]
+
+        def step(c: bp.Process | None, _: bp.NumberFor) -> bp.Transition | None:
+            try:
+                return bp.close(c, at + timedelta(seconds=i), "anna", "done")
+            except bp.RuleError:
+                return None
+
+        await store.apply("42", at + timedelta(seconds=i), step, once=f"close-{i}")
+
+    try:
+        await asyncio.gather(
+            *(customer(i) for i in range(30)), *(operator(i) for i in range(0, 30, 3))
+        )
+        process = await stores[0].current("42")
+        assert process is not None and process.number == "BP-20261123-0001"
+        assert all(not t.is_open for t in process.tasks[:-1])
+        assert await clients[0].llen(keys.process_archive("42")) == 0  # one process only
+        raw = await clients[0].xrange(keys.EVENTS)
+        opened = [f for _, f in raw if f[b"type"] == b"process.opened"]
+        assert len(opened) == 1
+        tasks_opened = [f for _, f in raw if f[b"type"] == b"task.opened"]
+        assert len(tasks_opened) == len(process.tasks)
+    finally:
+        for c in clients:
+            await close(c)
+
+
+async def test_numbers_count_per_day_across_contacts(redis_url: str, world: World) -> None:
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    redis = connect(redis_url)
+    store = ProcessStore(redis, settings)
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+    try:
+        for contact in ("a", "b", "c"):
+            await store.apply(
+                contact,
+                at,
+                lambda c, n: bp.inbound(c, at, zone=store.zone, sla=store.sla, number_for=n),
+            )
+        numbers = [(await store.current(c)).number for c in ("a", "b", "c")]  # type: ignore[union-attr]
+        assert numbers == ["BP-20261123-0001", "BP-20261123-0002", "BP-20261123-0003"]
+        next_day = at + timedelta(days=1)
+        await store.apply(
+            "a",
+            next_day,
+            lambda c, n: bp.inbound(c, next_day, zone=store.zone, sla=store.sla, number_for=n),
+        )
+        assert (await store.current("a")).number == "BP-20261124-0001"  # type: ignore[union-attr]
+    finally:
+        await close(redis)
