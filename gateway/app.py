@@ -139,11 +139,15 @@ class App:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self._tasks:
-            # Bounded: a task that swallowed its cancellation must not hang shutdown.
-            _, pending = await asyncio.wait(self._tasks, timeout=15)
+        pending = set(self._tasks)
+        for _ in range(3):  # a task may still swallow one cancellation: ask again
+            if not pending:
+                break
+            _, pending = await asyncio.wait(pending, timeout=5)
             for task in pending:
-                log.error("gateway.task_did_not_stop", task=task.get_name())
+                task.cancel()
+        for task in pending:
+            log.error("gateway.task_did_not_stop", task=task.get_name())
         self._tasks.clear()
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):

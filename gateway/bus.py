@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.errors import TransientError
+from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE, Redis, text
 
@@ -190,6 +191,7 @@ class Bus:
                     await pipe.execute()
                 return
             except RETRYABLE as exc:
+                raise_if_cancelling()
                 log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, max_wait)
@@ -275,6 +277,7 @@ class Consumer:
                     backoff = 0.05
                     await asyncio.sleep(self.lease_ms / 3000)
                 except RETRYABLE as exc:
+                    raise_if_cancelling()
                     log_.warning("bus.redis_unavailable", error=str(exc), retry_in=backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -386,6 +389,7 @@ class Consumer:
                             await self._handle(stream, entry_id, fields)
                     backoff = 0.05
             except RETRYABLE as exc:
+                raise_if_cancelling()
                 # Redis went away: wait, then start over from the pending entries, which
                 # include whatever was being handled when the connection broke.
                 log.warning("bus.redis_unavailable", stream=stream, error=str(exc))
@@ -425,6 +429,7 @@ class Consumer:
                 await self.handler(entry)
                 return
             except TransientError as exc:
+                raise_if_cancelling()
                 wait = max(exc.retry_after or 0.0, backoff)
                 log.warning(
                     "bus.transient", stream=stream, entry=entry.id, error=str(exc), retry_in=wait
@@ -434,6 +439,7 @@ class Consumer:
             except (*RETRYABLE, asyncio.CancelledError):
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 failures += 1
                 log.exception("bus.handler_failed", stream=stream, entry=entry.id, attempt=failures)
                 if failures >= self.max_failures:

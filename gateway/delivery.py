@@ -38,6 +38,7 @@ from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
 from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
 from gateway.jobs import JOB, CustomerSend, StaffEdit, StaffNotice, StaffPost
+from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.model import (
     AccountId,
@@ -327,6 +328,7 @@ class Delivery:
                 try:
                     return await call(*args)
                 except TransientError as exc:
+                    raise_if_cancelling()
                     reason = "retry_after" if exc.retry_after else "transient"
                     self.metrics.retries.labels(
                         adapter.channel.value, adapter.account, reason

@@ -17,6 +17,7 @@ import structlog
 from adapters.base import Adapter
 from gateway.bus import Bus
 from gateway.errors import BadPayload, PermanentError, TransientError
+from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.pipeline import routing_key
 from gateway.store import keys
@@ -103,7 +104,8 @@ class Poller:
                         await asyncio.sleep(self.lease_ms / 3000)  # another replica polls
                         continue
                     # Poll for less than the lease lasts, so it is renewed in time.
-                    wait = min(self.timeout, self.lease_ms / 2000)
+                    # (at least 1 s: the Bot API takes whole seconds, and 0 would spin)
+                    wait = max(1.0, min(self.timeout, self.lease_ms / 2000))
                     batch = await self.adapter.poll(cursor, wait)
                     for update in batch.updates:
                         try:
@@ -115,12 +117,14 @@ class Poller:
                     cursor = batch.cursor
                     backoff = 0.5
                 except (TransientError, *RETRYABLE) as exc:
+                    raise_if_cancelling()
                     log.warning(
                         "poll.retry", account=self.adapter.account, error=str(exc), retry_in=backoff
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
                 except PermanentError as exc:
+                    raise_if_cancelling()
                     log.error("poll.failed", account=self.adapter.account, error=str(exc))
                     await asyncio.sleep(60)
         finally:
