@@ -190,6 +190,9 @@ class TelegramChannel(TelegramEndpoint):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     kind: Literal["telegram"]
     title: str | None = None
+    close_reasons: tuple[str, ...] = ()
+    """Reasons operators choose from when closing a task of this account (empty: free text)."""
+    require_close_reason: bool = False
 
 
 ChannelSettings = Annotated[TelegramChannel, Field(discriminator="kind")]

@@ -9,7 +9,7 @@ same entry twice (after a crash) queues the same job, which delivery sends once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 from redis.asyncio.client import Pipeline as RedisPipeline
@@ -29,10 +29,11 @@ from gateway.model import (
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
-from gateway.staff.commands import HELP, parse_command
+from gateway.staff.commands import HELP, Command, parse_command
+from gateway.staff.tasks import CHANGES, TaskCommands
 from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
-from gateway.store.processes import ProcessStore
+from gateway.store.processes import Effects, ProcessStore
 from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.processes = processes
+        self.tasks = TaskCommands(settings)
         self.bus = bus
         self.redis = bus.redis
         self.contacts = contacts
@@ -75,14 +77,13 @@ class Pipeline:
             await self._from_customer(message, entry)
 
     async def _commit(self, entry: Entry, family: str | None, job: _Job | None) -> None:
-        await self.bus.commit(self._effects(entry, family, job))
+        effects = self._effects(entry, family, job)
+        await self.bus.commit(lambda pipe: effects(pipe, None))
 
-    def _effects(
-        self, entry: Entry, family: str | None, job: _Job | None
-    ) -> Callable[[RedisPipeline], None]:
+    def _effects(self, entry: Entry, family: str | None, job: _Job | None) -> Effects:
         """Queue ``job`` (if any) and acknowledge ``entry``, inside a transaction."""
 
-        def build(pipe: RedisPipeline) -> None:
+        def build(pipe: RedisPipeline, _: Transition | None) -> None:
             if family is not None and job is not None:
                 self.bus.add(pipe, family, job.contact_id, job.model_dump_json())
             self.bus.ack(pipe, entry)
@@ -140,7 +141,10 @@ class Pipeline:
         if text.startswith("!"):
             log.info("staff.note")
         elif (command := parse_command(text)) is not None:
-            notice = await self._command(command.name, contact_id)
+            if command.name in CHANGES:
+                await self._task_command(command, message, entry, contact_id)
+                return
+            notice = await self._command(command, contact_id, message.received_at)
         elif message.edited:
             notice = "✏️ Edits are not sent to the customer. Send a new message instead."
         else:
@@ -156,7 +160,8 @@ class Pipeline:
             )
         await self._commit(entry, keys.STAFF_OUT, job)
 
-    async def _command(self, name: str, contact_id: ContactId) -> str:
+    async def _command(self, command: Command, contact_id: ContactId, at: datetime) -> str:
+        name = command.name
         if name == "help":
             return HELP
         if name == "id":
@@ -166,7 +171,39 @@ class Pipeline:
                 f"Replies go to {contact.get('reply_channel', '?')} · "
                 f"{contact.get('reply_account', '?')}, chat {contact.get('reply_chat', '?')}"
             )
+        if name == "task":
+            return self.tasks.card(await self.processes.current(contact_id), at)
+        if name == "history":
+            current = await self.processes.current(contact_id)
+            return self.tasks.history(current, await self.processes.archive(contact_id))
         return f"Unknown command /{name}. Send /help for the list."
+
+    async def _task_command(
+        self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
+    ) -> None:
+        """A command that changes the task: applied atomically with its confirmation."""
+        route = await self.contacts.reply_route(contact_id)
+        account = route[0] if route else ""
+        at, operator = message.received_at, message.sender.user_id
+
+        def notice(text: str) -> StaffNotice:
+            return StaffNotice(
+                out_id=f"notice:{message.key}",
+                contact_id=contact_id,
+                text=text,
+                reply_to=message.message_id,
+            )
+
+        def effects(pipe: RedisPipeline, transition: Transition | None) -> None:
+            job = notice(self.tasks.confirm(command.name, transition)) if transition else None
+            self._effects(entry, keys.STAFF_OUT, job)(pipe, transition)
+
+        try:
+            step = self.tasks.step(command.name, command.args, operator, at, account)
+            await self.processes.apply(contact_id, at, step, effects, once=message.key)
+        except bp.RuleError as exc:
+            await self._commit(entry, keys.STAFF_OUT, notice(f"⚠️ {exc}"))
+        log.info("staff.task_command", command=command.name)
 
     async def _reply(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
         route = await self.contacts.reply_route(contact_id)

@@ -279,6 +279,19 @@ def reopen(current: Process | None, at: datetime, actor: str, *, zone: ZoneInfo)
     return Transition(process, (_event("task.reopened", at, process, updated, actor),))
 
 
+def rename(current: Process | None, at: datetime, actor: str, title: str) -> Transition:
+    """Give the current process a human title (shown on its card and in history)."""
+    if current is None:
+        raise RuleError("There is no process to rename yet.")
+    title = title.strip()
+    if not title:
+        raise RuleError("Give the new name after the command: /rename Order #1234")
+    process = replace(current, title=title[:200])
+    return Transition(
+        process, (_event("process.renamed", at, process, process.task, actor, title=title[:200]),)
+    )
+
+
 def auto_close_due(current: Process | None, sla: Sla) -> datetime | None:
     """When the current task closes by itself: after ``auto_close_after`` of customer
     silence following an operator's reply; ``None`` when nothing is due."""

@@ -188,3 +188,42 @@ async def test_numbers_count_per_day_across_contacts(redis_url: str, world: Worl
         assert (await store.current("a")).number == "BP-20261124-0001"  # type: ignore[union-attr]
     finally:
         await close(redis)
+
+
+async def test_task_commands_in_the_topic(world: World, start_gateway: StartGateway) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+
+    def reasons(data: dict[str, Any]) -> None:
+        data["channels"][0] |= {"close_reasons": ["sold", "spam"], "require_close_reason": True}
+
+    running = await start_gateway(clock=clock, tweak=reasons)
+    ivan = world.customer()
+    await world.say(ivan, text="hi")
+    topic = (await world.in_staff(lambda m: _text(m) == "hi"))["message_thread_id"]
+
+    async def command(text: str, expect: str) -> str:
+        sent = await world.operator_says(topic, text=text)
+        answer = await world.in_staff(
+            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+        )
+        assert expect in _text(answer), (text, _text(answer))
+        return _text(answer)
+
+    card = await command("/task", "BP-20261123-0001 · task 1")
+    assert "🟢 new" in card and "Respond by: 23.11 10:15" in card
+    await command("/take", "Anna took BP-20261123-0001, task 1")
+    await command("/close", "A reason is required to close this task: sold, spam")
+    await command("/close bored", "Unknown reason 'bored'")
+    await command("/close sold", "✅ Closed BP-20261123-0001, task 1: sold")
+    await command("/close sold", "There is no open task")
+    await command("/reopen", "Reopened BP-20261123-0001, task 1")
+    await command("/transfer Boris", "No operator called 'Boris'")
+    await command("/transfer anna", "handed to Anna")
+    await command("/rename Order 42", "is now called “Order 42”")
+    history = await command("/history", "BP-20261123-0001 “Order 42”")
+    assert "🔁 returned" in history
+    process = await running.app.processes.current("1")
+    assert process is not None and process.title == "Order 42"
+    assert process.task.status is bp.Status.RETURNED
+    # Nothing of this reached the customer.
+    assert [_text(m) for m in world.emulator.messages(ivan["id"]) if _text(m) != "hi"] == []

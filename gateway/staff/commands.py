@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HELP = """Commands in a customer's topic:
-/help — this list
+/task — the current business process and task
+/take — take the task (replying takes it too)
+/close [reason] — close the task
+/transfer <operator> — hand the task over; it waits until they take it
+/reopen — reopen today's last closed task
+/rename <text> — name the business process
+/history — this customer's processes and tasks
 /id — the contact's id and where replies go
+/help — this list
 
 Any other message here is sent to the customer.
 Start a message with ! to keep it as an internal note (not sent)."""

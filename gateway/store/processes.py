@@ -46,7 +46,9 @@ return tonumber(n)
 Step = Callable[[Process | None, bp.NumberFor], Transition | None]
 """The rule to apply: current process (or None) and a numbering function → transition,
 or None when the step changes nothing (the caller's effects are still stored)."""
-Effects = Callable[[Pipeline], None]
+Effects = Callable[[Pipeline, Transition | None], None]
+"""What the caller stores in the same transaction, given the step's result (to queue,
+for example, a confirmation that names it)."""
 
 
 class ProcessStore:
@@ -107,7 +109,7 @@ class ProcessStore:
                     if marker is not None:
                         pipe.set(marker, 1, ex=self.once_ttl)
                     if effects is not None:
-                        effects(pipe)
+                        effects(pipe, transition)
                     await pipe.execute()
                     return transition
                 except WatchError:

@@ -1,0 +1,144 @@
+"""Task commands operators type in a contact's topic, and how tasks are shown.
+
+``/take``, ``/close [reason]``, ``/transfer <operator>``, ``/reopen``, ``/rename TEXT``
+change the contact's current task through the atomic process store; ``/task`` and
+``/history`` show it. A command the rule does not allow gets the rule's explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gateway import process as bp
+from gateway.config import Settings
+from gateway.process import Process, Status, Task
+
+CHANGES = frozenset({"take", "close", "transfer", "reopen", "rename"})
+VIEWS = frozenset({"task", "history"})
+STATUS_ICONS = {
+    Status.NEW: "🟢 new",
+    Status.IN_WORK: "🟡 in work",
+    Status.RETURNED: "🔁 returned",
+    Status.CLOSED: "✅ closed",
+}
+
+Step = Callable[[Process | None, bp.NumberFor], bp.Transition]
+
+
+class TaskCommands:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.zone = settings.zone
+        self.operators: Mapping[str, str] = {str(o.id): o.name for o in settings.staff.operators}
+
+    def name_of(self, user_id: str | None) -> str:
+        if user_id is None:
+            return "nobody"
+        return self.operators.get(user_id, f"operator {user_id}")
+
+    def step(self, name: str, args: str, operator: str, at: datetime, account: str) -> Step:
+        """The rule step for a changing command (raises RuleError for bad arguments)."""
+        match name:
+            case "take":
+                return lambda current, _: bp.take(current, at, operator)
+            case "close":
+                channel = self.settings.channel(account)
+                reasons = channel.close_reasons if channel else ()
+                required = channel.require_close_reason if channel else False
+                reason = args or None
+                return lambda current, _: bp.close(
+                    current, at, operator, reason, reasons=reasons, require_reason=required
+                )
+            case "transfer":
+                target = self._operator(args)
+                return lambda current, _: bp.transfer(current, at, operator, target)
+            case "reopen":
+                return lambda current, _: bp.reopen(current, at, operator, zone=self.zone)
+            case _:
+                return lambda current, _: bp.rename(current, at, operator, args)
+
+    def _operator(self, text: str) -> str:
+        wanted = text.strip().lstrip("@").lower()
+        if not wanted:
+            names = ", ".join(self.operators.values()) or "an operator's Telegram id"
+            raise bp.RuleError(f"Whom to? /transfer <name>: {names}")
+        for user_id, name in self.operators.items():
+            if wanted in (user_id, name.lower()):
+                return user_id
+        raise bp.RuleError(f"No operator called {text.strip()!r}.")
+
+    def confirm(self, name: str, transition: bp.Transition) -> str:
+        """The reply after a changing command succeeded."""
+        process, task = transition.process, transition.process.task
+        where = f"{process.number}, task {task.number}"
+        match name:
+            case "take":
+                return f"🟡 {self.name_of(task.responsible)} took {where}."
+            case "close":
+                why = f": {task.close_reason}" if task.close_reason else ""
+                return f"✅ Closed {where}{why}."
+            case "transfer":
+                to = self.name_of(task.transferred_to)
+                return f"🔁 {where} handed to {to}; it waits to be taken."
+            case "reopen":
+                return f"🟡 Reopened {where}; {self.name_of(task.responsible)} has it."
+            case _:
+                return f"✏️ {process.number} is now called “{process.title}”."
+
+    def card(self, process: Process | None, at: datetime) -> str:
+        if process is None:
+            return "No business process yet: it opens with the customer's first message of a day."
+        return render_card(process, at, self.zone, self.name_of)
+
+    def history(self, current: Process | None, archive: list[Process]) -> str:
+        processes = ([current] if current else []) + archive
+        if not processes:
+            return "No history yet."
+        lines = ["🗂 History, newest first:"]
+        for process in processes:
+            title = f" “{process.title}”" if process.title else ""
+            lines.append(f"\n{process.number}{title} — {process.day:%d.%m.%Y}")
+            for task in reversed(process.tasks):
+                lines.append("  " + _task_line(task, self.zone, self.name_of))
+        return "\n".join(lines)
+
+
+def render_card(
+    process: Process, at: datetime, zone: ZoneInfo, name_of: Callable[[str | None], str]
+) -> str:
+    task = process.task
+    title = f" “{process.title}”" if process.title else ""
+    lines = [
+        f"📋 {process.number}{title} · task {task.number}",
+        f"Status: {STATUS_ICONS[task.status]}"
+        + (f" — {name_of(task.responsible)}" if task.responsible else ""),
+    ]
+    if task.status is Status.RETURNED and task.transferred_to:
+        lines.append(f"Waiting for: {name_of(task.transferred_to)}")
+    if task.is_open and task.awaiting_reply:
+        late = " — ⏰ overdue" if bp.overdue(process, at) else ""
+        lines.append(f"Respond by: {_time(task.respond_by, zone)}{late}")
+    elif task.answered_at is not None and task.is_open:
+        lines.append(f"Answered at {_time(task.answered_at, zone)}; waiting for the customer")
+    if task.close_reason:
+        lines.append(f"Closed: {task.close_reason}")
+    lines.append(f"Opened: {_time(task.opened_at, zone)}")
+    return "\n".join(lines)
+
+
+def _task_line(task: Task, zone: ZoneInfo, name_of: Callable[[str | None], str]) -> str:
+    who = f", {name_of(task.responsible)}" if task.responsible else ""
+    opened = _time(task.opened_at, zone)
+    line = f"task {task.number}: {STATUS_ICONS[task.status]}{who}, opened {opened}"
+    if task.close_reason:
+        line += (
+            f", closed {_time(task.closed_at, zone) if task.closed_at else ''} ({task.close_reason}"
+        )
+        line += f" → {task.continued_in})" if task.continued_in else ")"
+    return line
+
+
+def _time(value: datetime, zone: ZoneInfo) -> str:
+    return f"{value.astimezone(zone):%d.%m %H:%M}"
