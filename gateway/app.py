@@ -27,6 +27,7 @@ from gateway.ingest import Ingest, Poller
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import Limiter
+from gateway.scheduler import Scheduler
 from gateway.store import keys
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
@@ -94,6 +95,9 @@ class App:
         topics = Topics(self.redis, settings.staff.chat_id)
         self.processes = ProcessStore(self.redis, settings)
         self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
+        self.scheduler = Scheduler(
+            self.redis, {keys.AUTO_CLOSE: self.pipeline.auto_close}, clock=self.clock
+        )
         self.delivery = Delivery(
             settings,
             self.bus,
@@ -131,6 +135,7 @@ class App:
                 consumer = Consumer(self.bus, family, handler, name=self.name, lease_seconds=lease)
                 self.consumers.append(consumer)
                 self._spawn(consumer.run())
+            self._spawn(self.scheduler.run())
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]

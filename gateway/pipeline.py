@@ -160,6 +160,32 @@ class Pipeline:
             )
         await self._commit(entry, keys.STAFF_OUT, job)
 
+    async def auto_close(self, contact_id: str, now: datetime) -> None:
+        """Timer: close the task answered by an operator after the customer's silence."""
+        store = self.processes
+
+        def step(current: Process | None, _: NumberFor) -> Transition | None:
+            return bp.auto_close(current, now, store.sla)
+
+        def effects(pipe: RedisPipeline, transition: Transition | None) -> None:
+            if transition is None:
+                return  # the customer wrote meanwhile, or it was closed by hand
+            process, task = transition.process, transition.process.task
+            minutes = self.settings.processes.auto_close_after_minutes
+            notice = StaffNotice(
+                out_id=f"auto-close:{contact_id}:{process.number}:{task.number}",
+                contact_id=ContactId(contact_id),
+                text=(
+                    f"✅ {process.number}, task {task.number} closed automatically: "
+                    f"no reply from the customer for {minutes:g} min."
+                ),
+            )
+            self.bus.add(pipe, keys.STAFF_OUT, contact_id, notice.model_dump_json())
+
+        transition = await store.apply(contact_id, now, step, effects)
+        if transition is not None:
+            log.info("process.auto_closed", contact_id=contact_id)
+
     async def _command(self, command: Command, contact_id: ContactId, at: datetime) -> str:
         name = command.name
         if name == "help":

@@ -227,3 +227,51 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
     assert process.task.status is bp.Status.RETURNED
     # Nothing of this reached the customer.
     assert [_text(m) for m in world.emulator.messages(ivan["id"]) if _text(m) != "hi"] == []
+
+
+async def test_auto_close_after_silence(world: World, start_gateway: StartGateway) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    running = await start_gateway(clock=clock)
+    ivan = world.customer()
+    await world.say(ivan, text="is it in stock?")
+    topic = (await world.in_staff(lambda m: _text(m) == "is it in stock?"))["message_thread_id"]
+    timers = running.redis
+    assert await timers.zcard(keys.TIMERS) == 0  # nobody answered: nothing to auto-close
+
+    clock.now += timedelta(minutes=2)
+    await world.operator_says(topic, text="yes, 3 left")
+    await world.in_private(ivan, lambda m: _text(m) == "yes, 3 left")
+    due = await timers.zscore(keys.TIMERS, f"{keys.AUTO_CLOSE}:1")
+    assert due == (clock.now + timedelta(minutes=60)).timestamp() * 1000
+
+    clock.now += timedelta(minutes=59)
+    await running.app.scheduler.tick()
+    assert (await running.app.processes.current("1")).task.is_open  # type: ignore[union-attr]
+
+    clock.now += timedelta(minutes=2)
+    await running.app.scheduler.tick()
+    notice = await world.in_staff(lambda m: "closed automatically" in _text(m))
+    assert notice["message_thread_id"] == topic
+    process = await running.app.processes.current("1")
+    assert process is not None and process.task.close_reason == "auto"
+    assert await timers.zcard(keys.TIMERS) == 0
+
+    # The customer writes again: a new task in the same process, history intact.
+    await world.say(ivan, text="I'll take two")
+    await world.in_staff(lambda m: _text(m) == "I'll take two")
+    process = await running.app.processes.current("1")
+    assert process is not None and len(process.tasks) == 2 and process.task.is_open
+
+
+async def test_customer_reply_cancels_auto_close(world: World, start_gateway: StartGateway) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    running = await start_gateway(clock=clock)
+    ivan = world.customer()
+    await world.say(ivan, text="q")
+    topic = (await world.in_staff(lambda m: _text(m) == "q"))["message_thread_id"]
+    await world.operator_says(topic, text="a")
+    await world.in_private(ivan, lambda m: _text(m) == "a")
+    assert await running.redis.zcard(keys.TIMERS) == 1
+    await world.say(ivan, text="thanks, one more question")
+    await world.in_staff(lambda m: _text(m) == "thanks, one more question")
+    assert await running.redis.zcard(keys.TIMERS) == 0

@@ -126,6 +126,13 @@ def process_number(contact_id: str, day: str) -> str:
     return f"{PREFIX}:process-number:{contact_id}:{day}"
 
 
+# Timers ------------------------------------------------------------------------------------
+# One sorted set: member "kind:contact", score = due time (ms). Permanent until handled;
+# at most one timer of a kind per contact.
+TIMERS = f"{PREFIX}:timers"
+AUTO_CLOSE = "auto_close"
+
+
 # Events ------------------------------------------------------------------------------------
 # Every business-process change, for integrations (CRM webhooks read it with their own
 # consumer group). Capped at about EVENTS_MAXLEN entries (approximate trimming).

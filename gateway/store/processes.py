@@ -144,6 +144,13 @@ class ProcessStore:
 
     def _store(self, pipe: Pipeline, contact_id: str, transition: Transition) -> None:
         pipe.set(keys.process(contact_id), PROCESS.dump_json(transition.process))
+        # The auto-close timer follows the state, in the same transaction.
+        timer = f"{keys.AUTO_CLOSE}:{contact_id}"
+        due = bp.auto_close_due(transition.process, self.sla)
+        if due is None:
+            pipe.zrem(keys.TIMERS, timer)
+        else:
+            pipe.zadd(keys.TIMERS, {timer: int(due.timestamp() * 1000)})
         if transition.archived is not None:
             archive = keys.process_archive(contact_id)
             pipe.lpush(archive, PROCESS.dump_json(transition.archived))
