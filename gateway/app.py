@@ -96,7 +96,9 @@ class App:
         self.processes = ProcessStore(self.redis, settings)
         self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
         self.scheduler = Scheduler(
-            self.redis, {keys.AUTO_CLOSE: self.pipeline.auto_close}, clock=self.clock
+            self.redis,
+            {keys.AUTO_CLOSE: self.pipeline.auto_close, keys.REMIND: self.pipeline.remind},
+            clock=self.clock,
         )
         self.delivery = Delivery(
             settings,

@@ -138,6 +138,11 @@ class ProcessSettings(_Section):
         return value
 
 
+class ReminderSettings(_Section):
+    interval_minutes: float = Field(15, ge=0)
+    """Remind about a task past its deadline every this many minutes; 0 = never."""
+
+
 class Operator(_Section):
     id: int
     name: str = Field(min_length=1)
@@ -208,6 +213,7 @@ class Settings(_Section):
     delivery: DeliverySettings = DeliverySettings()
     processes: ProcessSettings = ProcessSettings()
     sla: SlaSettings = SlaSettings()
+    reminders: ReminderSettings = ReminderSettings()
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
 

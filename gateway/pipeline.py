@@ -186,6 +186,48 @@ class Pipeline:
         if transition is not None:
             log.info("process.auto_closed", contact_id=contact_id)
 
+    async def remind(self, contact_id: str, now: datetime) -> None:
+        """Timer: the customer still waits past the deadline — tell the topic, again
+        after the interval while it lasts (one reminder per task per interval)."""
+        store = self.processes
+        every = store.remind_every
+        current = await store.current(contact_id)
+        if every is None or current is None or not bp.overdue(current, now):
+            return  # answered or closed meanwhile: the timer was (or will be) cleared
+        task = current.task
+        who = self.tasks.name_of(task.responsible) if task.responsible else "anyone"
+        late = int((now - task.respond_by).total_seconds() // 60)
+        notice = StaffNotice(
+            out_id=f"remind:{contact_id}:{current.number}:{task.number}:{int(now.timestamp())}",
+            contact_id=ContactId(contact_id),
+            text=(
+                f"⏰ {current.number}, task {task.number}: the customer has been waiting "
+                f"{late} min past the deadline. {who}, please answer."
+            ),
+        )
+        due = int((now + every).timestamp() * 1000)
+
+        def build(pipe: RedisPipeline) -> None:
+            self.bus.add(pipe, keys.STAFF_OUT, contact_id, notice.model_dump_json())
+            pipe.zadd(keys.TIMERS, {f"{keys.REMIND}:{contact_id}": due}, xx=True)
+            pipe.xadd(
+                keys.EVENTS,
+                {
+                    "type": "reminder.sent",
+                    "at": now.isoformat(),
+                    "contact": contact_id,
+                    "process": current.number,
+                    "task": str(task.number),
+                    "actor": "system",
+                    "data": "{}",
+                },
+                maxlen=keys.EVENTS_MAXLEN,
+                approximate=True,
+            )
+
+        await self.bus.commit(build)
+        log.info("process.reminder_sent", contact_id=contact_id, late_minutes=late)
+
     async def _command(self, command: Command, contact_id: ContactId, at: datetime) -> str:
         name = command.name
         if name == "help":

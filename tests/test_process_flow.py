@@ -275,3 +275,46 @@ async def test_customer_reply_cancels_auto_close(world: World, start_gateway: St
     await world.say(ivan, text="thanks, one more question")
     await world.in_staff(lambda m: _text(m) == "thanks, one more question")
     assert await running.redis.zcard(keys.TIMERS) == 0
+
+
+async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGateway) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    running = await start_gateway(clock=clock)
+    scheduler = running.app.scheduler
+    ivan = world.customer()
+    await world.say(ivan, text="hello?")
+    topic = (await world.in_staff(lambda m: _text(m) == "hello?"))["message_thread_id"]
+
+    def reminders() -> list[str]:
+        return [_text(m) for m in world.staff_messages(topic) if _text(m).startswith("⏰")]
+
+    async def at(hour: int, minute: int) -> None:
+        clock.now = datetime(2026, 11, 23, hour, minute, tzinfo=MSK)
+        await scheduler.tick()
+
+    await at(10, 14)
+    await at(10, 16)  # past the 10:15 deadline
+    first = await world.in_staff(lambda m: _text(m).startswith("⏰"))
+    assert "waiting 1 min past the deadline" in _text(first) and "anyone, please answer" in _text(
+        first
+    )
+    await at(10, 20)
+    await at(10, 30)  # not again within the 15-minute interval
+    await at(10, 32)
+    await world.in_staff(lambda m: "waiting 17 min" in _text(m))
+    assert len(reminders()) == 2
+
+    # A long pause (downtime): one reminder, not one per missed interval.
+    await at(15, 0)
+    await world.in_staff(lambda m: "waiting 285 min" in _text(m))
+    assert len(reminders()) == 3
+
+    # An answer cancels them.
+    await world.operator_says(topic, text="sorry, here now")
+    await world.in_private(ivan, lambda m: _text(m) == "sorry, here now")
+    await at(16, 0)
+    await at(17, 0)
+    await asyncio.sleep(0.3)
+    assert len(reminders()) == 3
+    events = [e["type"] for e in await _events(running)]
+    assert events.count("reminder.sent") == 3

@@ -131,6 +131,7 @@ def process_number(contact_id: str, day: str) -> str:
 # at most one timer of a kind per contact.
 TIMERS = f"{PREFIX}:timers"
 AUTO_CLOSE = "auto_close"
+REMIND = "remind"
 
 
 # Events ------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ class ProcessStore:
         self.redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self.once_ttl = settings.bus.dedup_ttl_days * 86400
+        every = settings.reminders.interval_minutes
+        self.remind_every = _minutes(every) if every else None
         self.zone = settings.zone
         self.number_format = settings.processes.number_format
         auto = settings.processes.auto_close_after_minutes
@@ -151,6 +153,14 @@ class ProcessStore:
             pipe.zrem(keys.TIMERS, timer)
         else:
             pipe.zadd(keys.TIMERS, {timer: int(due.timestamp() * 1000)})
+        # The reminder is armed at the deadline while the customer waits (NX: a reminder
+        # already re-armed for later stays where it is) and cleared by an answer.
+        remind = f"{keys.REMIND}:{contact_id}"
+        task = transition.process.task
+        if self.remind_every and task.is_open and task.awaiting_reply:
+            pipe.zadd(keys.TIMERS, {remind: int(task.respond_by.timestamp() * 1000)}, nx=True)
+        else:
+            pipe.zrem(keys.TIMERS, remind)
         if transition.archived is not None:
             archive = keys.process_archive(contact_id)
             pipe.lpush(archive, PROCESS.dump_json(transition.archived))
