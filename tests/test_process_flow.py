@@ -236,12 +236,13 @@ async def test_auto_close_after_silence(world: World, start_gateway: StartGatewa
     await world.say(ivan, text="is it in stock?")
     topic = (await world.in_staff(lambda m: _text(m) == "is it in stock?"))["message_thread_id"]
     timers = running.redis
-    assert await timers.zcard(keys.TIMERS) == 0  # nobody answered: nothing to auto-close
+    auto = f"{keys.AUTO_CLOSE}:1"
+    assert await timers.zscore(keys.TIMERS, auto) is None  # nobody answered yet
 
     clock.now += timedelta(minutes=2)
     await world.operator_says(topic, text="yes, 3 left")
     await world.in_private(ivan, lambda m: _text(m) == "yes, 3 left")
-    due = await timers.zscore(keys.TIMERS, f"{keys.AUTO_CLOSE}:1")
+    due = await timers.zscore(keys.TIMERS, auto)
     assert due == (clock.now + timedelta(minutes=60)).timestamp() * 1000
 
     clock.now += timedelta(minutes=59)
@@ -254,7 +255,7 @@ async def test_auto_close_after_silence(world: World, start_gateway: StartGatewa
     assert notice["message_thread_id"] == topic
     process = await running.app.processes.current("1")
     assert process is not None and process.task.close_reason == "auto"
-    assert await timers.zcard(keys.TIMERS) == 0
+    assert await timers.zcard(keys.TIMERS) == 0  # no auto-close, no reminder left
 
     # The customer writes again: a new task in the same process, history intact.
     await world.say(ivan, text="I'll take two")
@@ -271,10 +272,11 @@ async def test_customer_reply_cancels_auto_close(world: World, start_gateway: St
     topic = (await world.in_staff(lambda m: _text(m) == "q"))["message_thread_id"]
     await world.operator_says(topic, text="a")
     await world.in_private(ivan, lambda m: _text(m) == "a")
-    assert await running.redis.zcard(keys.TIMERS) == 1
+    auto = f"{keys.AUTO_CLOSE}:1"
+    assert await running.redis.zscore(keys.TIMERS, auto) is not None
     await world.say(ivan, text="thanks, one more question")
     await world.in_staff(lambda m: _text(m) == "thanks, one more question")
-    assert await running.redis.zcard(keys.TIMERS) == 0
+    assert await running.redis.zscore(keys.TIMERS, auto) is None
 
 
 async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGateway) -> None:
