@@ -98,10 +98,10 @@ class ProcessStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(key, *([marker] if marker else []))
-                    if marker is not None and await pipe.exists(marker):
+                    raw, applied = await pipe.mget(key, marker or key)
+                    if marker is not None and applied is not None:
                         transition = None
                     else:
-                        raw = await pipe.get(key)
                         current = PROCESS.validate_json(raw) if raw is not None else None
                         number_for = await self._numbering(contact_id, current, at)
                         transition = step(current, number_for)
