@@ -39,6 +39,7 @@ from gateway.errors import TransientError
 from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE, Redis, text
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 
@@ -161,12 +162,12 @@ class Bus:
                 results[i] = result
         return results
 
-    def add(self, pipe: Pipeline, family: str, routing_key: str, payload: str) -> None:
+    def add(self, pipe: Pipeline | Writes, family: str, routing_key: str, payload: str) -> None:
         """Queue an XADD inside the caller's transaction (effects + ack together)."""
         pipe.xadd(self.stream(family, routing_key), {"e": payload})
 
     @staticmethod
-    def ack(pipe: Pipeline, entry: Entry) -> None:
+    def ack(pipe: Pipeline | Writes, entry: Entry) -> None:
         """Acknowledge and delete ``entry`` inside the caller's transaction."""
         pipe.xack(entry.stream, keys.GROUP, entry.id)
         pipe.xdel(entry.stream, entry.id)

@@ -9,6 +9,7 @@ same entry twice (after a crash) queues the same job, which delivery sends once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
@@ -33,10 +34,13 @@ from gateway.staff.commands import HELP, Command, parse_command
 from gateway.staff.tasks import CHANGES, TaskCommands
 from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
-from gateway.store.processes import Effects, ProcessStore
+from gateway.store.processes import ProcessStore
 from gateway.store.topics import Topics
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
+Writer = RedisPipeline | Writes
+"""Where a handler's effects go: a transaction, or the process store's recorded writes."""
 
 
 def routing_key(message: InboundMessage) -> str:
@@ -80,10 +84,12 @@ class Pipeline:
         effects = self._effects(entry, family, job)
         await self.bus.commit(lambda pipe: effects(pipe, None))
 
-    def _effects(self, entry: Entry, family: str | None, job: _Job | None) -> Effects:
+    def _effects(
+        self, entry: Entry, family: str | None, job: _Job | None
+    ) -> Callable[[Writer, Transition | None], None]:
         """Queue ``job`` (if any) and acknowledge ``entry``, inside a transaction."""
 
-        def build(pipe: RedisPipeline, _: Transition | None) -> None:
+        def build(pipe: Writer, _: Transition | None) -> None:
             if family is not None and job is not None:
                 self.bus.add(pipe, family, job.contact_id, job.model_dump_json())
             self.bus.ack(pipe, entry)
@@ -113,6 +119,7 @@ class Pipeline:
             ),
             self._effects(entry, keys.STAFF_OUT, post),
             once=message.key,
+            may_open=True,
         )
         number = transition.process.number if transition else None
         log.info("inbound.accepted", kind=message.content.kind, new_contact=created, process=number)
@@ -167,7 +174,7 @@ class Pipeline:
         def step(current: Process | None, _: NumberFor) -> Transition | None:
             return bp.auto_close(current, now, store.sla)
 
-        def effects(pipe: RedisPipeline, transition: Transition | None) -> None:
+        def effects(pipe: Writer, transition: Transition | None) -> None:
             if transition is None:
                 return  # the customer wrote meanwhile, or it was closed by hand
             process, task = transition.process, transition.process.task
@@ -262,7 +269,7 @@ class Pipeline:
                 reply_to=message.message_id,
             )
 
-        def effects(pipe: RedisPipeline, transition: Transition | None) -> None:
+        def effects(pipe: Writer, transition: Transition | None) -> None:
             job = notice(self.tasks.confirm(command.name, transition)) if transition else None
             self._effects(entry, keys.STAFF_OUT, job)(pipe, transition)
 

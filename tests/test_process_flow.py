@@ -105,10 +105,10 @@ async def test_redelivered_message_does_not_open_a_second_task(
         return bp.inbound(current, at, zone=store.zone, sla=store.sla, number_for=number_for)
 
     try:
-        await store.apply("7", at, inbound, once="tg:1:7:1")
+        await store.apply("7", at, inbound, once="tg:1:7:1", may_open=True)
         await store.apply("7", at, lambda c, n: bp.close(c, at, "anna", "done"), once="close-1")
         # The first message is handled again (redelivered after a lost reply).
-        assert await store.apply("7", at, inbound, once="tg:1:7:1") is None
+        assert await store.apply("7", at, inbound, once="tg:1:7:1", may_open=True) is None
         process = await store.current("7")
         assert process is not None and len(process.tasks) == 1 and not process.task.is_open
     finally:
@@ -134,6 +134,7 @@ async def test_two_workers_racing_on_one_contact_open_one_process(
                 c, at + timedelta(seconds=i), zone=store.zone, sla=store.sla, number_for=n
             ),
             once=f"msg-{i}",
+            may_open=True,
         )
 
     async def operator(i: int) -> None:
@@ -176,6 +177,7 @@ async def test_numbers_count_per_day_across_contacts(redis_url: str, world: Worl
                 contact,
                 at,
                 lambda c, n: bp.inbound(c, at, zone=store.zone, sla=store.sla, number_for=n),
+                may_open=True,
             )
         numbers = [(await store.current(c)).number for c in ("a", "b", "c")]  # type: ignore[union-attr]
         assert numbers == ["BP-20261123-0001", "BP-20261123-0002", "BP-20261123-0003"]
@@ -184,6 +186,7 @@ async def test_numbers_count_per_day_across_contacts(redis_url: str, world: Worl
             "a",
             next_day,
             lambda c, n: bp.inbound(c, next_day, zone=store.zone, sla=store.sla, number_for=n),
+            may_open=True,
         )
         assert (await store.current("a")).number == "BP-20261124-0001"  # type: ignore[union-attr]
     finally:

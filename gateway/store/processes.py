@@ -19,34 +19,59 @@ from datetime import date, datetime, timedelta
 
 import structlog
 from pydantic import TypeAdapter
-from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from gateway import process as bp
 from gateway.config import Settings
 from gateway.process import Process, Sla, Transition
 from gateway.store import keys
 from gateway.store.redis import Redis
+from gateway.store.redis import text as _text
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 PROCESS: TypeAdapter[Process] = TypeAdapter(Process)
 MAX_ATTEMPTS = 20
 
-# KEYS[1] the contact's reservation for the day, KEYS[2] the day's counter.
-_RESERVE = """
-local n = redis.call('GET', KEYS[1])
-if not n then
-  n = redis.call('INCR', KEYS[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  redis.call('SET', KEYS[1], n, 'EX', ARGV[1])
+# KEYS: process, applied-marker, the contact's number reservation for the day, the
+# day's counter. ARGV: day (ISO), reservation TTL, check the marker?, may a process open?
+# Returns {process JSON or nil, applied (0/1), reserved number or nil}. A number is
+# reserved only when a process may open and today's is not the current one.
+_READ = """
+local raw = redis.call('GET', KEYS[1])
+local applied = 0
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then applied = 1 end
+local n = false
+if applied == 0 and ARGV[4] == '1' and not (raw and cjson.decode(raw)['day'] == ARGV[1]) then
+  n = redis.call('GET', KEYS[3])
+  if not n then
+    n = redis.call('INCR', KEYS[4])
+    redis.call('EXPIRE', KEYS[4], ARGV[2])
+    redis.call('SET', KEYS[3], n, 'EX', ARGV[2])
+  end
+  n = tonumber(n)
 end
-return tonumber(n)
+return {raw or false, applied, n}
+"""
+# KEYS: process, applied-marker. ARGV: the process JSON the step saw ('' = none, '*' =
+# do not compare), check that the marker is still absent?, the writes (JSON list of
+# commands). Runs the writes only if nothing changed since the read: this is the
+# compare-and-set that keeps two workers from both opening a process or a task.
+_COMMIT = """
+if ARGV[1] ~= '*' then
+  local current = redis.call('GET', KEYS[1]) or ''
+  if current ~= ARGV[1] then return 0 end
+  if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+end
+for _, command in ipairs(cjson.decode(ARGV[3])) do
+  redis.call(unpack(command))
+end
+return 1
 """
 
 Step = Callable[[Process | None, bp.NumberFor], Transition | None]
 """The rule to apply: current process (or None) and a numbering function → transition,
 or None when the step changes nothing (the caller's effects are still stored)."""
-Effects = Callable[[Pipeline, Transition | None], None]
+Effects = Callable[[Writes, Transition | None], None]
 """What the caller stores in the same transaction, given the step's result (to queue,
 for example, a confirmation that names it)."""
 
@@ -54,7 +79,8 @@ for example, a confirmation that names it)."""
 class ProcessStore:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
-        self._reserve = redis.register_script(_RESERVE)
+        self._read = redis.register_script(_READ)
+        self._commit = redis.register_script(_COMMIT)
         self.once_ttl = settings.bus.dedup_ttl_days * 86400
         every = settings.reminders.interval_minutes
         self.remind_every = _minutes(every) if every else None
@@ -84,8 +110,14 @@ class ProcessStore:
         effects: Effects | None = None,
         *,
         once: str | None = None,
+        may_open: bool = False,
     ) -> Transition | None:
         """Run ``step`` on the contact's process and commit it with ``effects``.
+
+        Two round trips: one script reads the state (and, when ``may_open`` and a new
+        day begins, reserves the day's number for this contact); one script commits
+        the recorded writes only if the state is still what was read — otherwise the
+        step runs again on the new state (a race with another worker).
 
         ``once`` is the causing event's key: an event handled again (its entry was
         redelivered after the commit's reply was lost) does not apply the rule twice —
@@ -93,58 +125,53 @@ class ProcessStore:
         stored again (they are idempotent).
         """
         key = keys.process(contact_id)
-        marker = keys.applied(once) if once is not None else None
+        marker = keys.applied(once) if once is not None else key
+        day = bp.local_day(at, self.zone)
+        stamp = day.strftime("%Y%m%d")
         for attempt in range(MAX_ATTEMPTS):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key, *([marker] if marker else []))
-                    raw, applied = await pipe.mget(key, marker or key)
-                    if marker is not None and applied is not None:
-                        transition = None
-                    else:
-                        current = PROCESS.validate_json(raw) if raw is not None else None
-                        number_for = await self._numbering(contact_id, current, at)
-                        transition = step(current, number_for)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    if transition is not None:
-                        self._store(pipe, contact_id, transition)
-                    if marker is not None:
-                        pipe.set(marker, 1, ex=self.once_ttl)
-                    if effects is not None:
-                        effects(pipe, transition)
-                    await pipe.execute()
-                    return transition
-                except WatchError:
-                    log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
+            raw, applied, n = await self._read(
+                keys=[key, marker, keys.process_number(contact_id, stamp), keys.process_seq(stamp)],
+                args=[
+                    day.isoformat(),
+                    int(keys.PROCESS_SEQ_TTL.total_seconds()),
+                    "1" if once is not None else "0",
+                    "1" if may_open else "0",
+                ],
+            )
+            writes = Writes()
+            transition = None
+            if not applied:
+                current = PROCESS.validate_json(raw) if raw is not None else None
+                transition = step(current, self._number_for(day, n))
+                if transition is not None:
+                    self._store(writes, contact_id, transition)
+                if once is not None:
+                    writes.set(marker, 1, ex=self.once_ttl)
+            if effects is not None:
+                effects(writes, transition)
+            expected = "*" if applied else (_text(raw) if raw is not None else "")
+            if await self._commit(
+                keys=[key, marker], args=[expected, "1" if once else "0", writes.encode()]
+            ):
+                return transition
+            log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
             # Jittered backoff, so racers do not collide again in lockstep.
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
         raise RuntimeError(f"contact {contact_id}: process update kept racing")
 
-    async def _numbering(
-        self, contact_id: str, current: Process | None, at: datetime
-    ) -> bp.NumberFor:
-        """A numbering function; a number is reserved only if a new day begins.
-
-        The reservation is per contact and day (a contact opens at most one process a
-        day), so a step that loses a race and runs again gets the same number: racing
-        leaves no gaps in the day's numbering.
-        """
-        day = bp.local_day(at, self.zone)
-        if current is not None and current.day == day:
+    def _number_for(self, day: date, reserved: int | None) -> bp.NumberFor:
+        """The numbering function for the step: the number reserved by the read (one
+        per contact and day, so a step that lost a race gets the same one again)."""
+        if reserved is None:
             return _no_new_number
-        stamp = day.strftime("%Y%m%d")
-        n = await self._reserve(
-            keys=[keys.process_number(contact_id, stamp), keys.process_seq(stamp)],
-            args=[int(keys.PROCESS_SEQ_TTL.total_seconds())],
-        )
-        number = self.number_format.format(date=day, n=int(n))
+        number = self.number_format.format(date=day, n=int(reserved))
 
         def number_for(_: date) -> str:
             return number
 
         return number_for
 
-    def _store(self, pipe: Pipeline, contact_id: str, transition: Transition) -> None:
+    def _store(self, pipe: Writes, contact_id: str, transition: Transition) -> None:
         pipe.set(keys.process(contact_id), PROCESS.dump_json(transition.process))
         # The auto-close timer follows the state, in the same transaction.
         timer = f"{keys.AUTO_CLOSE}:{contact_id}"

@@ -1,0 +1,67 @@
+"""Redis writes recorded now and executed later, inside a compare-and-set script.
+
+A business-process step reads the state in one round trip and commits in one more:
+the commit is a Lua script that checks the state is unchanged and only then runs the
+recorded writes, all atomically. :class:`Writes` has the same method names and keyword
+arguments as the redis-py pipeline methods the write paths use, so the same helpers
+(``Bus.add``, ``Bus.ack``…) write into either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Writes:
+    """An ordered list of Redis commands (every argument as text)."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def _add(self, *args: Any) -> None:
+        self.commands.append([_s(a) for a in args])
+
+    def encode(self) -> str:
+        return json.dumps(self.commands, ensure_ascii=False)
+
+    def set(self, name: str, value: Any, ex: int | None = None) -> None:
+        self._add("SET", name, value, *(("EX", ex) if ex is not None else ()))
+
+    def xadd(
+        self,
+        name: str,
+        fields: Mapping[Any, Any],
+        maxlen: int | None = None,
+        approximate: bool = True,
+    ) -> None:
+        trim = ("MAXLEN", "~" if approximate else "=", maxlen) if maxlen is not None else ()
+        pairs = [part for item in fields.items() for part in item]
+        self._add("XADD", name, *trim, "*", *pairs)
+
+    def xack(self, name: str, group: str, *ids: str) -> None:
+        self._add("XACK", name, group, *ids)
+
+    def xdel(self, name: str, *ids: str) -> None:
+        self._add("XDEL", name, *ids)
+
+    def zadd(
+        self, name: str, mapping: Mapping[str, float], nx: bool = False, xx: bool = False
+    ) -> None:
+        flags = ("NX",) if nx else ("XX",) if xx else ()
+        pairs = [part for member, score in mapping.items() for part in (int(score), member)]
+        self._add("ZADD", name, *flags, *pairs)
+
+    def zrem(self, name: str, *members: str) -> None:
+        self._add("ZREM", name, *members)
+
+    def lpush(self, name: str, *values: Any) -> None:
+        self._add("LPUSH", name, *values)
+
+    def ltrim(self, name: str, start: int, end: int) -> None:
+        self._add("LTRIM", name, start, end)
