@@ -37,7 +37,7 @@ from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
 from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
-from gateway.jobs import JOB, CustomerSend, StaffEdit, StaffNotice, StaffPost
+from gateway.jobs import JOB, CustomerSend, StaffEdit, StaffGeneral, StaffNotice, StaffPost
 from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -107,6 +107,13 @@ class Delivery:
             case StaffNotice():
                 content = Content(kind=Kind.TEXT, text=job.text)
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
+                await self._finish(entry, job.out_id, sent)
+            case StaffGeneral():
+                general = Destination(
+                    account=self.staff.account, chat_id=self.staff_chat, reply_to=job.reply_to
+                )
+                content = Content(kind=Kind.TEXT, text=job.text)
+                sent = await self._call(self.staff, general, self.staff.send, general, content)
                 await self._finish(entry, job.out_id, sent)
             case CustomerSend():
                 await self._to_customer(job, entry)

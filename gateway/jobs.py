@@ -41,6 +41,15 @@ class StaffNotice(_Job):
     reply_to: MessageId | None = None
 
 
+class StaffGeneral(_Job):
+    """A message from the gateway in the staff group's General topic (``contact_id`` is
+    only the partition key: ``general``)."""
+
+    type: Literal["staff.general"] = "staff.general"
+    text: str
+    reply_to: MessageId | None = None
+
+
 class CustomerSend(_Job):
     """An operator's reply to deliver to the customer."""
 
@@ -54,5 +63,7 @@ class CustomerSend(_Job):
     created_at: float
 
 
-Job = Annotated[StaffPost | StaffEdit | StaffNotice | CustomerSend, Field(discriminator="type")]
+Job = Annotated[
+    StaffPost | StaffEdit | StaffNotice | StaffGeneral | CustomerSend, Field(discriminator="type")
+]
 JOB: TypeAdapter[Job] = TypeAdapter(Job)

@@ -19,7 +19,7 @@ from gateway import process as bp
 from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
-from gateway.jobs import CustomerSend, StaffEdit, StaffNotice, StaffPost, _Job
+from gateway.jobs import CustomerSend, StaffEdit, StaffGeneral, StaffNotice, StaffPost, _Job
 from gateway.model import (
     AccountId,
     ChatId,
@@ -30,7 +30,7 @@ from gateway.model import (
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
-from gateway.staff.commands import HELP, Command, parse_command
+from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
 from gateway.staff.tasks import CHANGES, TaskCommands
 from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
@@ -135,7 +135,17 @@ class Pipeline:
             await self._commit(entry, None, None)
             return
         if not message.is_topic_message or message.thread_id is None:
-            await self._commit(entry, None, None)  # General topic: staff talk among themselves
+            # General topic: staff talk among themselves; only commands are answered.
+            command = parse_command(message.content.text or "")
+            general = None
+            if command is not None:
+                general = StaffGeneral(
+                    out_id=f"general:{message.key}",
+                    contact_id=ContactId("general"),
+                    text=await self._general_command(command, message.received_at),
+                    reply_to=message.message_id,
+                )
+            await self._commit(entry, keys.STAFF_OUT, general)
             return
         contact_id = await self.topics.contact_of(TopicId(message.thread_id))
         text = message.content.text or ""
@@ -234,6 +244,30 @@ class Pipeline:
 
         await self.bus.commit(build)
         log.info("process.reminder_sent", contact_id=contact_id, late_minutes=late)
+
+    async def _general_command(self, command: Command, now: datetime) -> str:
+        if command.name == "overdue":
+            return await self._overdue_digest(now)
+        if command.name == "help":
+            return GENERAL_HELP
+        return f"/{command.name} works in a customer's topic. Here: /overdue, /help."
+
+    async def _overdue_digest(self, now: datetime) -> str:
+        overdue = await self.processes.overdue(now)
+        if not overdue:
+            return "✅ No overdue tasks."
+        lines = [f"⏰ Overdue tasks ({len(overdue)}), longest waiting first:"]
+        for contact_id, process in overdue:
+            task = process.task
+            name = (await self.contacts.get(ContactId(contact_id))).get("display_name", contact_id)
+            late = int((now - task.respond_by).total_seconds() // 60)
+            who = self.tasks.name_of(task.responsible) if task.responsible else "nobody"
+            line = f"• {name} — {process.number}, task {task.number}, {late} min late, {who}"
+            topic = await self.topics.get(ContactId(contact_id))
+            if topic is not None:
+                line += f"\n  {topic_link(self.staff_chat, topic)}"
+            lines.append(line)
+        return "\n".join(lines)
 
     async def _command(self, command: Command, contact_id: ContactId, at: datetime) -> str:
         name = command.name

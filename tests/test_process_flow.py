@@ -14,7 +14,7 @@ from gateway.config import parse_config
 from gateway.store import keys
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import close, connect
-from tests.conftest import StartGateway, World, config_dict
+from tests.conftest import STAFF_CHAT, StartGateway, World, config_dict
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -323,3 +323,38 @@ async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGat
     assert len(reminders()) == 3
     events = [e["type"] for e in await _events(running)]
     assert events.count("reminder.sent") == 3
+
+
+async def test_overdue_digest_and_commands_outside_a_topic(
+    world: World, start_gateway: StartGateway
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    await start_gateway(clock=clock)
+    ivan, maria = world.customer("Ivan"), world.customer("Maria", "maria")
+    await world.say(ivan, text="where is my order?")
+    ivan_topic = (await world.in_staff(lambda m: _text(m) == "where is my order?"))[
+        "message_thread_id"
+    ]
+    clock.now += timedelta(minutes=5)
+    await world.say(maria, text="hello")
+    maria_topic = (await world.in_staff(lambda m: _text(m) == "hello"))["message_thread_id"]
+    await world.operator_says(maria_topic, text="hi Maria")
+    await world.in_private(maria, lambda m: _text(m) == "hi Maria")
+
+    async def in_general(text: str) -> str:
+        sent = await world.emulator.user_sends(world.operator["id"], chat_id=STAFF_CHAT, text=text)
+        answer = await world.in_staff(
+            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+        )
+        assert not answer.get("is_topic_message")
+        return _text(answer)
+
+    assert await in_general("/overdue") == "✅ No overdue tasks."
+    clock.now = datetime(2026, 11, 23, 10, 40, tzinfo=MSK)
+    digest = await in_general("/overdue")
+    assert "Overdue tasks (1)" in digest
+    assert "• Ivan — BP-20261123-0001, task 1, 25 min late, nobody" in digest
+    assert f"https://t.me/c/{str(STAFF_CHAT)[4:]}/{ivan_topic}" in digest
+    assert "Maria" not in digest
+    assert "works in a customer's topic" in await in_general("/take")
+    assert "/overdue" in await in_general("/help")

@@ -19,6 +19,19 @@ Any other message here is sent to the customer.
 Start a message with ! to keep it as an internal note (not sent)."""
 
 
+GENERAL_HELP = """Commands in the General topic:
+/overdue — tasks past their deadline, longest waiting first, with links
+/help — this list
+
+In a customer's topic, /help lists the task commands."""
+
+
+def topic_link(staff_chat: str, topic: int) -> str:
+    """A link that opens a forum topic (https://t.me/c/<chat without -100>/<topic>)."""
+    internal = staff_chat[4:] if staff_chat.startswith("-100") else staff_chat.lstrip("-")
+    return f"https://t.me/c/{internal}/{topic}"
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str

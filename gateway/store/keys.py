@@ -134,6 +134,11 @@ AUTO_CLOSE = "auto_close"
 REMIND = "remind"
 
 
+# Who is waiting for an answer: member contact, score = respond_by (ms). Maintained with
+# the process state; the overdue digest reads it instead of scanning every contact.
+AWAITING = f"{PREFIX}:awaiting"
+
+
 # Events ------------------------------------------------------------------------------------
 # Every business-process change, for integrations (CRM webhooks read it with their own
 # consumer group). Capped at about EVENTS_MAXLEN entries (approximate trimming).

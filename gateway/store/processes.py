@@ -97,6 +97,19 @@ class ProcessStore:
         raw = await self.redis.get(keys.process(contact_id))
         return PROCESS.validate_json(raw) if raw is not None else None
 
+    async def overdue(self, now: datetime, limit: int = 50) -> list[tuple[str, Process]]:
+        """Contacts waiting past their deadline, the longest-waiting first."""
+        ids = await self.redis.zrangebyscore(
+            keys.AWAITING, "-inf", int(now.timestamp() * 1000), start=0, num=limit
+        )
+        found = []
+        for raw in ids:
+            contact_id = _text(raw)  # type: ignore[arg-type]  # ZRANGEBYSCORE without scores
+            process = await self.current(contact_id)
+            if process is not None and bp.overdue(process, now):
+                found.append((contact_id, process))
+        return found
+
     async def archive(self, contact_id: str, limit: int = 50) -> list[Process]:
         """Older processes, newest first."""
         raws = await self.redis.lrange(keys.process_archive(contact_id), 0, limit - 1)
@@ -184,10 +197,16 @@ class ProcessStore:
         # already re-armed for later stays where it is) and cleared by an answer.
         remind = f"{keys.REMIND}:{contact_id}"
         task = transition.process.task
-        if self.remind_every and task.is_open and task.awaiting_reply:
-            pipe.zadd(keys.TIMERS, {remind: int(task.respond_by.timestamp() * 1000)}, nx=True)
+        waiting = task.is_open and task.awaiting_reply
+        respond_by = int(task.respond_by.timestamp() * 1000)
+        if self.remind_every and waiting:
+            pipe.zadd(keys.TIMERS, {remind: respond_by}, nx=True)
         else:
             pipe.zrem(keys.TIMERS, remind)
+        if waiting:
+            pipe.zadd(keys.AWAITING, {contact_id: respond_by})
+        else:
+            pipe.zrem(keys.AWAITING, contact_id)
         if transition.archived is not None:
             archive = keys.process_archive(contact_id)
             pipe.lpush(archive, PROCESS.dump_json(transition.archived))
