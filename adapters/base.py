@@ -20,6 +20,7 @@ from gateway.model import (
     ChatId,
     Content,
     Destination,
+    InboundCallback,
     InboundMessage,
     MessageId,
     Sent,
@@ -61,7 +62,9 @@ class Adapter(Protocol):
         """Authenticate a webhook request the platform's way; raise ``Unauthorized``."""
         ...
 
-    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> list[InboundMessage]:
+    def parse(
+        self, payload: Mapping[str, Any], received_at: datetime
+    ) -> list[InboundMessage | InboundCallback]:
         """Normalise one platform payload; ``[]`` for events the gateway does not use.
 
         Raises ``BadPayload`` when the payload is not what the platform documents.
@@ -105,3 +108,7 @@ class StaffAdapter(Adapter, Protocol):
     async def reopen_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...
 
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
+
+    async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
+        """Answer a button press (a toast, or an alert the user must dismiss)."""
+        ...

@@ -93,7 +93,9 @@ class App:
         self.ingest = Ingest(self.bus, self.metrics, clock=self.clock)
         contacts = Contacts(self.redis)
         topics = Topics(self.redis, settings.staff.chat_id)
-        self.processes = ProcessStore(self.redis, settings)
+        self.processes = ProcessStore(
+            self.redis, settings, card_stream=lambda cid: self.bus.stream(keys.STAFF_OUT, cid)
+        )
         self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
         self.scheduler = Scheduler(
             self.redis,
@@ -109,6 +111,8 @@ class App:
             topics,
             Limiter(self.redis, enabled=settings.delivery.flood_limits),
             self.metrics,
+            self.processes,
+            self.clock,
         )
         log.info("gateway.started", accounts=sorted(self.adapters), redis=_safe_url(url))
 

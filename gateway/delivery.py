@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,7 +38,16 @@ from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
 from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
-from gateway.jobs import JOB, CustomerSend, StaffEdit, StaffGeneral, StaffNotice, StaffPost
+from gateway.jobs import (
+    JOB,
+    CallbackAnswer,
+    CustomerSend,
+    StaffCard,
+    StaffEdit,
+    StaffGeneral,
+    StaffNotice,
+    StaffPost,
+)
 from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -56,8 +66,11 @@ from gateway.model import (
 )
 from gateway.ratelimit import Limiter
 from gateway.staff import render
+from gateway.staff.tasks import TaskCommands, card_buttons, render_card
 from gateway.store import keys
 from gateway.store.messages import MessageRef, link, peer
+from gateway.store.processes import ProcessStore
+from gateway.store.redis import text
 from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -77,7 +90,12 @@ class Delivery:
         topics: Topics,
         limiter: Limiter,
         metrics: Metrics,
+        processes: ProcessStore | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self.processes = processes
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.tasks = TaskCommands(settings)
         self.settings = settings
         self.bus = bus
         self.redis = bus.redis
@@ -105,9 +123,19 @@ class Delivery:
             case StaffEdit():
                 await self._edit(job, entry)
             case StaffNotice():
-                content = Content(kind=Kind.TEXT, text=job.text)
+                content = Content(kind=Kind.TEXT, text=job.text, buttons=job.buttons)
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
+            case StaffCard():
+                await self._card(job.contact_id, entry, job.out_id)
+            case CallbackAnswer():
+                dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+                answer = functools.partial(self.staff.answer_callback, alert=job.alert)
+                try:
+                    await self._call(self.staff, dest, answer, job.callback_id, job.text)
+                except PermanentError as exc:  # too late (answers expire): nothing to repair
+                    log.info("staff.callback_answer_failed", reason=exc.reason)
+                await self._finish(entry, job.out_id, None)
             case StaffGeneral():
                 general = Destination(
                     account=self.staff.account, chat_id=self.staff_chat, reply_to=job.reply_to
@@ -244,6 +272,37 @@ class Delivery:
             if "first_seen" in data
             else datetime.now(UTC),
         )
+
+    async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
+        """Show the current task card: edit the pinned one, or post and pin a new one."""
+        process = await self.processes.current(contact_id) if self.processes else None
+        if process is None:
+            await self._finish(entry, out_id, None)
+            return
+        now = self.clock()
+        today = process.day == now.astimezone(self.settings.zone).date()
+        body = render_card(process, now, self.settings.zone, self.tasks.name_of)
+        content = Content(kind=Kind.TEXT, text=body, buttons=card_buttons(process, today))
+        key = keys.card(self.settings.staff.chat_id, contact_id)
+        card_id = await self.redis.get(key)
+        if card_id is not None:
+            dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+            try:
+                message = MessageId(text(card_id))
+                await self._call(
+                    self.staff, dest, self.staff.edit_text, self.staff_chat, message, content
+                )
+                await self._finish(entry, out_id, None)
+                return
+            except PermanentError as exc:  # deleted, or its topic was lost: post anew
+                log.info("staff.card_reposted", reason=exc.reason)
+        _, sent = await self._to_topic(contact_id, content)
+        try:
+            await self.staff.pin(self.staff_chat, sent.message_ids[0])
+        except (PermanentError, TransientError) as exc:
+            log.info("staff.pin_failed", error=str(exc))
+        await self.redis.set(key, sent.message_ids[0])
+        await self._finish(entry, out_id, sent)
 
     # Customer side ---------------------------------------------------------------------
 

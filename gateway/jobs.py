@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from gateway.model import ContactId, Content, Destination, InboundMessage, MessageId
+from gateway.model import Button, ContactId, Content, Destination, InboundMessage, MessageId
 
 
 class _Job(BaseModel):
@@ -39,6 +39,7 @@ class StaffNotice(_Job):
     type: Literal["staff.notice"] = "staff.notice"
     text: str
     reply_to: MessageId | None = None
+    buttons: tuple[tuple[Button, ...], ...] = ()
 
 
 class StaffGeneral(_Job):
@@ -48,6 +49,21 @@ class StaffGeneral(_Job):
     type: Literal["staff.general"] = "staff.general"
     text: str
     reply_to: MessageId | None = None
+
+
+class StaffCard(_Job):
+    """Show the contact's current task card in its topic: edit it, or post and pin it."""
+
+    type: Literal["staff.card"] = "staff.card"
+
+
+class CallbackAnswer(_Job):
+    """Answer an operator's button press (a toast, or an alert)."""
+
+    type: Literal["staff.callback"] = "staff.callback"
+    callback_id: str
+    text: str
+    alert: bool = False
 
 
 class CustomerSend(_Job):
@@ -64,6 +80,7 @@ class CustomerSend(_Job):
 
 
 Job = Annotated[
-    StaffPost | StaffEdit | StaffNotice | StaffGeneral | CustomerSend, Field(discriminator="type")
+    StaffPost | StaffEdit | StaffNotice | StaffGeneral | StaffCard | CallbackAnswer | CustomerSend,
+    Field(discriminator="type"),
 ]
 JOB: TypeAdapter[Job] = TypeAdapter(Job)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import NewType
+from typing import Annotated, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 AccountId = NewType("AccountId", str)
 """A channel account from the config (``channels[].id``), e.g. ``tg_shop``."""
@@ -109,6 +109,13 @@ class SharedContact(_Frozen):
     user_id: str | None = None
 
 
+class Button(_Frozen):
+    """An inline button; ``data`` comes back in an :class:`InboundCallback` (≤ 64 bytes)."""
+
+    text: str
+    data: str = Field(max_length=64)
+
+
 class Content(_Frozen):
     """The payload of a message, independent of who sends it where."""
 
@@ -121,6 +128,8 @@ class Content(_Frozen):
     contact: SharedContact | None = None
     media_group_id: str | None = None
     """Album id: items of one album share it (Telegram sends them as separate updates)."""
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    """Rows of inline buttons under the message (staff side: task cards, choices)."""
 
 
 class Sender(_Frozen):
@@ -144,6 +153,7 @@ class InboundMessage(_Frozen):
     event has the same key and is processed once.
     """
 
+    type: Literal["message"] = "message"
     key: str
     sender: Sender
     message_id: MessageId
@@ -159,6 +169,20 @@ class InboundMessage(_Frozen):
     """Written in a group (the staff group, or a group a customer bot was added to)."""
 
 
+class InboundCallback(_Frozen):
+    """Someone pressed an inline button."""
+
+    type: Literal["callback"] = "callback"
+    key: str
+    sender: Sender
+    callback_id: str
+    data: str
+    message_id: MessageId
+    """The message that carries the button."""
+    thread_id: int | None = None
+    received_at: datetime
+
+
 class Destination(_Frozen):
     """Where an outbound message goes on its platform."""
 
@@ -172,6 +196,11 @@ class Sent(_Frozen):
     """What the platform answered for a successful send."""
 
     message_ids: tuple[MessageId, ...] = Field(min_length=1)
+
+
+Inbound = Annotated[InboundMessage | InboundCallback, Field(discriminator="type")]
+"""Everything the inbound stream carries."""
+INBOUND: TypeAdapter[InboundMessage | InboundCallback] = TypeAdapter(Inbound)
 
 
 class Contact(_Frozen):

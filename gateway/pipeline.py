@@ -19,12 +19,23 @@ from gateway import process as bp
 from gateway.bus import Bus, Entry
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
-from gateway.jobs import CustomerSend, StaffEdit, StaffGeneral, StaffNotice, StaffPost, _Job
+from gateway.jobs import (
+    CallbackAnswer,
+    CustomerSend,
+    StaffEdit,
+    StaffGeneral,
+    StaffNotice,
+    StaffPost,
+    _Job,
+)
 from gateway.model import (
+    INBOUND,
     AccountId,
+    Button,
     ChatId,
     ContactId,
     Destination,
+    InboundCallback,
     InboundMessage,
     MessageId,
     TopicId,
@@ -43,7 +54,7 @@ Writer = RedisPipeline | Writes
 """Where a handler's effects go: a transaction, or the process store's recorded writes."""
 
 
-def routing_key(message: InboundMessage) -> str:
+def routing_key(message: InboundMessage | InboundCallback) -> str:
     """Inbound partitioning: per customer chat, or per staff topic (order is per key)."""
     if message.sender.account == STAFF_ACCOUNT:
         return f"staff:{message.thread_id or 0}"
@@ -70,12 +81,14 @@ class Pipeline:
         self.operators = {str(o.id): o.name for o in settings.staff.operators}
 
     async def handle(self, entry: Entry) -> None:
-        message = InboundMessage.model_validate_json(entry.payload)
+        message = INBOUND.validate_json(entry.payload)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             account=message.sender.account, event_key=message.key, entry=entry.id
         )
-        if message.sender.account == STAFF_ACCOUNT:
+        if isinstance(message, InboundCallback):
+            await self._callback(message, entry)
+        elif message.sender.account == STAFF_ACCOUNT:
             await self._from_staff(message, entry)
         else:
             await self._from_customer(message, entry)
@@ -244,6 +257,114 @@ class Pipeline:
 
         await self.bus.commit(build)
         log.info("process.reminder_sent", contact_id=contact_id, late_minutes=late)
+
+    async def _callback(self, press: InboundCallback, entry: Entry) -> None:
+        """A button under a task card (or a choice it offered) was pressed."""
+        sender = press.sender
+        structlog.contextvars.bind_contextvars(user=sender.user_id, button=press.data)
+        contact_id = None
+        if sender.chat_id == self.staff_chat and press.thread_id is not None:
+            contact_id = await self.topics.contact_of(TopicId(press.thread_id))
+        route = ContactId(contact_id or "general")
+
+        def answer(text: str, *, alert: bool = False) -> CallbackAnswer:
+            return CallbackAnswer(
+                out_id=f"answer:{press.key}",
+                contact_id=route,
+                callback_id=press.callback_id,
+                text=text,
+                alert=alert,
+            )
+
+        if sender.chat_id != self.staff_chat:
+            log.warning("staff.foreign_callback_ignored", chat=sender.chat_id)
+            await self._commit(entry, None, None)
+            return
+        if sender.is_bot or (self.operators and sender.user_id not in self.operators):
+            log.warning("staff.callback_by_non_operator")
+            await self._commit(
+                entry, keys.STAFF_OUT, answer("Only operators can do this.", alert=True)
+            )
+            return
+        action, _, argument = press.data.removeprefix("t:").partition(":")
+        if contact_id is None or not press.data.startswith("t:"):
+            await self._commit(
+                entry, keys.STAFF_OUT, answer("This button does nothing here.", alert=True)
+            )
+            return
+        route_info = await self.contacts.reply_route(contact_id)
+        account = route_info[0] if route_info else ""
+        channel = self.settings.channel(account)
+        if action == "close" and not argument and channel is not None and channel.close_reasons:
+            choices = [Button(text=r, data=f"t:close:{r}"[:64]) for r in channel.close_reasons]
+            await self._offer(
+                entry,
+                answer("Choose a reason below."),
+                contact_id,
+                press,
+                "Close with which reason?",
+                choices,
+            )
+            return
+        if action == "transfer" and not argument:
+            choices = [
+                Button(text=name, data=f"t:transfer:{user_id}")
+                for user_id, name in self.operators.items()
+                if user_id != sender.user_id
+            ]
+            if not choices:
+                await self._commit(
+                    entry, keys.STAFF_OUT, answer("There is nobody to transfer to.", alert=True)
+                )
+                return
+            await self._offer(
+                entry, answer("Choose whom below."), contact_id, press, "Transfer to whom?", choices
+            )
+            return
+        at = press.received_at
+        try:
+            step = self.tasks.step(action, argument, sender.user_id, at, account)
+        except bp.RuleError as exc:
+            await self._commit(entry, keys.STAFF_OUT, answer(str(exc), alert=True))
+            return
+        if action not in CHANGES:
+            await self._commit(entry, keys.STAFF_OUT, answer("Unknown button.", alert=True))
+            return
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            text = self.tasks.confirm(action, transition) if transition else "Done."
+            self._effects(entry, keys.STAFF_OUT, answer(text))(pipe, transition)
+
+        try:
+            await self.processes.apply(contact_id, at, step, effects, once=press.key)
+        except bp.RuleError as exc:
+            await self._commit(entry, keys.STAFF_OUT, answer(str(exc), alert=True))
+
+    async def _offer(
+        self,
+        entry: Entry,
+        answer: CallbackAnswer,
+        contact_id: ContactId,
+        press: InboundCallback,
+        question: str,
+        choices: list[Button],
+    ) -> None:
+        """Answer the press and post a row of choices (reasons, operators) in the topic."""
+        rows = tuple(tuple(choices[i : i + 3]) for i in range(0, len(choices), 3))
+        offer = StaffNotice(
+            out_id=f"offer:{press.key}",
+            contact_id=contact_id,
+            text=question,
+            reply_to=press.message_id,
+            buttons=rows,
+        )
+
+        def build(pipe: RedisPipeline) -> None:
+            self.bus.add(pipe, keys.STAFF_OUT, contact_id, offer.model_dump_json())
+            self.bus.add(pipe, keys.STAFF_OUT, contact_id, answer.model_dump_json())
+            self.bus.ack(pipe, entry)
+
+        await self.bus.commit(build)
 
     async def _general_command(self, command: Command, now: datetime) -> str:
         if command.name == "overdue":

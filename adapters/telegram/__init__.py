@@ -20,7 +20,7 @@ from aiogram.types import BufferedInputFile
 from adapters.base import Batch, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
-from adapters.telegram.send import send_content
+from adapters.telegram.send import keyboard, send_content
 from gateway.config import DeliverySettings, TelegramEndpoint
 from gateway.errors import PermanentError, Unauthorized
 from gateway.model import (
@@ -30,6 +30,7 @@ from gateway.model import (
     ChatId,
     Content,
     Destination,
+    InboundCallback,
     InboundMessage,
     MessageId,
     Sent,
@@ -100,7 +101,9 @@ class TelegramAdapter:
         if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             raise Unauthorized("wrong or missing X-Telegram-Bot-Api-Secret-Token")
 
-    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> list[InboundMessage]:
+    def parse(
+        self, payload: Mapping[str, Any], received_at: datetime
+    ) -> list[InboundMessage | InboundCallback]:
         return parse_update(
             payload, account=self.account, bot_id=self.bot_id, received_at=received_at
         )
@@ -159,12 +162,19 @@ class TelegramAdapter:
                     )
                 else:
                     await self.bot.edit_message_text(
-                        text=content.text or "…", chat_id=int(chat_id), message_id=int(message_id)
+                        text=content.text or "…",
+                        chat_id=int(chat_id),
+                        message_id=int(message_id),
+                        reply_markup=keyboard(content),
                     )
             except Exception as exc:
                 if "message is not modified" in str(exc):
                     return  # the same text again: nothing to do
                 raise
+
+    async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
+        async with converted():
+            await self.bot.answer_callback_query(callback_id, text=text[:200], show_alert=alert)
 
     async def download(self, attachment: Attachment) -> Upload:
         if (

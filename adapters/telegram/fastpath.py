@@ -21,6 +21,7 @@ from gateway.model import (
     Channel,
     ChatId,
     Content,
+    InboundCallback,
     InboundMessage,
     Kind,
     MessageId,
@@ -85,7 +86,7 @@ def _entities_ok(entities: Any) -> bool:
 
 def parse_private_text(
     payload: Mapping[str, Any], *, account: AccountId, bot_id: int, received_at: datetime
-) -> list[InboundMessage] | None:
+) -> list[InboundMessage | InboundCallback] | None:
     """The normalised message, or ``None`` when the update is not the simple case."""
     if type(payload) is not dict or not payload.keys() <= _UPDATE_KEYS:
         return None

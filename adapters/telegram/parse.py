@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.enums import ContentType
-from aiogram.types import Message, Update
+from aiogram.types import CallbackQuery, Message, Update
 from pydantic import ValidationError
 
 from adapters.telegram.fastpath import parse_private_text
@@ -22,6 +22,7 @@ from gateway.model import (
     Channel,
     ChatId,
     Content,
+    InboundCallback,
     InboundMessage,
     Kind,
     Location,
@@ -96,7 +97,7 @@ def event_key(bot_id: int, message: Message) -> str:
 
 def parse_update(
     payload: Mapping[str, Any], *, account: AccountId, bot_id: int, received_at: datetime
-) -> list[InboundMessage]:
+) -> list[InboundMessage | InboundCallback]:
     """Normalise one update; ``[]`` for updates the gateway does not act on."""
     fast = parse_private_text(payload, account=account, bot_id=bot_id, received_at=received_at)
     if fast is not None:
@@ -107,6 +108,8 @@ def parse_update(
         update = Update.model_validate(payload)
     except ValidationError as exc:
         raise BadPayload(Channel.TELEGRAM, f"not a Telegram update: {_first_error(exc)}") from exc
+    if update.callback_query is not None:
+        return _callback(update.callback_query, account, bot_id, received_at)
     message = update.message or update.edited_message
     if message is None or message.content_type in _SERVICE:
         return []
@@ -145,6 +148,35 @@ def parse_update(
             thread_id=message.message_thread_id if message.is_topic_message else None,
             is_topic_message=bool(message.is_topic_message),
             group_chat=message.chat.type != "private",
+        )
+    ]
+
+
+def _callback(
+    query: CallbackQuery, account: AccountId, bot_id: int, received_at: datetime
+) -> list[InboundMessage | InboundCallback]:
+    message = query.message
+    if not isinstance(message, Message) or query.data is None:
+        return []  # a button on an inaccessible (too old) message, or a game button
+    user = query.from_user
+    sender = Sender(
+        account=account,
+        channel=Channel.TELEGRAM,
+        user_id=PlatformUserId(str(user.id)),
+        chat_id=ChatId(str(message.chat.id)),
+        display_name=" ".join(filter(None, (user.first_name, user.last_name))) or str(user.id),
+        username=user.username,
+        is_bot=user.is_bot,
+    )
+    return [
+        InboundCallback(
+            key=f"tgcb:{bot_id}:{query.id}",
+            sender=sender,
+            callback_id=query.id,
+            data=query.data,
+            message_id=MessageId(str(message.message_id)),
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            received_at=received_at,
         )
     ]
 

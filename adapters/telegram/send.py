@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Bot
-from aiogram.types import BufferedInputFile, Message, ReplyParameters
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
 
 from gateway.model import Content, Destination, Kind
 
@@ -59,6 +65,7 @@ async def send_content(
         "message_thread_id": thread,
         "reply_parameters": reply,
     }
+    markup = keyboard(content)
     sent: list[Message] = []
     kind = content.kind
 
@@ -98,10 +105,25 @@ async def send_content(
         )
     else:
         tail = text or "…"
-    for chunk in split_text(tail) if tail else ():
-        sent.append(await bot.send_message(text=chunk, **common))
+    chunks = split_text(tail) if tail else []
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        sent.append(
+            await bot.send_message(text=chunk, reply_markup=markup if last else None, **common)
+        )
         common["reply_parameters"] = None
     return [m.message_id for m in sent]
+
+
+def keyboard(content: Content) -> InlineKeyboardMarkup | None:
+    if not content.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+            for row in content.buttons
+        ]
+    )
 
 
 # kind → (Bot method, file argument, accepts a caption)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import process as bp
 from gateway.config import Settings
+from gateway.model import Button
 from gateway.process import Process, Status, Task
 
 CHANGES = frozenset({"take", "close", "transfer", "reopen", "rename"})
@@ -103,6 +104,16 @@ class TaskCommands:
             for task in reversed(process.tasks):
                 lines.append("  " + _task_line(task, self.zone, self.name_of))
         return "\n".join(lines)
+
+
+def card_buttons(process: Process, today: bool) -> tuple[tuple[Button, ...], ...]:
+    """[Take] [Close] [Transfer] on an open task; [Reopen] on today's closed one."""
+    task = process.task
+    if task.is_open:
+        row = [] if task.status is Status.IN_WORK else [Button(text="Take", data="t:take")]
+        row += [Button(text="Close", data="t:close"), Button(text="Transfer", data="t:transfer")]
+        return (tuple(row),)
+    return ((Button(text="Reopen", data="t:reopen"),),) if today else ()
 
 
 def render_card(

@@ -85,6 +85,11 @@ def topic_contact(staff_chat: int, thread_id: int) -> str:
     return f"{PREFIX}:topic-contact:{staff_chat}:{thread_id}"
 
 
+def card(staff_chat: int, contact_id: str) -> str:
+    """The message id of the contact's task card in its topic (permanent)."""
+    return f"{PREFIX}:card:{staff_chat}:{contact_id}"
+
+
 # Message map ------------------------------------------------------------------------------
 # Two-way (account, chat, message) ↔ (peer account, chat, message), for reply-to links
 # and edits. TTL: MESSAGE_MAP_TTL (replies to very old messages fall back to no link).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -22,6 +23,7 @@ from pydantic import TypeAdapter
 
 from gateway import process as bp
 from gateway.config import Settings
+from gateway.jobs import StaffCard
 from gateway.process import Process, Sla, Transition
 from gateway.store import keys
 from gateway.store.redis import Redis
@@ -77,8 +79,13 @@ for example, a confirmation that names it)."""
 
 
 class ProcessStore:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis: Redis, settings: Settings, *, card_stream: Callable[[str], str] | None = None
+    ) -> None:
+        """``card_stream`` names the staff stream of a contact: every change then also
+        queues a refresh of the contact's task card (in the same commit)."""
         self.redis = redis
+        self.card_stream = card_stream
         self._read = redis.register_script(_READ)
         self._commit = redis.register_script(_COMMIT)
         self.once_ttl = settings.bus.dedup_ttl_days * 86400
@@ -162,6 +169,11 @@ class ProcessStore:
                     writes.set(marker, 1, ex=self.once_ttl)
             if effects is not None:
                 effects(writes, transition)
+            if transition is not None and self.card_stream is not None:
+                # After the effects: the customer's message opens the topic (with its
+                # header) before the card appears under it.
+                card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
+                writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
             expected = "*" if applied else (_text(raw) if raw is not None else "")
             if await self._commit(
                 keys=[key, marker], args=[expected, "1" if once else "0", writes.encode()]
