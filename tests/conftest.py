@@ -29,6 +29,11 @@ OPERATOR_ID = 700001
 WEBHOOK_SECRET = "test-secret_123"
 
 
+def text_of(message: dict[str, Any]) -> str:
+    """A Bot API message's text or caption ("" for neither)."""
+    return str(message.get("text") or message.get("caption") or "")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

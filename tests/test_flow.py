@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.conftest import CUSTOMER_TOKEN, STAFF_CHAT, StartGateway, World, eventually
-
-
-def _text(message: dict[str, Any]) -> str:
-    return str(message.get("text") or message.get("caption") or "")
+from tests.conftest import CUSTOMER_TOKEN, STAFF_CHAT, StartGateway, World, eventually, text_of
 
 
 async def test_first_message_opens_topic_with_pinned_card(
@@ -20,11 +14,11 @@ async def test_first_message_opens_topic_with_pinned_card(
     ivan = world.customer("Ivan", "ivan")
     await world.say(ivan, text="Hello, is the shop open?")
 
-    hello = await world.in_staff(lambda m: _text(m) == "Hello, is the shop open?")
+    hello = await world.in_staff(lambda m: text_of(m) == "Hello, is the shop open?")
     topic = world.topic_of("Ivan · Telegram")
     assert hello["message_thread_id"] == topic
     card = world.staff_messages(topic)
-    texts = [_text(m) for m in card]
+    texts = [text_of(m) for m in card]
     assert any("👤 Ivan (@ivan)" in t and "Telegram · tg_shop" in t for t in texts), texts
     assert any(call.method.lower() == "pinchatmessage" for call in world.emulator.calls)
 
@@ -50,7 +44,7 @@ async def test_every_kind_reaches_the_topic(world: World, start_gateway: StartGa
     await world.say(ivan, dice="🎲")
     await world.say(ivan, text="last")
 
-    await world.in_staff(lambda m: _text(m) == "last", timeout=15)
+    await world.in_staff(lambda m: text_of(m) == "last", timeout=15)
     topic = world.topic_of("Ivan")
     got = world.staff_messages(topic)
     kinds = [
@@ -91,11 +85,11 @@ async def test_every_kind_reaches_the_topic(world: World, start_gateway: StartGa
     assert world.emulator.file_bytes(photo_msg["photo"][-1]["file_id"]) == photo
     doc = next(m for m in got if "document" in m and "animation" not in m)
     assert doc["document"]["file_name"] == "invoice.pdf"
-    texts = [_text(m) for m in got]
+    texts = [text_of(m) for m in got]
     assert any("📊 Which colour?" in t and "• blue" in t for t in texts), texts
     assert any("not supported" in t for t in texts), texts
     # Order per contact is kept.
-    order = [i for i, m in enumerate(got) if "photo" in m or _text(m) == "last"]
+    order = [i for i, m in enumerate(got) if "photo" in m or text_of(m) == "last"]
     assert order == sorted(order)
 
 
@@ -105,19 +99,19 @@ async def test_operator_reply_goes_back_with_reply_link(
     await start_gateway()
     ivan = world.customer()
     question = await world.say(ivan, text="Do you deliver?")
-    staff_copy = await world.in_staff(lambda m: _text(m) == "Do you deliver?")
+    staff_copy = await world.in_staff(lambda m: text_of(m) == "Do you deliver?")
     topic = world.topic_of("Ivan")
 
     await world.operator_says(
         topic, text="Yes, tomorrow.", reply_to_message_id=staff_copy["message_id"]
     )
-    answer = await world.in_private(ivan, lambda m: _text(m) == "Yes, tomorrow.")
+    answer = await world.in_private(ivan, lambda m: text_of(m) == "Yes, tomorrow.")
     assert answer["reply_to_message"]["message_id"] == question["message_id"]
 
     # The customer answers the operator's message: it quotes the operator's staff message.
     await world.say(ivan, text="Great", reply_to_message_id=answer["message_id"])
-    quoted = await world.in_staff(lambda m: _text(m) == "Great")
-    op_msg = next(m for m in world.staff_messages(topic) if _text(m) == "Yes, tomorrow.")
+    quoted = await world.in_staff(lambda m: text_of(m) == "Great")
+    op_msg = next(m for m in world.staff_messages(topic) if text_of(m) == "Yes, tomorrow.")
     assert quoted["reply_to_message"]["message_id"] == op_msg["message_id"]
 
 
@@ -125,7 +119,7 @@ async def test_operator_media_reaches_customer(world: World, start_gateway: Star
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="Send me the price list")
-    await world.in_staff(lambda m: _text(m) == "Send me the price list")
+    await world.in_staff(lambda m: text_of(m) == "Send me the price list")
     topic = world.topic_of("Ivan")
     await world.operator_says(
         topic, document=("prices.pdf", b"%PDF prices", "application/pdf"), caption="Here"
@@ -139,16 +133,16 @@ async def test_notes_and_commands_are_not_sent(world: World, start_gateway: Star
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="hi")
-    await world.in_staff(lambda m: _text(m) == "hi")
+    await world.in_staff(lambda m: text_of(m) == "hi")
     topic = world.topic_of("Ivan")
     await world.operator_says(topic, text="! he called yesterday too")
     await world.operator_says(topic, text="/help")
     await world.operator_says(topic, text="/nonsense")
-    await world.in_staff(lambda m: "Unknown command /nonsense" in _text(m))
-    await world.in_staff(lambda m: "internal note" in _text(m) and "/help" in _text(m))
+    await world.in_staff(lambda m: "Unknown command /nonsense" in text_of(m))
+    await world.in_staff(lambda m: "internal note" in text_of(m) and "/help" in text_of(m))
     await world.operator_says(topic, text="real answer")
-    await world.in_private(ivan, lambda m: _text(m) == "real answer")
-    private = [_text(m) for m in world.emulator.messages(ivan["id"])]
+    await world.in_private(ivan, lambda m: text_of(m) == "real answer")
+    private = [text_of(m) for m in world.emulator.messages(ivan["id"])]
     assert "! he called yesterday too" not in private
     assert not any(t.startswith("/") for t in private)
 
@@ -158,28 +152,28 @@ async def test_second_customer_gets_second_topic(world: World, start_gateway: St
     ivan, maria = world.customer("Ivan"), world.customer("Maria", "maria")
     await world.say(ivan, text="from ivan")
     await world.say(maria, text="from maria")
-    a = await world.in_staff(lambda m: _text(m) == "from ivan")
-    b = await world.in_staff(lambda m: _text(m) == "from maria")
+    a = await world.in_staff(lambda m: text_of(m) == "from ivan")
+    b = await world.in_staff(lambda m: text_of(m) == "from maria")
     assert a["message_thread_id"] != b["message_thread_id"]
     await world.say(ivan, text="ivan again")
-    again = await world.in_staff(lambda m: _text(m) == "ivan again")
+    again = await world.in_staff(lambda m: text_of(m) == "ivan again")
     assert again["message_thread_id"] == a["message_thread_id"]
     # Replies go to the right person.
     await world.operator_says(b["message_thread_id"], text="for maria")
-    await world.in_private(maria, lambda m: _text(m) == "for maria")
-    assert "for maria" not in [_text(m) for m in world.emulator.messages(ivan["id"])]
+    await world.in_private(maria, lambda m: text_of(m) == "for maria")
+    assert "for maria" not in [text_of(m) for m in world.emulator.messages(ivan["id"])]
 
 
 async def test_customer_edit_updates_staff_copy(world: World, start_gateway: StartGateway) -> None:
     await start_gateway()
     ivan = world.customer()
     sent = await world.say(ivan, text="I want 2 boxes")
-    await world.in_staff(lambda m: _text(m) == "I want 2 boxes")
+    await world.in_staff(lambda m: text_of(m) == "I want 2 boxes")
     await world.emulator.user_edits(
         ivan["id"], ivan["id"], sent["message_id"], text="I want 3 boxes"
     )
     edited = await world.in_staff(
-        lambda m: _text(m).startswith("I want 3 boxes") and "✏️ edited" in _text(m)
+        lambda m: text_of(m).startswith("I want 3 boxes") and "✏️ edited" in text_of(m)
     )
     assert edited.get("edit_date")
 
@@ -188,15 +182,15 @@ async def test_deleted_topic_is_recreated(world: World, start_gateway: StartGate
     running = await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="one")
-    first = await world.in_staff(lambda m: _text(m) == "one")
+    first = await world.in_staff(lambda m: text_of(m) == "one")
     world.emulator.delete_topic(STAFF_CHAT, first["message_thread_id"])
     await world.say(ivan, text="two")
-    second = await world.in_staff(lambda m: _text(m) == "two")
+    second = await world.in_staff(lambda m: text_of(m) == "two")
     assert second["message_thread_id"] != first["message_thread_id"]
     assert world.topic_of("Ivan") == second["message_thread_id"]
     # Operators reply in the new topic and it reaches the customer.
     await world.operator_says(second["message_thread_id"], text="we are here")
-    await world.in_private(ivan, lambda m: _text(m) == "we are here")
+    await world.in_private(ivan, lambda m: text_of(m) == "we are here")
     assert running.app.metrics.topics_recreated._value.get() == 1
 
 
@@ -204,24 +198,24 @@ async def test_429_delays_but_delivers(world: World, start_gateway: StartGateway
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="warm up")
-    await world.in_staff(lambda m: _text(m) == "warm up")
+    await world.in_staff(lambda m: text_of(m) == "warm up")
     world.emulator.inject_fault(
         method="sendMessage", bot_token=None, status=429, retry_after=1, count=2
     )
     await world.say(ivan, text="after the flood")
-    await world.in_staff(lambda m: _text(m) == "after the flood", timeout=15)
+    await world.in_staff(lambda m: text_of(m) == "after the flood", timeout=15)
     assert world.emulator.too_many_requests() >= 2
-    assert [_text(m) for m in world.staff_messages()].count("after the flood") == 1
+    assert [text_of(m) for m in world.staff_messages()].count("after the flood") == 1
 
 
 async def test_server_errors_are_retried(world: World, start_gateway: StartGateway) -> None:
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="first")
-    topic = (await world.in_staff(lambda m: _text(m) == "first"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "first"))["message_thread_id"]
     world.emulator.inject_fault(method="sendMessage", status=502, count=2)
     await world.operator_says(topic, text="through the 502s")
-    await world.in_private(ivan, lambda m: _text(m) == "through the 502s", timeout=15)
+    await world.in_private(ivan, lambda m: text_of(m) == "through the 502s", timeout=15)
 
 
 async def test_redelivered_update_is_processed_once(
@@ -230,12 +224,12 @@ async def test_redelivered_update_is_processed_once(
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="only once")
-    await world.in_staff(lambda m: _text(m) == "only once")
+    await world.in_staff(lambda m: text_of(m) == "only once")
     update = world.emulator.updates_sent(CUSTOMER_TOKEN)[-1]
     await world.emulator.redeliver(CUSTOMER_TOKEN, update["update_id"])
     await world.say(ivan, text="marker")
-    await world.in_staff(lambda m: _text(m) == "marker")
-    assert [_text(m) for m in world.staff_messages()].count("only once") == 1
+    await world.in_staff(lambda m: text_of(m) == "marker")
+    assert [text_of(m) for m in world.staff_messages()].count("only once") == 1
 
 
 async def test_blocked_customer_is_reported_in_topic(
@@ -244,11 +238,11 @@ async def test_blocked_customer_is_reported_in_topic(
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="bye")
-    topic = (await world.in_staff(lambda m: _text(m) == "bye"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "bye"))["message_thread_id"]
     world.emulator.block_bot(ivan["id"], CUSTOMER_TOKEN)
     op = await world.operator_says(topic, text="are you there?")
-    notice = await world.in_staff(lambda m: "Not delivered" in _text(m))
-    assert "blocked the bot" in _text(notice)
+    notice = await world.in_staff(lambda m: "Not delivered" in text_of(m))
+    assert "blocked the bot" in text_of(notice)
     assert notice["reply_to_message"]["message_id"] == op["message_id"]
 
 
@@ -258,15 +252,15 @@ async def test_only_operators_in_the_staff_group_are_obeyed(
     running = await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="hello")
-    topic = (await world.in_staff(lambda m: _text(m) == "hello"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "hello"))["message_thread_id"]
     stranger = world.emulator.create_user(first_name="Mallory")
     world.emulator.add_member(STAFF_CHAT, stranger["id"])
     await world.emulator.user_sends(
         stranger["id"], chat_id=STAFF_CHAT, message_thread_id=topic, text="from a stranger"
     )
     await world.operator_says(topic, text="from the operator")
-    await world.in_private(ivan, lambda m: _text(m) == "from the operator")
-    assert "from a stranger" not in [_text(m) for m in world.emulator.messages(ivan["id"])]
+    await world.in_private(ivan, lambda m: text_of(m) == "from the operator")
+    assert "from a stranger" not in [text_of(m) for m in world.emulator.messages(ivan["id"])]
     sent = running.app.metrics.outbound.labels("customer", "telegram", "tg_shop", "sent")
 
     async def counted_once() -> bool:
@@ -280,9 +274,9 @@ async def test_polling_mode(world: World, start_gateway: StartGateway, mode: str
     await start_gateway(mode=mode)
     ivan = world.customer()
     await world.say(ivan, text="polled")
-    topic = (await world.in_staff(lambda m: _text(m) == "polled"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "polled"))["message_thread_id"]
     await world.operator_says(topic, text="polled back")
-    await world.in_private(ivan, lambda m: _text(m) == "polled back")
+    await world.in_private(ivan, lambda m: text_of(m) == "polled back")
 
 
 async def test_queue_depth_drains_to_zero(world: World, start_gateway: StartGateway) -> None:
@@ -290,7 +284,7 @@ async def test_queue_depth_drains_to_zero(world: World, start_gateway: StartGate
     ivan = world.customer()
     for i in range(10):
         await world.say(ivan, text=f"m{i}")
-    await world.in_staff(lambda m: _text(m) == "m9")
+    await world.in_staff(lambda m: text_of(m) == "m9")
 
     async def drained() -> bool:
         return all(
@@ -298,7 +292,7 @@ async def test_queue_depth_drains_to_zero(world: World, start_gateway: StartGate
         )
 
     await eventually(drained)
-    texts = [_text(m) for m in world.staff_messages() if _text(m).startswith("m")]
+    texts = [text_of(m) for m in world.staff_messages() if text_of(m).startswith("m")]
     assert texts == [f"m{i}" for i in range(10)]
 
 
@@ -312,7 +306,7 @@ async def test_real_group_limit_is_kept_without_429(
     ivan = world.customer()
     await world.say(ivan, text="one")
     await world.say(ivan, text="two")
-    await world.in_staff(lambda m: _text(m) == "two", timeout=20)
+    await world.in_staff(lambda m: text_of(m) == "two", timeout=20)
     assert world.emulator.too_many_requests() == 0
 
 
@@ -320,7 +314,7 @@ async def test_operator_sends_every_kind(world: World, start_gateway: StartGatew
     await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="show me")
-    topic = (await world.in_staff(lambda m: _text(m) == "show me"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "show me"))["message_thread_id"]
     await world.operator_says(topic, photo=b"\x89PNG op photo", caption="the photo")
     await world.operator_says(topic, voice=b"OggS op voice")
     await world.operator_says(topic, video=b"op video")
@@ -335,7 +329,7 @@ async def test_operator_sends_every_kind(world: World, start_gateway: StartGatew
         topic, contact={"phone_number": "+78120000000", "first_name": "Office"}
     )
     await world.operator_says(topic, text="done")
-    await world.in_private(ivan, lambda m: _text(m) == "done", timeout=15)
+    await world.in_private(ivan, lambda m: text_of(m) == "done", timeout=15)
     got = world.emulator.messages(ivan["id"])
     for kind in (
         "photo",

@@ -14,7 +14,7 @@ from gateway.config import parse_config
 from gateway.store import keys
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import close, connect
-from tests.conftest import STAFF_CHAT, StartGateway, World, config_dict
+from tests.conftest import STAFF_CHAT, StartGateway, World, config_dict, text_of
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -25,10 +25,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def _text(message: dict[str, Any]) -> str:
-    return str(message.get("text") or message.get("caption") or "")
 
 
 async def _events(running: Any) -> list[dict[str, str]]:
@@ -43,7 +39,7 @@ async def test_rule_runs_on_messages_and_replies(world: World, start_gateway: St
     ivan = world.customer()
 
     await world.say(ivan, text="hello")
-    topic = (await world.in_staff(lambda m: _text(m) == "hello"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "hello"))["message_thread_id"]
     contact = "1"
     process = await store.current(contact)
     assert process is not None and process.number == "BP-20261123-0001"
@@ -52,7 +48,7 @@ async def test_rule_runs_on_messages_and_replies(world: World, start_gateway: St
 
     clock.now += timedelta(minutes=5)
     await world.operator_says(topic, text="hi, how can I help?")
-    await world.in_private(ivan, lambda m: _text(m) == "hi, how can I help?")
+    await world.in_private(ivan, lambda m: text_of(m) == "hi, how can I help?")
     process = await store.current(contact)
     assert process is not None
     assert process.task.status is bp.Status.IN_WORK
@@ -61,7 +57,7 @@ async def test_rule_runs_on_messages_and_replies(world: World, start_gateway: St
 
     clock.now += timedelta(minutes=10)
     await world.say(ivan, text="one more thing")
-    await world.in_staff(lambda m: _text(m) == "one more thing")
+    await world.in_staff(lambda m: text_of(m) == "one more thing")
     process = await store.current(contact)
     assert process is not None and process.number == "BP-20261123-0001"
     assert process.task.respond_by == clock.now + timedelta(minutes=30)
@@ -69,7 +65,7 @@ async def test_rule_runs_on_messages_and_replies(world: World, start_gateway: St
     # After midnight: the next day's process; yesterday's task carried over.
     clock.now = datetime(2026, 11, 24, 0, 5, tzinfo=MSK)
     await world.say(ivan, text="good morning")
-    await world.in_staff(lambda m: _text(m) == "good morning")
+    await world.in_staff(lambda m: text_of(m) == "good morning")
     process = await store.current(contact)
     assert process is not None and process.number == "BP-20261124-0001"
     yesterday = (await store.archive(contact))[0]
@@ -202,15 +198,15 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
     running = await start_gateway(clock=clock, tweak=reasons)
     ivan = world.customer()
     await world.say(ivan, text="hi")
-    topic = (await world.in_staff(lambda m: _text(m) == "hi"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "hi"))["message_thread_id"]
 
     async def command(text: str, expect: str) -> str:
         sent = await world.operator_says(topic, text=text)
         answer = await world.in_staff(
             lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
         )
-        assert expect in _text(answer), (text, _text(answer))
-        return _text(answer)
+        assert expect in text_of(answer), (text, text_of(answer))
+        return text_of(answer)
 
     card = await command("/task", "BP-20261123-0001 · task 1")
     assert "🟢 new" in card and "Respond by: 23.11 10:15" in card
@@ -229,7 +225,7 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
     assert process is not None and process.title == "Order 42"
     assert process.task.status is bp.Status.RETURNED
     # Nothing of this reached the customer.
-    assert [_text(m) for m in world.emulator.messages(ivan["id"]) if _text(m) != "hi"] == []
+    assert [text_of(m) for m in world.emulator.messages(ivan["id"]) if text_of(m) != "hi"] == []
 
 
 async def test_auto_close_after_silence(world: World, start_gateway: StartGateway) -> None:
@@ -237,14 +233,14 @@ async def test_auto_close_after_silence(world: World, start_gateway: StartGatewa
     running = await start_gateway(clock=clock)
     ivan = world.customer()
     await world.say(ivan, text="is it in stock?")
-    topic = (await world.in_staff(lambda m: _text(m) == "is it in stock?"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "is it in stock?"))["message_thread_id"]
     timers = running.redis
     auto = f"{keys.AUTO_CLOSE}:1"
     assert await timers.zscore(keys.TIMERS, auto) is None  # nobody answered yet
 
     clock.now += timedelta(minutes=2)
     await world.operator_says(topic, text="yes, 3 left")
-    await world.in_private(ivan, lambda m: _text(m) == "yes, 3 left")
+    await world.in_private(ivan, lambda m: text_of(m) == "yes, 3 left")
     due = await timers.zscore(keys.TIMERS, auto)
     assert due == (clock.now + timedelta(minutes=60)).timestamp() * 1000
 
@@ -254,7 +250,7 @@ async def test_auto_close_after_silence(world: World, start_gateway: StartGatewa
 
     clock.now += timedelta(minutes=2)
     await running.app.scheduler.tick()
-    notice = await world.in_staff(lambda m: "closed automatically" in _text(m))
+    notice = await world.in_staff(lambda m: "closed automatically" in text_of(m))
     assert notice["message_thread_id"] == topic
     process = await running.app.processes.current("1")
     assert process is not None and process.task.close_reason == "auto"
@@ -262,7 +258,7 @@ async def test_auto_close_after_silence(world: World, start_gateway: StartGatewa
 
     # The customer writes again: a new task in the same process, history intact.
     await world.say(ivan, text="I'll take two")
-    await world.in_staff(lambda m: _text(m) == "I'll take two")
+    await world.in_staff(lambda m: text_of(m) == "I'll take two")
     process = await running.app.processes.current("1")
     assert process is not None and len(process.tasks) == 2 and process.task.is_open
 
@@ -272,13 +268,13 @@ async def test_customer_reply_cancels_auto_close(world: World, start_gateway: St
     running = await start_gateway(clock=clock)
     ivan = world.customer()
     await world.say(ivan, text="q")
-    topic = (await world.in_staff(lambda m: _text(m) == "q"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "q"))["message_thread_id"]
     await world.operator_says(topic, text="a")
-    await world.in_private(ivan, lambda m: _text(m) == "a")
+    await world.in_private(ivan, lambda m: text_of(m) == "a")
     auto = f"{keys.AUTO_CLOSE}:1"
     assert await running.redis.zscore(keys.TIMERS, auto) is not None
     await world.say(ivan, text="thanks, one more question")
-    await world.in_staff(lambda m: _text(m) == "thanks, one more question")
+    await world.in_staff(lambda m: text_of(m) == "thanks, one more question")
     assert await running.redis.zscore(keys.TIMERS, auto) is None
 
 
@@ -288,10 +284,10 @@ async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGat
     scheduler = running.app.scheduler
     ivan = world.customer()
     await world.say(ivan, text="hello?")
-    topic = (await world.in_staff(lambda m: _text(m) == "hello?"))["message_thread_id"]
+    topic = (await world.in_staff(lambda m: text_of(m) == "hello?"))["message_thread_id"]
 
     def reminders() -> list[str]:
-        return [_text(m) for m in world.staff_messages(topic) if _text(m).startswith("⏰")]
+        return [text_of(m) for m in world.staff_messages(topic) if text_of(m).startswith("⏰")]
 
     async def at(hour: int, minute: int) -> None:
         clock.now = datetime(2026, 11, 23, hour, minute, tzinfo=MSK)
@@ -299,24 +295,24 @@ async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGat
 
     await at(10, 14)
     await at(10, 16)  # past the 10:15 deadline
-    first = await world.in_staff(lambda m: _text(m).startswith("⏰"))
-    assert "waiting 1 min past the deadline" in _text(first) and "anyone, please answer" in _text(
+    first = await world.in_staff(lambda m: text_of(m).startswith("⏰"))
+    assert "waiting 1 min past the deadline" in text_of(
         first
-    )
+    ) and "anyone, please answer" in text_of(first)
     await at(10, 20)
     await at(10, 30)  # not again within the 15-minute interval
     await at(10, 32)
-    await world.in_staff(lambda m: "waiting 17 min" in _text(m))
+    await world.in_staff(lambda m: "waiting 17 min" in text_of(m))
     assert len(reminders()) == 2
 
     # A long pause (downtime): one reminder, not one per missed interval.
     await at(15, 0)
-    await world.in_staff(lambda m: "waiting 285 min" in _text(m))
+    await world.in_staff(lambda m: "waiting 285 min" in text_of(m))
     assert len(reminders()) == 3
 
     # An answer cancels them.
     await world.operator_says(topic, text="sorry, here now")
-    await world.in_private(ivan, lambda m: _text(m) == "sorry, here now")
+    await world.in_private(ivan, lambda m: text_of(m) == "sorry, here now")
     await at(16, 0)
     await at(17, 0)
     await asyncio.sleep(0.3)
@@ -332,14 +328,14 @@ async def test_overdue_digest_and_commands_outside_a_topic(
     await start_gateway(clock=clock)
     ivan, maria = world.customer("Ivan"), world.customer("Maria", "maria")
     await world.say(ivan, text="where is my order?")
-    ivan_topic = (await world.in_staff(lambda m: _text(m) == "where is my order?"))[
+    ivan_topic = (await world.in_staff(lambda m: text_of(m) == "where is my order?"))[
         "message_thread_id"
     ]
     clock.now += timedelta(minutes=5)
     await world.say(maria, text="hello")
-    maria_topic = (await world.in_staff(lambda m: _text(m) == "hello"))["message_thread_id"]
+    maria_topic = (await world.in_staff(lambda m: text_of(m) == "hello"))["message_thread_id"]
     await world.operator_says(maria_topic, text="hi Maria")
-    await world.in_private(maria, lambda m: _text(m) == "hi Maria")
+    await world.in_private(maria, lambda m: text_of(m) == "hi Maria")
 
     async def in_general(text: str) -> str:
         sent = await world.emulator.user_sends(world.operator["id"], chat_id=STAFF_CHAT, text=text)
@@ -347,7 +343,7 @@ async def test_overdue_digest_and_commands_outside_a_topic(
             lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
         )
         assert not answer.get("is_topic_message")
-        return _text(answer)
+        return text_of(answer)
 
     assert await in_general("/overdue") == "✅ No overdue tasks."
     clock.now = datetime(2026, 11, 23, 10, 40, tzinfo=MSK)

@@ -23,6 +23,7 @@ from tests.conftest import (
     config_dict,
     eventually,
     free_port,
+    text_of,
 )
 
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET, "Content-Type": "application/json"}
@@ -40,10 +41,6 @@ def update(update_id: int = 1, text: str = "hi", user_id: int = 42) -> dict[str,
             "text": text,
         },
     }
-
-
-def _text(message: dict[str, Any]) -> str:
-    return str(message.get("text") or message.get("caption") or "")
 
 
 async def _nothing_stored(running: Any) -> None:
@@ -119,7 +116,7 @@ async def test_redis_restart_loses_nothing(
     running = await start_gateway()
     ivan = world.customer()
     await world.say(ivan, text="before")
-    await world.in_staff(lambda m: _text(m) == "before")
+    await world.in_staff(lambda m: text_of(m) == "before")
 
     redis_server.stop()  # SIGTERM: Redis writes its AOF and exits
     try:
@@ -137,11 +134,11 @@ async def test_redis_restart_loses_nothing(
 
     # Telegram retries its undelivered updates; the emulator does the same.
     await world.say(ivan, text="after")
-    await world.in_staff(lambda m: _text(m) == "after", timeout=20)
+    await world.in_staff(lambda m: text_of(m) == "after", timeout=20)
     topic = world.topic_of("Ivan")
     await world.operator_says(topic, text="still here")
-    await world.in_private(ivan, lambda m: _text(m) == "still here", timeout=20)
-    texts = [_text(m) for m in world.staff_messages(topic)]
+    await world.in_private(ivan, lambda m: text_of(m) == "still here", timeout=20)
+    texts = [text_of(m) for m in world.staff_messages(topic)]
     assert texts.count("before") == 1 and texts.count("after") == 1
 
 
@@ -170,7 +167,9 @@ async def test_worker_killed_mid_batch_loses_nothing(
             await world.say(ivan, text=text)
 
         def delivered() -> list[str]:
-            return [t for t in (_text(m) for m in world.staff_messages()) if t.startswith("burst")]
+            return [
+                t for t in (text_of(m) for m in world.staff_messages()) if t.startswith("burst")
+            ]
 
         async def some_delivered() -> bool:
             return len(delivered()) >= 8

@@ -7,14 +7,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.conftest import STAFF_CHAT, StartGateway, World, eventually
+from tests.conftest import STAFF_CHAT, StartGateway, World, eventually, text_of
 
 MSK = ZoneInfo("Europe/Moscow")
 BORIS = 700002
-
-
-def _text(message: dict[str, Any]) -> str:
-    return str(message.get("text") or message.get("caption") or "")
 
 
 def _buttons(message: dict[str, Any]) -> list[str]:
@@ -42,7 +38,7 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
     await start_gateway(tweak=config, clock=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
     ivan = world.customer()
     await world.say(ivan, text="hello")
-    card = await world.in_staff(lambda m: _text(m).startswith("📋 BP-20261123-0001"))
+    card = await world.in_staff(lambda m: text_of(m).startswith("📋 BP-20261123-0001"))
     assert _buttons(card) == ["Take", "Close", "Transfer"]
 
     async def pinned() -> bool:
@@ -66,10 +62,10 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
 
     async def card_says(expected: str) -> dict[str, Any]:
         for _ in range(200):
-            if expected in _text(current_card()):
+            if expected in text_of(current_card()):
                 return current_card()
             await asyncio.sleep(0.02)
-        raise AssertionError(f"card never showed {expected!r}: {_text(current_card())}")
+        raise AssertionError(f"card never showed {expected!r}: {text_of(current_card())}")
 
     # Someone who is not an operator: refused with an alert, nothing changes.
     mallory = world.emulator.create_user(first_name="Mallory")
@@ -83,13 +79,13 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
     assert _buttons(updated) == ["Close", "Transfer"]
 
     await press("t:transfer")
-    offer = await world.in_staff(lambda m: _text(m) == "Transfer to whom?")
+    offer = await world.in_staff(lambda m: text_of(m) == "Transfer to whom?")
     assert _buttons(offer) == ["Boris"]
     await press(f"t:transfer:{BORIS}", message=offer)
     await card_says("Waiting for: Boris")
 
     await press("t:close")
-    reasons = await world.in_staff(lambda m: _text(m) == "Close with which reason?")
+    reasons = await world.in_staff(lambda m: text_of(m) == "Close with which reason?")
     assert _buttons(reasons) == ["sold", "spam"]
     closed = await press("t:close:sold", message=reasons)
     assert "Closed BP-20261123-0001, task 1: sold" in closed.get("text", "")
