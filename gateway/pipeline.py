@@ -45,7 +45,7 @@ from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, t
 from gateway.staff.tasks import CHANGES, TaskCommands
 from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
-from gateway.store.processes import ProcessStore
+from gateway.store.processes import ProcessStore, record_event
 from gateway.store.topics import Topics
 from gateway.store.writes import Writes
 
@@ -240,19 +240,10 @@ class Pipeline:
         def build(pipe: RedisPipeline) -> None:
             self.bus.add(pipe, keys.STAFF_OUT, contact_id, notice.model_dump_json())
             pipe.zadd(keys.TIMERS, {f"{keys.REMIND}:{contact_id}": due}, xx=True)
-            pipe.xadd(
-                keys.EVENTS,
-                {
-                    "type": "reminder.sent",
-                    "at": now.isoformat(),
-                    "contact": contact_id,
-                    "process": current.number,
-                    "task": str(task.number),
-                    "actor": "system",
-                    "data": "{}",
-                },
-                maxlen=keys.EVENTS_MAXLEN,
-                approximate=True,
+            record_event(
+                pipe,
+                contact_id,
+                bp.Event("reminder.sent", now, current.number, task.number, "system"),
             )
 
         await self.bus.commit(build)

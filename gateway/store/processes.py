@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 
 import structlog
 from pydantic import TypeAdapter
+from redis.asyncio.client import Pipeline
 
 from gateway import process as bp
 from gateway.config import Settings
@@ -224,20 +225,25 @@ class ProcessStore:
             pipe.lpush(archive, PROCESS.dump_json(transition.archived))
             pipe.ltrim(archive, 0, keys.PROCESS_ARCHIVE_LIMIT - 1)
         for event in transition.events:
-            pipe.xadd(
-                keys.EVENTS,
-                {
-                    "type": event.type,
-                    "at": event.at.isoformat(),
-                    "contact": contact_id,
-                    "process": event.process,
-                    "task": str(event.task),
-                    "actor": event.actor or "",
-                    "data": json.dumps(event.data, ensure_ascii=False),
-                },
-                maxlen=keys.EVENTS_MAXLEN,
-                approximate=True,
-            )
+            record_event(pipe, contact_id, event)
+
+
+def record_event(pipe: Writes | Pipeline, contact_id: str, event: bp.Event) -> None:
+    """Append ``event`` to the events stream (inside the caller's commit)."""
+    pipe.xadd(
+        keys.EVENTS,
+        {
+            "type": event.type,
+            "at": event.at.isoformat(),
+            "contact": contact_id,
+            "process": event.process,
+            "task": str(event.task),
+            "actor": event.actor or "",
+            "data": json.dumps(event.data, ensure_ascii=False),
+        },
+        maxlen=keys.EVENTS_MAXLEN,
+        approximate=True,
+    )
 
 
 def _no_new_number(day: date) -> str:
