@@ -58,7 +58,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_RELEASE = """
+RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -258,7 +258,7 @@ class Consumer:
         self._draining: dict[int, _Owned] = {}
         """Partitions being given back: finishing their current entry, lease still held."""
         self._renew = self.redis.register_script(_RENEW)
-        self._release = self.redis.register_script(_RELEASE)
+        self._release = self.redis.register_script(RELEASE_LEASE)
         self.alive_at = 0.0
         """Monotonic time of the last successful lease round (readiness probe)."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from adapters.base import Adapter
-from gateway.bus import Bus
+from gateway.bus import RELEASE_LEASE, Bus
 from gateway.errors import BadPayload, PermanentError, TransientError
 from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
@@ -88,6 +88,7 @@ class Poller:
         self.lease_ms = int(lease_seconds * 1000)
         self.timeout = timeout
         self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(RELEASE_LEASE)
         self.alive_at = 0.0
 
     async def run(self) -> None:
@@ -129,5 +130,4 @@ class Poller:
                     await asyncio.sleep(60)
         finally:
             with contextlib.suppress(*RETRYABLE):
-                if (await self.redis.get(lease)) == self.name.encode():
-                    await self.redis.delete(lease)
+                await self._release(keys=[lease], args=[self.name])
