@@ -38,6 +38,7 @@ from gateway.model import (
     InboundCallback,
     InboundMessage,
     MessageId,
+    Sender,
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
@@ -93,6 +94,15 @@ class Pipeline:
         else:
             await self._from_customer(message, entry)
 
+    def _is_operator(self, sender: Sender) -> bool:
+        """Listed operators are obeyed; with no list, any (human) member of the group."""
+        return not sender.is_bot and (not self.operators or sender.user_id in self.operators)
+
+    async def _account_of(self, contact_id: ContactId) -> str:
+        """The channel account the contact last wrote from ("" if unknown)."""
+        route = await self.contacts.reply_route(contact_id)
+        return route[0] if route else ""
+
     async def _commit(self, entry: Entry, family: str | None, job: _Job | None) -> None:
         effects = self._effects(entry, family, job)
         await self.bus.commit(lambda pipe: effects(pipe, None))
@@ -143,7 +153,7 @@ class Pipeline:
             log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
             await self._commit(entry, None, None)
             return
-        if sender.is_bot or (self.operators and sender.user_id not in self.operators):
+        if not self._is_operator(sender):
             log.warning("staff.not_an_operator", user=sender.user_id)
             await self._commit(entry, None, None)
             return
@@ -271,7 +281,7 @@ class Pipeline:
             log.warning("staff.foreign_callback_ignored", chat=sender.chat_id)
             await self._commit(entry, None, None)
             return
-        if sender.is_bot or (self.operators and sender.user_id not in self.operators):
+        if not self._is_operator(sender):
             log.warning("staff.callback_by_non_operator")
             await self._commit(
                 entry, keys.STAFF_OUT, answer("Only operators can do this.", alert=True)
@@ -283,8 +293,10 @@ class Pipeline:
                 entry, keys.STAFF_OUT, answer("This button does nothing here.", alert=True)
             )
             return
-        route_info = await self.contacts.reply_route(contact_id)
-        account = route_info[0] if route_info else ""
+        if action not in CHANGES:
+            await self._commit(entry, keys.STAFF_OUT, answer("Unknown button.", alert=True))
+            return
+        account = await self._account_of(contact_id)
         channel = self.settings.channel(account)
         if action == "close" and not argument and channel is not None and channel.close_reasons:
             choices = [Button(text=r, data=f"t:close:{r}"[:64]) for r in channel.close_reasons]
@@ -317,9 +329,6 @@ class Pipeline:
             step = self.tasks.step(action, argument, sender.user_id, at, account)
         except bp.RuleError as exc:
             await self._commit(entry, keys.STAFF_OUT, answer(str(exc), alert=True))
-            return
-        if action not in CHANGES:
-            await self._commit(entry, keys.STAFF_OUT, answer("Unknown button.", alert=True))
             return
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
@@ -403,8 +412,7 @@ class Pipeline:
         self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
     ) -> None:
         """A command that changes the task: applied atomically with its confirmation."""
-        route = await self.contacts.reply_route(contact_id)
-        account = route[0] if route else ""
+        account = await self._account_of(contact_id)
         at, operator = message.received_at, message.sender.user_id
 
         def notice(text: str) -> StaffNotice:
