@@ -254,11 +254,15 @@ class Delivery:
             )
             card_dest = dest.model_copy(update={"thread_id": topic})
             sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card)
-            try:
-                await self.staff.pin(self.staff_chat, sent.message_ids[0])
-            except (PermanentError, TransientError) as exc:
-                log.info("staff.pin_failed", error=str(exc))  # a missing pin is cosmetic
+            await self._pin(sent.message_ids[0])
         return topic
+
+    async def _pin(self, message_id: MessageId) -> None:
+        """Pin a staff message; a missing pin is cosmetic, so failures are only logged."""
+        try:
+            await self.staff.pin(self.staff_chat, message_id)
+        except (PermanentError, TransientError) as exc:
+            log.info("staff.pin_failed", error=str(exc))
 
     async def _contact(self, contact_id: ContactId) -> Contact:
         data = await self.contacts.get(contact_id)
@@ -297,10 +301,7 @@ class Delivery:
             except PermanentError as exc:  # deleted, or its topic was lost: post anew
                 log.info("staff.card_reposted", reason=exc.reason)
         _, sent = await self._to_topic(contact_id, content)
-        try:
-            await self.staff.pin(self.staff_chat, sent.message_ids[0])
-        except (PermanentError, TransientError) as exc:
-            log.info("staff.pin_failed", error=str(exc))
+        await self._pin(sent.message_ids[0])
         await self.redis.set(key, sent.message_ids[0])
         await self._finish(entry, out_id, sent)
 
