@@ -90,11 +90,11 @@ class Delivery:
         topics: Topics,
         limiter: Limiter,
         metrics: Metrics,
-        processes: ProcessStore | None = None,
-        clock: Callable[[], datetime] | None = None,
+        processes: ProcessStore,
+        clock: Callable[[], datetime],
     ) -> None:
         self.processes = processes
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         self.tasks = TaskCommands(settings)
         self.settings = settings
         self.bus = bus
@@ -279,7 +279,7 @@ class Delivery:
 
     async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
         """Show the current task card: edit the pinned one, or post and pin a new one."""
-        process = await self.processes.current(contact_id) if self.processes else None
+        process = await self.processes.current(contact_id)
         if process is None:
             await self._finish(entry, out_id, None)
             return
