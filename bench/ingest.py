@@ -864,7 +864,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
-        help="what-if: servers call gc.freeze() once started (not what the gateway does today)",
+        help="also gc.freeze() the bare server (the gateway always freezes its start-up heap)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
