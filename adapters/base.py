@@ -48,6 +48,8 @@ class Batch:
 class Adapter(Protocol):
     account: AccountId
     channel: Channel
+    read_receipts: bool
+    """Whether :meth:`mark_read` shows the customer their messages were read."""
 
     @property
     def file_scope(self) -> str:
@@ -99,15 +101,27 @@ class Adapter(Protocol):
         """Fetch an attachment this account received."""
         ...
 
+    async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
+        """Mark the chat read up to ``message_id`` (only when ``read_receipts``)."""
+        ...
+
 
 class StaffAdapter(Adapter, Protocol):
     """The staff side: a Telegram bot in a forum supergroup."""
+
+    async def username(self) -> str | None:
+        """The bot's own @username (without @), as the platform reports it."""
+        ...
 
     async def create_topic(self, chat_id: ChatId, name: str) -> TopicId: ...
 
     async def reopen_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...
 
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
+
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        """Delete a message the bot sent (``PermanentError`` if it cannot be)."""
+        ...
 
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
         """Answer a button press (a toast, or an alert the user must dismiss)."""

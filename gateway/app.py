@@ -23,6 +23,7 @@ from gateway.bus import Bus, Consumer, consumer_name
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
 from gateway.delivery import Delivery
+from gateway.errors import GatewayError
 from gateway.ingest import Ingest, Poller
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
@@ -99,7 +100,10 @@ class App:
         self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
         self.scheduler = Scheduler(
             self.redis,
-            {keys.AUTO_CLOSE: self.pipeline.auto_close, keys.REMIND: self.pipeline.remind},
+            {
+                keys.AUTO_CLOSE: self.pipeline.timers.auto_close,
+                keys.REMIND: self.pipeline.timers.remind,
+            },
             clock=self.clock,
         )
         self.delivery = Delivery(
@@ -131,6 +135,10 @@ class App:
                 self._spawn(poller.run())
             elif public is not None:
                 await adapter.set_webhook(f"{public.rstrip('/')}/webhook/telegram/{account}")
+        try:
+            self.pipeline.desk.bot_username = await self.staff.username()
+        except GatewayError as exc:  # commands still work; /x@other_bot counts as ours
+            log.warning("gateway.staff_bot_unidentified", error=str(exc))
         if self.run_workers:
             handlers = (
                 (keys.INBOUND, self.pipeline.handle),

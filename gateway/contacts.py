@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.model import AccountId, Channel, ChatId, Contact, ContactId, Sender
+from gateway.model import (
+    AccountId,
+    Channel,
+    ChatId,
+    Contact,
+    ContactId,
+    Destination,
+    MessageId,
+    Sender,
+)
 from gateway.store import keys
 from gateway.store.redis import Redis, text
 
@@ -30,6 +39,9 @@ if created == 1 then
 end
 redis.call('HSET', key, 'display_name', ARGV[6], 'username', ARGV[7], 'last_seen', ARGV[2],
            'reply_account', ARGV[4], 'reply_chat', ARGV[8], 'reply_channel', ARGV[3])
+if ARGV[9] ~= '' then
+  redis.call('HSET', key, 'last_message', ARGV[9])
+end
 return {cid, created, redis.call('HGET', key, 'first_seen'), redis.call('HGET', key, 'channel'),
         redis.call('HGET', key, 'account')}
 """
@@ -40,10 +52,13 @@ class Contacts:
         self.redis = redis
         self._resolve = redis.register_script(_RESOLVE)
 
-    async def resolve(self, sender: Sender, seen_at: datetime) -> tuple[Contact, bool]:
+    async def resolve(
+        self, sender: Sender, seen_at: datetime, message_id: MessageId | None = None
+    ) -> tuple[Contact, bool]:
         """The sender's contact (created on first contact) and whether it is new.
 
-        The latest profile (name, username) and the chat to reply into are refreshed.
+        The latest profile (name, username), the chat to reply into and (when given)
+        the customer's latest message there are refreshed.
         """
         cid, created, first_seen, channel, account = await self._resolve(
             keys=[keys.identity(sender.account, sender.user_id), keys.CONTACT_SEQ],
@@ -56,6 +71,7 @@ class Contacts:
                 sender.display_name,
                 sender.username or "",
                 sender.chat_id,
+                message_id or "",
             ],
         )
         contact = Contact(
@@ -71,6 +87,16 @@ class Contacts:
     async def get(self, contact_id: ContactId) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.contact(contact_id))
         return {text(k): text(v) for k, v in raw.items()}
+
+    async def last_message(self, contact_id: ContactId) -> tuple[Destination, MessageId] | None:
+        """The customer's latest message and its chat (what a read receipt marks)."""
+        account, chat, message = await self.redis.hmget(
+            keys.contact(contact_id), ["reply_account", "reply_chat", "last_message"]
+        )
+        if account is None or chat is None or message is None:
+            return None
+        destination = Destination(account=AccountId(text(account)), chat_id=ChatId(text(chat)))
+        return destination, MessageId(text(message))
 
     async def reply_route(self, contact_id: ContactId) -> tuple[AccountId, ChatId] | None:
         """Where an operator's reply goes: the chat of the contact's latest message."""

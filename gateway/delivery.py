@@ -4,14 +4,11 @@
   the same transaction that acknowledges the job; a job seen again is not re-sent.
   The one unavoidable window — the platform accepted the send and the process died
   before that transaction — is as short as one Redis round trip.
-- **Rate limits are physics**: every send takes tokens from the destination's buckets
-  (shared by all replicas, in Redis) and waits for them; a platform's ``retry_after``
-  pushes the bucket into the future for everyone. Nothing is dropped: it waits.
-- **Transient errors** are retried with tenacity (exponential backoff, capped, at least
-  the platform's ``retry_after``); past the cap the job stays queued and the bus retries
-  it again, in order. **Permanent errors** are told to staff in the contact's topic.
-- **Topics heal**: a topic deleted by staff (Telegram: "message thread not found") is
-  recreated and remapped, and the message is sent there; a closed topic is reopened.
+- **Paced and retried** by :class:`gateway.outbox.Outbox`: rate-limit buckets shared by
+  all replicas, transient errors retried, topics created and healed on demand.
+- **Permanent errors** are told to staff in the contact's topic: nothing fails silently.
+- **One reminder per topic**: a new reminder replaces the previous one, and the
+  reminder disappears once the task is answered or closed.
 """
 
 from __future__ import annotations
@@ -19,96 +16,52 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
 
 import structlog
 from redis.asyncio.client import Pipeline
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
-from adapters.base import Adapter, StaffAdapter, Upload
-from gateway.bus import Bus, Entry
-from gateway.config import STAFF_ACCOUNT, Settings
-from gateway.contacts import Contacts
-from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
+from adapters.base import Adapter, Upload
+from gateway import process as bp
+from gateway.bus import Entry
+from gateway.config import STAFF_ACCOUNT
+from gateway.errors import PermanentError
 from gateway.jobs import (
     JOB,
     CallbackAnswer,
+    CustomerRead,
     CustomerSend,
     StaffCard,
+    StaffDelete,
     StaffEdit,
     StaffGeneral,
     StaffNotice,
     StaffPost,
+    StaffReminder,
 )
-from gateway.lifecycle import raise_if_cancelling
-from gateway.metrics import Metrics
 from gateway.model import (
     AccountId,
-    Channel,
+    Button,
     ChatId,
-    Contact,
     ContactId,
     Content,
     Destination,
     InboundMessage,
     Kind,
     MessageId,
-    Sent,
-    TopicId,
 )
-from gateway.ratelimit import Limiter
+from gateway.outbox import Outbox
 from gateway.staff import render
-from gateway.staff.tasks import TaskCommands, card_buttons, render_card
+from gateway.staff.commands import topic_link
+from gateway.staff.tasks import card_buttons, render_card
 from gateway.store import keys
-from gateway.store.messages import MessageRef, link, peer
-from gateway.store.processes import ProcessStore
+from gateway.store.messages import MessageRef, peer
 from gateway.store.redis import text
-from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-QUICK_ATTEMPTS = 5
-"""Retries inside one handling of a job; then the bus retries the job itself."""
 
 
-class Delivery:
-    def __init__(
-        self,
-        settings: Settings,
-        bus: Bus,
-        adapters: Mapping[str, Adapter],
-        staff: StaffAdapter,
-        contacts: Contacts,
-        topics: Topics,
-        limiter: Limiter,
-        metrics: Metrics,
-        processes: ProcessStore,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.processes = processes
-        self.clock = clock
-        self.tasks = TaskCommands(settings)
-        self.settings = settings
-        self.bus = bus
-        self.redis = bus.redis
-        self.adapters = adapters
-        self.staff = staff
-        self.contacts = contacts
-        self.topics = topics
-        self.limiter = limiter
-        self.metrics = metrics
-        self.staff_chat = ChatId(str(settings.staff.chat_id))
-        self.done_ttl = settings.bus.dedup_ttl_days * 86400
-        self.max_backoff = settings.delivery.max_backoff_seconds
-
+class Delivery(Outbox):
     # Entry points (one per outbound stream family) ------------------------------------
 
     async def handle_staff(self, entry: Entry) -> None:
@@ -128,6 +81,10 @@ class Delivery:
                 await self._finish(entry, job.out_id, sent)
             case StaffCard():
                 await self._card(job.contact_id, entry, job.out_id)
+            case StaffReminder():
+                await self._reminder(job, entry)
+            case StaffDelete():
+                await self._delete_job(job, entry)
             case CallbackAnswer():
                 dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
                 answer = functools.partial(self.staff.answer_callback, alert=job.alert)
@@ -145,6 +102,8 @@ class Delivery:
                 await self._finish(entry, job.out_id, sent)
             case CustomerSend():
                 await self._to_customer(job, entry)
+            case CustomerRead():
+                await self._read_receipt(job, entry)
 
     handle_customer = handle_staff
     """Both families carry the same job union; the family only decides the order."""
@@ -205,78 +164,6 @@ class Delivery:
         staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
         await self._finish(entry, job.out_id, sent, (origin, staff_ref, text))
 
-    async def _to_topic(
-        self,
-        contact_id: ContactId,
-        content: Content,
-        *,
-        reply_to: MessageId | None = None,
-        upload: Upload | None = None,
-        first: InboundMessage | None = None,
-    ) -> tuple[TopicId, Sent]:
-        """Send into the contact's topic, creating or healing the topic as needed."""
-        for _ in range(3):
-            topic = await self._ensure_topic(contact_id, first)
-            dest = Destination(
-                account=self.staff.account,
-                chat_id=self.staff_chat,
-                thread_id=topic,
-                reply_to=reply_to,
-            )
-            try:
-                sent = await self._call(self.staff, dest, self.staff.send, dest, content, upload)
-                return topic, sent
-            except TopicLost:
-                log.warning("staff.topic_lost", topic=topic)
-                self.metrics.topics_recreated.inc()
-                await self.topics.forget(contact_id, topic)
-                reply_to = None  # the quoted message went away with the topic
-            except TopicClosed:
-                log.info("staff.topic_reopened", topic=topic)
-                await self._call(self.staff, dest, self.staff.reopen_topic, self.staff_chat, topic)
-        raise TransientError(Channel.TELEGRAM.value, "the staff topic keeps disappearing")
-
-    async def _ensure_topic(self, contact_id: ContactId, first: InboundMessage | None) -> TopicId:
-        topic = await self.topics.get(contact_id)
-        if topic is not None:
-            return topic
-        # One partition owner per contact at a time, so no second worker creates a
-        # topic for this contact concurrently.
-        contact = await self._contact(contact_id)
-        name = render.topic_name(self.settings.staff.topic_name, contact)
-        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-        topic = await self._call(self.staff, dest, self.staff.create_topic, self.staff_chat, name)
-        await self.topics.bind(contact_id, topic)
-        log.info("staff.topic_created", topic=topic)
-        if first is not None:
-            card = Content(
-                kind=Kind.TEXT, text=render.header_card(contact, first, self.settings.zone)
-            )
-            card_dest = dest.model_copy(update={"thread_id": topic})
-            sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card)
-            await self._pin(sent.message_ids[0])
-        return topic
-
-    async def _pin(self, message_id: MessageId) -> None:
-        """Pin a staff message; a missing pin is cosmetic, so failures are only logged."""
-        try:
-            await self.staff.pin(self.staff_chat, message_id)
-        except (PermanentError, TransientError) as exc:
-            log.info("staff.pin_failed", error=str(exc))
-
-    async def _contact(self, contact_id: ContactId) -> Contact:
-        data = await self.contacts.get(contact_id)
-        return Contact(
-            id=contact_id,
-            display_name=data.get("display_name") or f"Contact {contact_id}",
-            username=data.get("username") or None,
-            channel=Channel(data.get("channel", Channel.TELEGRAM.value)),
-            account=AccountId(data.get("account", "?")),
-            first_seen=datetime.fromisoformat(data["first_seen"])
-            if "first_seen" in data
-            else datetime.now(UTC),
-        )
-
     async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
         """Show the current task card: edit the pinned one, or post and pin a new one."""
         process = await self.processes.current(contact_id)
@@ -296,6 +183,7 @@ class Delivery:
                 await self._call(
                     self.staff, dest, self.staff.edit_text, self.staff_chat, message, content
                 )
+                await self._clear_reminder(contact_id, process, now)
                 await self._finish(entry, out_id, None)
                 return
             except PermanentError as exc:  # deleted, or its topic was lost: post anew
@@ -303,7 +191,47 @@ class Delivery:
         _, sent = await self._to_topic(contact_id, content)
         await self._pin(sent.message_ids[0])
         await self.redis.set(key, sent.message_ids[0])
+        await self._clear_reminder(contact_id, process, now)
         await self._finish(entry, out_id, sent)
+
+    async def _clear_reminder(
+        self, contact_id: ContactId, process: bp.Process, now: datetime
+    ) -> None:
+        """The task was answered or closed: its reminder goes away with it."""
+        if bp.overdue(process, now):
+            return
+        key = keys.reminder(self.settings.staff.chat_id, contact_id)
+        shown = await self.redis.get(key)
+        if shown is not None:
+            await self._delete(MessageId(text(shown)))
+            await self.redis.delete(key)
+
+    async def _reminder(self, job: StaffReminder, entry: Entry) -> None:
+        """Post the reminder with its buttons, replacing the topic's previous one."""
+        contact_id = job.contact_id
+        topic = await self._ensure_topic(contact_id, None)
+        chat = self.settings.staff.chat_id
+        key = keys.reminder(chat, contact_id)
+        previous, card = await self.redis.mget(key, keys.card(chat, contact_id))
+        to_chat = topic_link(self.staff_chat, topic)
+        to_task = f"{to_chat}/{text(card)}" if card is not None else to_chat
+        buttons = (
+            (Button(text="Go to task", url=to_task), Button(text="Go to chat", url=to_chat)),
+            (Button(text="Mark read", data="r:read"), Button(text="Dismiss", data="r:dismiss")),
+        )
+        content = Content(kind=Kind.TEXT, text=job.text, buttons=buttons, mentions=job.mentions)
+        _, sent = await self._to_topic(contact_id, content)
+        shown = sent.message_ids[0]
+        await self._finish(entry, job.out_id, sent, also=lambda pipe: pipe.set(key, shown))
+        if previous is not None and text(previous) != shown:
+            await self._delete(MessageId(text(previous)))
+
+    async def _delete_job(self, job: StaffDelete, entry: Entry) -> None:
+        await self._delete(job.message_id)
+        key = keys.reminder(self.settings.staff.chat_id, job.contact_id)
+        if text(await self.redis.get(key) or b"") == job.message_id:
+            await self.redis.delete(key)
+        await self._finish(entry, job.out_id, None)
 
     # Customer side ---------------------------------------------------------------------
 
@@ -343,6 +271,18 @@ class Delivery:
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
 
+    async def _read_receipt(self, job: CustomerRead, entry: Entry) -> None:
+        """Mark the customer's messages read on their messenger, where it has receipts
+        (Telegram bots cannot mark messages read: there it only counts staff-side)."""
+        dest = job.destination
+        adapter = self.adapters.get(dest.account)
+        if adapter is not None and adapter.read_receipts:
+            try:
+                await self._call(adapter, dest, adapter.mark_read, dest.chat_id, job.message_id)
+            except PermanentError as exc:  # a receipt is not worth bothering staff with
+                log.info("customer.read_receipt_failed", reason=exc.reason)
+        await self._finish(entry, job.out_id, None)
+
     # Shared ----------------------------------------------------------------------------
 
     async def _transfer(self, content: Content, target: Adapter) -> tuple[Content, Upload | None]:
@@ -366,73 +306,6 @@ class Delivery:
             text = f"{placeholder}\n{content.text}" if content.text else placeholder
             return Content(kind=Kind.TEXT, text=text), None
         return content, upload
-
-    async def _call(
-        self, adapter: Adapter, dest: Destination, call: Callable[..., Awaitable[T]], *args: Any
-    ) -> T:
-        """One platform call: wait for the rate limit, retry transient errors a few times."""
-        buckets = adapter.buckets(dest)
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = wait_exponential(multiplier=0.2, max=self.max_backoff)(state)
-            if isinstance(exc, TransientError) and exc.retry_after:
-                return max(backoff, exc.retry_after)
-            return backoff
-
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=wait,
-            stop=stop_after_attempt(QUICK_ATTEMPTS),
-            reraise=True,
-        ):
-            with attempt:
-                waited = await self.limiter.acquire(buckets)
-                if waited:
-                    self.metrics.rate_wait.labels(adapter.channel.value, adapter.account).inc(
-                        waited
-                    )
-                try:
-                    return await call(*args)
-                except TransientError as exc:
-                    raise_if_cancelling()
-                    reason = "retry_after" if exc.retry_after else "transient"
-                    self.metrics.retries.labels(
-                        adapter.channel.value, adapter.account, reason
-                    ).inc()
-                    log.warning("delivery.retry", error=str(exc), retry_after=exc.retry_after)
-                    if exc.retry_after and buckets:
-                        await self.limiter.penalize(buckets[0], exc.retry_after)
-                    raise
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
-
-    async def _already_done(self, out_id: str, entry: Entry) -> bool:
-        if await self.redis.exists(keys.done(out_id)):
-            log.info("delivery.duplicate_skipped", job=out_id)
-            await self.bus.ack_now(entry)
-            return True
-        return False
-
-    async def _finish(
-        self,
-        entry: Entry,
-        out_id: str,
-        sent: Sent | None,
-        links: tuple[MessageRef, MessageRef, str | None] | None = None,
-    ) -> None:
-        ids = json.dumps(list(sent.message_ids) if sent else [])
-
-        def build(pipe: Pipeline) -> None:
-            pipe.set(keys.done(out_id), ids, ex=self.done_ttl)
-            if links is not None:
-                link(pipe, *links)
-            self.bus.ack(pipe, entry)
-
-        await self.bus.commit(build)
-
-    def _count(self, direction: str, channel: Channel | None, account: str, result: str) -> None:
-        name = channel.value if channel else "unknown"
-        self.metrics.outbound.labels(direction, name, account, result).inc()
 
 
 def _origin(message: InboundMessage) -> MessageRef:

@@ -10,7 +10,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from gateway.model import Button, ContactId, Content, Destination, InboundMessage, MessageId
+from gateway.model import (
+    Button,
+    ContactId,
+    Content,
+    Destination,
+    InboundMessage,
+    Mention,
+    MessageId,
+)
+from gateway.store import keys
 
 
 class _Job(BaseModel):
@@ -51,6 +60,23 @@ class StaffGeneral(_Job):
     reply_to: MessageId | None = None
 
 
+class StaffReminder(_Job):
+    """Remind the topic that the customer waits past the deadline. Delivery adds the
+    buttons ([Go to task] [Go to chat] links, [Mark read] [Dismiss]) and replaces the
+    contact's previous reminder, so a topic shows at most one."""
+
+    type: Literal["staff.reminder"] = "staff.reminder"
+    text: str
+    mentions: tuple[Mention, ...] = ()
+
+
+class StaffDelete(_Job):
+    """Delete a message the staff bot sent in the group (a dismissed reminder)."""
+
+    type: Literal["staff.delete"] = "staff.delete"
+    message_id: MessageId
+
+
 class StaffCard(_Job):
     """Show the contact's current task card in its topic: edit it, or post and pin it."""
 
@@ -79,8 +105,32 @@ class CustomerSend(_Job):
     created_at: float
 
 
+class CustomerRead(_Job):
+    """Tell the customer's messenger their messages were read (where it supports read
+    receipts); ``message_id`` is their latest message."""
+
+    type: Literal["customer.read"] = "customer.read"
+    destination: Destination
+    message_id: MessageId
+
+
 Job = Annotated[
-    StaffPost | StaffEdit | StaffNotice | StaffGeneral | StaffCard | CallbackAnswer | CustomerSend,
+    StaffPost
+    | StaffEdit
+    | StaffNotice
+    | StaffGeneral
+    | StaffReminder
+    | StaffDelete
+    | StaffCard
+    | CallbackAnswer
+    | CustomerSend
+    | CustomerRead,
     Field(discriminator="type"),
 ]
 JOB: TypeAdapter[Job] = TypeAdapter(Job)
+
+
+def family(job: _Job) -> str:
+    """The outbound stream family a job goes to: what customers receive is ordered
+    per contact apart from what staff see, so a slow topic never delays a reply."""
+    return keys.CUSTOMER_OUT if isinstance(job, CustomerSend | CustomerRead) else keys.STAFF_OUT

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 AccountId = NewType("AccountId", str)
 """A channel account from the config (``channels[].id``), e.g. ``tg_shop``."""
@@ -26,6 +26,9 @@ ContactId = NewType("ContactId", str)
 """The gateway's own id of a person, stable across messengers."""
 TopicId = NewType("TopicId", int)
 """A Telegram forum topic (``message_thread_id``) in the staff group."""
+
+CALLBACK_DATA_LIMIT = 64
+"""Bytes of a button's callback data (https://core.telegram.org/bots/api#inlinekeyboardbutton)."""
 
 
 class Channel(StrEnum):
@@ -110,10 +113,32 @@ class SharedContact(_Frozen):
 
 
 class Button(_Frozen):
-    """An inline button; ``data`` comes back in an :class:`InboundCallback` (≤ 64 bytes)."""
+    """An inline button: ``data`` comes back in an :class:`InboundCallback` when pressed
+    (at most 64 bytes, as Telegram allows); a ``url`` button opens a link instead."""
 
     text: str
-    data: str = Field(max_length=64)
+    data: str | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Button:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("a button has exactly one of data and url")
+        if self.data is not None and not 1 <= len(self.data.encode()) <= CALLBACK_DATA_LIMIT:
+            raise ValueError(f"button data must be 1-{CALLBACK_DATA_LIMIT} bytes")
+        return self
+
+
+class Mention(_Frozen):
+    """``text[offset:offset + length]`` names a staff member, who gets notified.
+
+    Offsets count Python characters; adapters convert them to their platform's units
+    (Telegram counts UTF-16 code units).
+    """
+
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1)
+    user_id: PlatformUserId
 
 
 class Content(_Frozen):
@@ -130,6 +155,8 @@ class Content(_Frozen):
     """Album id: items of one album share it (Telegram sends them as separate updates)."""
     buttons: tuple[tuple[Button, ...], ...] = ()
     """Rows of inline buttons under the message (staff side: task cards, choices)."""
+    mentions: tuple[Mention, ...] = ()
+    """Staff members named in ``text`` (staff side: reminders)."""
 
 
 class Sender(_Frozen):

@@ -70,6 +70,15 @@ class Task:
     close_reason: str | None = None
     continued_in: str | None = None
     """For a task closed as ``carried_over``: the process it continues in."""
+    seen_at: datetime | None = None
+    seen_by: str | None = None
+    """Who marked the customer's messages read ("Mark read" on a reminder), and when."""
+
+    @property
+    def unread(self) -> bool:
+        """The customer wrote since an operator last marked the messages read."""
+        last = self.last_inbound_at
+        return last is not None and (self.seen_at is None or self.seen_at < last)
 
     @property
     def is_open(self) -> bool:
@@ -317,6 +326,24 @@ def overdue(current: Process | None, at: datetime) -> bool:
         return False
     task = current.task
     return task.is_open and task.awaiting_reply and at > task.respond_by
+
+
+def mark_read(current: Process | None, at: datetime, operator: str) -> Transition:
+    """An operator saw the customer's messages (the task and its deadline stay: only
+    an answer stops the clock)."""
+    current, task = _open(current)
+    if not task.unread:
+        raise RuleError("Nothing unread: the customer has not written since.")
+    updated = replace(task, seen_at=at, seen_by=operator)
+    process = current.with_task(updated)
+    return Transition(
+        process, (_event("task.updated", at, process, updated, operator, read="true"),)
+    )
+
+
+def minutes_late(task: Task, at: datetime) -> int:
+    """Whole minutes past the task's deadline at ``at`` (0 if not yet late)."""
+    return max(0, int((at - task.respond_by).total_seconds() // 60))
 
 
 def _open(current: Process | None) -> tuple[Process, Task]:

@@ -4,10 +4,12 @@ factory that starts a whole gateway (HTTP server + workers) against them."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +106,17 @@ class Running:
     url: str
     settings: Settings
     runner: web.AppRunner
+    stopped: bool = False
 
     @property
     def redis(self) -> Any:
         return self.app.redis
+
+    async def stop(self) -> None:
+        """Stop this gateway as a shutdown would (HTTP server, workers, connections)."""
+        if not self.stopped:
+            self.stopped = True
+            await self.runner.cleanup()
 
 
 @dataclass
@@ -196,12 +205,46 @@ async def start_gateway(
 
     yield start
     for running in reversed(started):
-        await running.runner.cleanup()
+        await running.stop()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+class Clock:
+    """A controllable time source for the gateway (``App(clock=...)``): tests move it
+    instead of sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, hour: int, minute: int) -> None:
+        """Same day, another time of it (in the clock's zone)."""
+        self.now = self.now.replace(hour=hour, minute=minute)
+
+
+def buttons_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+    return [button for row in rows for button in row]
+
+
+async def answer_of(world: World, query: dict[str, Any]) -> dict[str, Any]:
+    """What the gateway answered to a button press (waits for the answer)."""
+    for _ in range(500):
+        answer = world.emulator.callback_answer(query["id"])
+        if answer is not None:
+            return dict(answer)
+        await asyncio.sleep(0.02)
+    raise AssertionError("the button press was never answered")
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` (sync or async) is true."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
+    while True:
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)

@@ -14,17 +14,9 @@ from gateway.config import parse_config
 from gateway.store import keys
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import close, connect
-from tests.conftest import STAFF_CHAT, StartGateway, World, config_dict, text_of
+from tests.conftest import STAFF_CHAT, Clock, StartGateway, World, config_dict, text_of
 
 MSK = ZoneInfo("Europe/Moscow")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def _events(running: Any) -> list[dict[str, str]]:
@@ -210,7 +202,11 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
 
     card = await command("/task", "BP-20261123-0001 · task 1")
     assert "🟢 new" in card and "Respond by: 23.11 10:15" in card
-    await command("/take", "Anna took BP-20261123-0001, task 1")
+    # A command for another bot in the group is neither ours nor for the customer.
+    await world.operator_says(topic, text="/take@crm_bot")
+    await command("/take@staff_bot", "Anna took BP-20261123-0001, task 1")
+    events = [e["type"] for e in await _events(running)]
+    assert events.count("task.taken") == 1
     await command("/close", "A reason is required to close this task: sold, spam")
     await command("/close bored", "Unknown reason 'bored'")
     await command("/close sold", "✅ Closed BP-20261123-0001, task 1: sold")
@@ -276,49 +272,6 @@ async def test_customer_reply_cancels_auto_close(world: World, start_gateway: St
     await world.say(ivan, text="thanks, one more question")
     await world.in_staff(lambda m: text_of(m) == "thanks, one more question")
     assert await running.redis.zscore(keys.TIMERS, auto) is None
-
-
-async def test_reminders_for_overdue_tasks(world: World, start_gateway: StartGateway) -> None:
-    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
-    running = await start_gateway(clock=clock)
-    scheduler = running.app.scheduler
-    ivan = world.customer()
-    await world.say(ivan, text="hello?")
-    topic = (await world.in_staff(lambda m: text_of(m) == "hello?"))["message_thread_id"]
-
-    def reminders() -> list[str]:
-        return [text_of(m) for m in world.staff_messages(topic) if text_of(m).startswith("⏰")]
-
-    async def at(hour: int, minute: int) -> None:
-        clock.now = datetime(2026, 11, 23, hour, minute, tzinfo=MSK)
-        await scheduler.tick()
-
-    await at(10, 14)
-    await at(10, 16)  # past the 10:15 deadline
-    first = await world.in_staff(lambda m: text_of(m).startswith("⏰"))
-    assert "waiting 1 min past the deadline" in text_of(
-        first
-    ) and "anyone, please answer" in text_of(first)
-    await at(10, 20)
-    await at(10, 30)  # not again within the 15-minute interval
-    await at(10, 32)
-    await world.in_staff(lambda m: "waiting 17 min" in text_of(m))
-    assert len(reminders()) == 2
-
-    # A long pause (downtime): one reminder, not one per missed interval.
-    await at(15, 0)
-    await world.in_staff(lambda m: "waiting 285 min" in text_of(m))
-    assert len(reminders()) == 3
-
-    # An answer cancels them.
-    await world.operator_says(topic, text="sorry, here now")
-    await world.in_private(ivan, lambda m: text_of(m) == "sorry, here now")
-    await at(16, 0)
-    await at(17, 0)
-    await asyncio.sleep(0.3)
-    assert len(reminders()) == 3
-    events = [e["type"] for e in await _events(running)]
-    assert events.count("reminder.sent") == 3
 
 
 async def test_overdue_digest_and_commands_outside_a_topic(

@@ -7,24 +7,23 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.conftest import STAFF_CHAT, StartGateway, World, eventually, text_of
+from tests.conftest import (
+    STAFF_CHAT,
+    StartGateway,
+    World,
+    answer_of,
+    buttons_of,
+    eventually,
+    text_of,
+)
 
 MSK = ZoneInfo("Europe/Moscow")
 BORIS = 700002
+LONG_REASON = "Клиент передумал и ушёл к конкурентам"  # > 64 bytes as callback data
 
 
 def _buttons(message: dict[str, Any]) -> list[str]:
-    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-    return [b["text"] for row in rows for b in row]
-
-
-async def _answer(world: World, query: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(200):
-        answer = world.emulator.callback_answer(query["id"])
-        if answer is not None:
-            return answer
-        await asyncio.sleep(0.02)
-    raise AssertionError("the button press was never answered")
+    return [b["text"] for b in buttons_of(message)]
 
 
 async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
@@ -33,7 +32,7 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
 
     def config(data: dict[str, Any]) -> None:
         data["staff"]["operators"].append({"id": BORIS, "name": "Boris"})
-        data["channels"][0] |= {"close_reasons": ["sold", "spam"]}
+        data["channels"][0] |= {"close_reasons": ["sold", "spam", LONG_REASON]}
 
     await start_gateway(tweak=config, clock=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
     ivan = world.customer()
@@ -55,7 +54,7 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
         data: str, user: int = operator, message: dict[str, Any] = card
     ) -> dict[str, Any]:
         query = await world.emulator.press_button(user, STAFF_CHAT, message["message_id"], data)
-        return await _answer(world, query)
+        return await answer_of(world, query)
 
     def current_card() -> dict[str, Any]:
         return next(m for m in world.staff_messages() if m["message_id"] == card["message_id"])
@@ -86,8 +85,10 @@ async def test_card_buttons(world: World, start_gateway: StartGateway) -> None:
 
     await press("t:close")
     reasons = await world.in_staff(lambda m: text_of(m) == "Close with which reason?")
-    assert _buttons(reasons) == ["sold", "spam"]
-    closed = await press("t:close:sold", message=reasons)
+    assert _buttons(reasons) == ["sold", "spam", LONG_REASON]
+    # Reasons travel by index: a long (Cyrillic) reason would not fit 64 bytes.
+    assert [b["callback_data"] for b in buttons_of(reasons)] == [f"t:close:#{i}" for i in range(3)]
+    closed = await press("t:close:#0", message=reasons)
     assert "Closed BP-20261123-0001, task 1: sold" in closed.get("text", "")
     final = await card_says("✅ closed")
     assert _buttons(final) == ["Reopen"]

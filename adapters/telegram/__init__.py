@@ -20,7 +20,7 @@ from aiogram.types import BufferedInputFile
 from adapters.base import Batch, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
-from adapters.telegram.send import keyboard, send_content
+from adapters.telegram.send import entities, keyboard, send_content
 from gateway.config import DeliverySettings, TelegramEndpoint
 from gateway.errors import PermanentError, Unauthorized
 from gateway.model import (
@@ -53,6 +53,9 @@ class TelegramAdapter:
     """One bot token: a customer-facing bot or the staff bot."""
 
     channel = Channel.TELEGRAM
+    read_receipts = False
+    """The Bot API has no way for a bot to mark a user's messages read (only business
+    connections can: ``readBusinessMessage``), so the customer sees no receipt."""
 
     def __init__(
         self,
@@ -165,6 +168,7 @@ class TelegramAdapter:
                         text=content.text or "…",
                         chat_id=int(chat_id),
                         message_id=int(message_id),
+                        entities=entities(content),
                         reply_markup=keyboard(content),
                     )
             except Exception as exc:
@@ -196,6 +200,18 @@ class TelegramAdapter:
             raise PermanentError(self.channel.value, "download returned nothing")
         name = attachment.file_name or file.file_path.rsplit("/", 1)[-1] or "file"
         return Upload(data=data.read(), file_name=name)
+
+    async def username(self) -> str | None:
+        async with converted():
+            me = await self.bot.me()  # getMe, cached by aiogram
+        return me.username
+
+    async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
+        raise PermanentError(self.channel.value, "mark_read", reason="bots have no read receipts")
+
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        async with converted():
+            await self.bot.delete_message(chat_id=int(chat_id), message_id=int(message_id))
 
     async def create_topic(self, chat_id: ChatId, name: str) -> TopicId:
         async with converted():

@@ -10,7 +10,9 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    MessageEntity,
     ReplyParameters,
+    User,
 )
 
 from gateway.model import Content, Destination, Kind
@@ -106,10 +108,17 @@ async def send_content(
     else:
         tail = text or "…"
     chunks = split_text(tail) if tail else []
+    # Mentions are kept when the text goes out whole (staff notices are short).
+    whole = len(chunks) == 1 and chunks[0] == text
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
         sent.append(
-            await bot.send_message(text=chunk, reply_markup=markup if last else None, **common)
+            await bot.send_message(
+                text=chunk,
+                entities=entities(content) if whole else None,
+                reply_markup=markup if last else None,
+                **common,
+            )
         )
         common["reply_parameters"] = None
     return [m.message_id for m in sent]
@@ -120,10 +129,35 @@ def keyboard(content: Content) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+            [InlineKeyboardButton(text=b.text, callback_data=b.data, url=b.url) for b in row]
             for row in content.buttons
         ]
     )
+
+
+def utf16_len(text: str) -> int:
+    """Telegram counts entity offsets and lengths in UTF-16 code units
+    (https://core.telegram.org/api/entities#entity-length): 🙂 is 2 of them."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def entities(content: Content) -> list[MessageEntity] | None:
+    """Mentions as ``text_mention`` entities: the name links to the user, who is
+    notified, even without a @username (https://core.telegram.org/bots/api#messageentity)."""
+    text = content.text or ""
+    found = [
+        MessageEntity(
+            type="text_mention",
+            offset=utf16_len(text[: m.offset]),
+            length=utf16_len(text[m.offset : m.offset + m.length]),
+            user=User(
+                id=int(m.user_id), is_bot=False, first_name=text[m.offset : m.offset + m.length]
+            ),
+        )
+        for m in content.mentions
+        if m.offset + m.length <= len(text) and m.user_id.isdigit()
+    ]
+    return found or None
 
 
 # kind → (Bot method, file argument, accepts a caption)

@@ -36,18 +36,23 @@ def topic_link(staff_chat: str, topic: int) -> str:
 class Command:
     name: str
     args: str
+    elsewhere: bool = False
+    """Addressed to another bot in the group (``/help@crm_bot``): not ours to answer,
+    and not a message for the customer either."""
 
 
 def parse_command(text: str, bot_username: str | None = None) -> Command | None:
-    """``/name@bot args`` → Command; ``None`` if the text is not a command."""
+    """``/name@bot args`` → Command; ``None`` if the text is not a command.
+
+    ``bot_username`` is the staff bot's own (from getMe); unknown, every command counts
+    as ours."""
     if not text.startswith("/") or text.startswith("//") or text[1:2].isspace():
         return None
     # The command ends at the first whitespace, a newline included ("/id\nmore").
     head, *rest = text[1:].split(maxsplit=1) or [""]
     args = rest[0] if rest else ""
     name, _, target = head.partition("@")
-    if target and bot_username and target.lower() != bot_username.lower():
-        return None  # addressed to another bot in the group
     if not name:
         return None
-    return Command(name=name.lower(), args=args.strip())
+    elsewhere = bool(target and bot_username and target.lower() != bot_username.lower())
+    return Command(name=name.lower(), args=args.strip(), elsewhere=elsewhere)

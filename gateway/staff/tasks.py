@@ -133,6 +133,8 @@ def render_card(
         lines.append(f"Respond by: {_time(task.respond_by, zone)}{late}")
     elif task.answered_at is not None and task.is_open:
         lines.append(f"Answered at {_time(task.answered_at, zone)}; waiting for the customer")
+    if task.is_open and task.seen_at is not None and not task.unread:
+        lines.append(f"👁 Seen by {name_of(task.seen_by)} at {_time(task.seen_at, zone)}")
     if task.close_reason:
         lines.append(f"Closed: {task.close_reason}")
     lines.append(f"Opened: {_time(task.opened_at, zone)}")

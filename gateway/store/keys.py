@@ -71,7 +71,9 @@ def identity(account: str, user_id: str) -> str:
 
 
 def contact(contact_id: str) -> str:
-    """Hash: display_name, username, channel, account, chat_id, user_id, first_seen, …"""
+    """Hash: display_name, username, channel, account, user_id, first_seen, last_seen,
+    reply_account/reply_chat/reply_channel (where replies go) and last_message (the
+    customer's latest message there, for read receipts)."""
     return f"{PREFIX}:contact:{contact_id}"
 
 
@@ -88,6 +90,12 @@ def topic_contact(staff_chat: int, thread_id: int) -> str:
 def card(staff_chat: int, contact_id: str) -> str:
     """The message id of the contact's task card in its topic (permanent)."""
     return f"{PREFIX}:card:{staff_chat}:{contact_id}"
+
+
+def reminder(staff_chat: int, contact_id: str) -> str:
+    """The message id of the reminder shown in the contact's topic, while one is
+    (a new reminder replaces it; an answer removes it)."""
+    return f"{PREFIX}:reminder:{staff_chat}:{contact_id}"
 
 
 # Message map ------------------------------------------------------------------------------

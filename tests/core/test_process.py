@@ -33,7 +33,9 @@ class Numbers:
 
 actions = st.lists(
     st.tuples(
-        st.sampled_from(["in", "in", "in", "reply", "take", "transfer", "close", "reopen", "auto"]),
+        st.sampled_from(
+            ["in", "in", "in", "reply", "take", "transfer", "close", "reopen", "auto", "read"]
+        ),
         st.integers(min_value=0, max_value=30 * 3600),  # seconds to wait before it
         st.sampled_from(["anna", "boris"]),
     ),
@@ -89,6 +91,8 @@ def _apply(
             return bp.close(current, at, operator, "done")
         case "reopen":
             return bp.reopen(current, at, operator, zone=zone)
+        case "read":
+            return bp.mark_read(current, at, operator)
         case _:
             return bp.auto_close(current, at, SLA)
 
@@ -103,6 +107,14 @@ def _check_step(
     # ...and a replaced process has nothing open.
     if t.archived is not None:
         assert not t.archived.task.is_open
+    if action == "read":
+        # Reading is not answering: only who saw it, and when, change.
+        assert before is not None and not task.unread
+        assert after.with_task(before.task) == before
+        assert (task.status, task.awaiting_reply) == (
+            before.task.status,
+            before.task.awaiting_reply,
+        )
     if action != "in":
         # Only a customer's message moves a deadline or opens anything.
         assert before is not None and after.number == before.number
@@ -235,3 +247,17 @@ def test_overdue() -> None:
     assert not bp.overdue(p, _msk(23, 10, 15))
     assert bp.overdue(p, _msk(23, 10, 16))
     assert not bp.overdue(bp.reply(p, _msk(23, 10, 16), "anna").process, _msk(23, 11))
+
+
+def test_mark_read_needs_something_unread() -> None:
+    opened = bp.inbound(None, _msk(23, 10), zone=MSK, sla=SLA, number_for=Numbers()).process
+    assert opened.task.unread
+    read = bp.mark_read(opened, _msk(23, 10, 5), "anna").process
+    assert not read.task.unread and read.task.seen_by == "anna"
+    assert read.task.respond_by == opened.task.respond_by and read.task.awaiting_reply
+    with pytest.raises(RuleError, match="Nothing unread"):
+        bp.mark_read(read, _msk(23, 10, 6), "boris")
+    again = bp.inbound(read, _msk(23, 10, 7), zone=MSK, sla=SLA, number_for=Numbers()).process
+    assert again.task.unread
+    assert bp.minutes_late(again.task, _msk(23, 10, 14)) == 0
+    assert bp.minutes_late(again.task, _msk(23, 10, 45)) == 30

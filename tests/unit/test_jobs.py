@@ -10,10 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.jobs import JOB, CustomerSend, StaffEdit, StaffNotice, StaffPost
+from gateway.jobs import (
+    JOB,
+    CustomerRead,
+    CustomerSend,
+    StaffEdit,
+    StaffNotice,
+    StaffPost,
+    StaffReminder,
+    family,
+)
 from gateway.model import (
     AccountId,
     Attachment,
+    Button,
     Channel,
     ChatId,
     ContactId,
@@ -22,12 +32,14 @@ from gateway.model import (
     InboundMessage,
     Kind,
     Location,
+    Mention,
     MessageId,
     PlatformUserId,
     Sender,
     SharedContact,
     Venue,
 )
+from gateway.store import keys
 
 BIG_CHAT = -1009007199254740993  # beyond 2**53: a float (JSON number in JS) would round it
 BIG_USER = 2**53 + 1
@@ -232,3 +244,33 @@ def test_staff_post_round_trips(chat: str, user: str, text: str, edited: bool) -
     )
     job = StaffPost(out_id="p", contact_id=ContactId("1"), message=message)
     assert JOB.validate_json(job.model_dump_json()) == job
+
+
+def test_a_button_has_exactly_one_action_and_short_data() -> None:
+    assert Button(text="Open", url="https://t.me/c/1/2").url
+    with pytest.raises(ValidationError, match="exactly one"):
+        Button(text="Both", data="x", url="https://t.me")
+    with pytest.raises(ValidationError, match="exactly one"):
+        Button(text="Neither")
+    # 64 bytes, not characters: 32 Cyrillic letters are 64 bytes, 33 are too many.
+    assert Button(text="ok", data="я" * 32).data
+    with pytest.raises(ValidationError, match="1-64 bytes"):
+        Button(text="long", data="я" * 33)
+
+
+def test_reminder_and_read_jobs_round_trip_and_pick_their_family() -> None:
+    reminder = StaffReminder(
+        out_id="remind:1",
+        contact_id=ContactId("1"),
+        text="⏰ Anna, please answer.",
+        mentions=(Mention(offset=2, length=4, user_id=PlatformUserId("700001")),),
+    )
+    read = CustomerRead(
+        out_id="read:1",
+        contact_id=ContactId("1"),
+        destination=Destination(account=AccountId("vk_shop"), chat_id=ChatId("42")),
+        message_id=MessageId("17"),
+    )
+    for job in (reminder, read):
+        assert JOB.validate_json(job.model_dump_json()) == job
+    assert family(reminder) == keys.STAFF_OUT and family(read) == keys.CUSTOMER_OUT

@@ -9,9 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.telegram.send import TEXT_LIMIT, split_text
+from adapters.telegram.send import TEXT_LIMIT, entities, split_text
 from gateway.logging import REDACTED, Redactor
-from gateway.model import AccountId, Channel, Contact, ContactId
+from gateway.model import (
+    AccountId,
+    Channel,
+    Contact,
+    ContactId,
+    Content,
+    Kind,
+    Mention,
+    PlatformUserId,
+)
 from gateway.staff.commands import Command, parse_command
 from gateway.staff.render import TOPIC_NAME_LIMIT, topic_name
 
@@ -168,8 +177,6 @@ def test_parse_command(text: str, expected: Command) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "/help@other_bot",
-        "/help@other_bot args",
         "//x",
         "//",
         "/",
@@ -181,6 +188,12 @@ def test_parse_command(text: str, expected: Command) -> None:
 )
 def test_parse_command_rejects(text: str) -> None:
     assert parse_command(text, "staff_bot") is None
+
+
+def test_parse_command_marks_commands_for_other_bots() -> None:
+    assert parse_command("/help@other_bot args", "staff_bot") == Command(
+        "help", "args", elsewhere=True
+    )
 
 
 def test_parse_command_without_a_known_username_accepts_any_target() -> None:
@@ -222,3 +235,22 @@ def test_long_topic_name_is_truncated() -> None:
 
 def test_blank_topic_name_falls_back_to_the_contact_id() -> None:
     assert topic_name("{name}", contact("   ")) == "Contact 42"
+
+
+# entities ----------------------------------------------------------------------------
+
+
+@given(st.text(max_size=20), st.text(min_size=1, max_size=10), st.text(max_size=20))
+def test_mention_offsets_are_counted_in_utf16_units(before: str, name: str, after: str) -> None:
+    content = Content(
+        kind=Kind.TEXT,
+        text=before + name + after,
+        mentions=(Mention(offset=len(before), length=len(name), user_id=PlatformUserId("7")),),
+    )
+    found = entities(content)
+    assert found is not None and len(found) == 1
+    units = (before + name + after).encode("utf-16-le")
+    entity = found[0]
+    covered = units[2 * entity.offset : 2 * (entity.offset + entity.length)]
+    assert covered.decode("utf-16-le") == name
+    assert entity.type == "text_mention" and entity.user is not None and entity.user.id == 7

@@ -19,6 +19,18 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 _BAD_BUTTON = "can't parse inline keyboard button"
+_BUTTON_ACTIONS = (
+    "callback_data",
+    "url",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+    "web_app",
+)
 
 
 @dataclass
@@ -98,14 +110,51 @@ def reply_markup(ctx: Ctx) -> JsonDict | None:
         raise bad_request(f"{_BAD_BUTTON}: field inline_keyboard must be an Array of Arrays")
     for row in rows:
         for button in row:
-            if not isinstance(button, dict) or not button.get("text"):
+            # "Exactly one of the optional fields must be used to specify type of the
+            # button" (https://core.telegram.org/bots/api#inlinekeyboardbutton).
+            actions = (
+                [k for k in _BUTTON_ACTIONS if button.get(k) is not None]
+                if isinstance(button, dict)
+                else []
+            )
+            if not actions or len(actions) > 1 or not button.get("text"):
                 raise bad_request(
                     f"{_BAD_BUTTON}: Text buttons are unallowed in the inline keyboard"
                 )
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA:
                 raise bad_request("BUTTON_DATA_INVALID")
+            url = button.get("url")
+            if url is not None and not str(url).startswith(("https://", "http://", "tg://")):
+                raise bad_request("BUTTON_URL_INVALID")
     return markup
+
+
+def checked_entities(text: str, entities: Any) -> list[JsonDict]:
+    """Entities as Telegram keeps them: offsets in UTF-16 code units; an entity that
+    starts or ends inside a surrogate pair is refused; ones past the end are clipped
+    (TDLib's fix_formatted_text does the same)."""
+    units = text.encode("utf-16-le")
+    size = len(units) // 2
+    kept: list[JsonDict] = []
+    for entity in entities if isinstance(entities, list) else []:
+        offset, length = int(entity.get("offset", -1)), int(entity.get("length", 0))
+        if offset < 0 or length <= 0 or offset >= size:
+            continue
+        length = min(length, size - offset)
+        for edge in (offset, offset + length):
+            if (
+                edge < size
+                and 0xDC00 <= int.from_bytes(units[2 * edge : 2 * edge + 2], "little") <= 0xDFFF
+            ):
+                raise bad_request(
+                    "entity begins in a middle of a UTF-16 symbol at byte offset "
+                    f"{len(units[: 2 * edge].decode('utf-16-le', 'ignore').encode())}"
+                )
+        if entity.get("type") == "text_mention" and not (entity.get("user") or {}).get("id"):
+            raise bad_request("can't parse entities: text_mention without a user")
+        kept.append({**entity, "offset": offset, "length": length})
+    return kept
 
 
 def text_content(ctx: Ctx, name: str = "text") -> JsonDict:
@@ -116,7 +165,7 @@ def text_content(ctx: Ctx, name: str = "text") -> JsonDict:
     if len(text) > MAX_TEXT:
         raise bad_request("message is too long")
     content: JsonDict = {"text": text}
-    entities = ctx.params.opt_json("entities")
+    entities = checked_entities(text, ctx.params.opt_json("entities"))
     if entities:
         content["entities"] = entities
     return content

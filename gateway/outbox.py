@@ -1,0 +1,251 @@
+"""What every delivery step shares: platform calls at the platforms' pace, the staff
+topics (created and healed on demand), and the exactly-once bookkeeping.
+
+- **Rate limits are physics**: every call takes tokens from the destination's buckets
+  (shared by all replicas, in Redis) and waits for them; a platform's ``retry_after``
+  pushes the bucket into the future for everyone. Nothing is dropped: it waits.
+- **Transient errors** are retried with tenacity (exponential backoff, capped, at least
+  the platform's ``retry_after``); past the cap the job stays queued and the bus retries
+  it again, in order.
+- **Done markers**: a job's ``out_id`` is marked done, with what the platform answered,
+  in the same transaction that acknowledges the job; a job seen again is not re-sent.
+- **Topics heal**: a topic deleted by staff (Telegram: "message thread not found") is
+  recreated and remapped, and the message is sent there; a closed topic is reopened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio.client import Pipeline
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from adapters.base import Adapter, StaffAdapter, Upload
+from gateway.bus import Bus, Entry
+from gateway.config import Settings
+from gateway.contacts import Contacts
+from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
+from gateway.lifecycle import raise_if_cancelling
+from gateway.metrics import Metrics
+from gateway.model import (
+    AccountId,
+    Channel,
+    ChatId,
+    Contact,
+    ContactId,
+    Content,
+    Destination,
+    InboundMessage,
+    Kind,
+    MessageId,
+    Sent,
+    TopicId,
+)
+from gateway.ratelimit import Limiter
+from gateway.staff import render
+from gateway.staff.tasks import TaskCommands
+from gateway.store import keys
+from gateway.store.messages import MessageRef, link
+from gateway.store.processes import ProcessStore
+from gateway.store.topics import Topics
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+QUICK_ATTEMPTS = 5
+"""Retries inside one handling of a job; then the bus retries the job itself."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        adapters: Mapping[str, Adapter],
+        staff: StaffAdapter,
+        contacts: Contacts,
+        topics: Topics,
+        limiter: Limiter,
+        metrics: Metrics,
+        processes: ProcessStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.processes = processes
+        self.clock = clock
+        self.tasks = TaskCommands(settings)
+        self.settings = settings
+        self.bus = bus
+        self.redis = bus.redis
+        self.adapters = adapters
+        self.staff = staff
+        self.contacts = contacts
+        self.topics = topics
+        self.limiter = limiter
+        self.metrics = metrics
+        self.staff_chat = ChatId(str(settings.staff.chat_id))
+        self.done_ttl = settings.bus.dedup_ttl_days * 86400
+        self.max_backoff = settings.delivery.max_backoff_seconds
+
+    async def _to_topic(
+        self,
+        contact_id: ContactId,
+        content: Content,
+        *,
+        reply_to: MessageId | None = None,
+        upload: Upload | None = None,
+        first: InboundMessage | None = None,
+    ) -> tuple[TopicId, Sent]:
+        """Send into the contact's topic, creating or healing the topic as needed."""
+        for _ in range(3):
+            topic = await self._ensure_topic(contact_id, first)
+            dest = Destination(
+                account=self.staff.account,
+                chat_id=self.staff_chat,
+                thread_id=topic,
+                reply_to=reply_to,
+            )
+            try:
+                sent = await self._call(self.staff, dest, self.staff.send, dest, content, upload)
+                return topic, sent
+            except TopicLost:
+                log.warning("staff.topic_lost", topic=topic)
+                self.metrics.topics_recreated.inc()
+                await self.topics.forget(contact_id, topic)
+                reply_to = None  # the quoted message went away with the topic
+            except TopicClosed:
+                log.info("staff.topic_reopened", topic=topic)
+                await self._call(self.staff, dest, self.staff.reopen_topic, self.staff_chat, topic)
+        raise TransientError(Channel.TELEGRAM.value, "the staff topic keeps disappearing")
+
+    async def _ensure_topic(self, contact_id: ContactId, first: InboundMessage | None) -> TopicId:
+        topic = await self.topics.get(contact_id)
+        if topic is not None:
+            return topic
+        # One partition owner per contact at a time, so no second worker creates a
+        # topic for this contact concurrently.
+        contact = await self._contact(contact_id)
+        name = render.topic_name(self.settings.staff.topic_name, contact)
+        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+        topic = await self._call(self.staff, dest, self.staff.create_topic, self.staff_chat, name)
+        await self.topics.bind(contact_id, topic)
+        log.info("staff.topic_created", topic=topic)
+        if first is not None:
+            card = Content(
+                kind=Kind.TEXT, text=render.header_card(contact, first, self.settings.zone)
+            )
+            card_dest = dest.model_copy(update={"thread_id": topic})
+            sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card)
+            await self._pin(sent.message_ids[0])
+        return topic
+
+    async def _pin(self, message_id: MessageId) -> None:
+        """Pin a staff message; a missing pin is cosmetic, so failures are only logged."""
+        try:
+            await self.staff.pin(self.staff_chat, message_id)
+        except (PermanentError, TransientError) as exc:
+            log.info("staff.pin_failed", error=str(exc))
+
+    async def _contact(self, contact_id: ContactId) -> Contact:
+        data = await self.contacts.get(contact_id)
+        return Contact(
+            id=contact_id,
+            display_name=data.get("display_name") or f"Contact {contact_id}",
+            username=data.get("username") or None,
+            channel=Channel(data.get("channel", Channel.TELEGRAM.value)),
+            account=AccountId(data.get("account", "?")),
+            first_seen=datetime.fromisoformat(data["first_seen"])
+            if "first_seen" in data
+            else datetime.now(UTC),
+        )
+
+    async def _delete(self, message_id: MessageId) -> bool:
+        """Delete a staff message the bot sent; ``False`` if it is gone already (or too
+        old for Telegram to delete): either way it no longer needs deleting."""
+        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+        try:
+            await self._call(self.staff, dest, self.staff.delete, self.staff_chat, message_id)
+        except PermanentError as exc:
+            log.info("staff.delete_failed", reason=exc.reason)
+            return False
+        return True
+
+    async def _call(
+        self, adapter: Adapter, dest: Destination, call: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
+        """One platform call: wait for the rate limit, retry transient errors a few times."""
+        buckets = adapter.buckets(dest)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = wait_exponential(multiplier=0.2, max=self.max_backoff)(state)
+            if isinstance(exc, TransientError) and exc.retry_after:
+                return max(backoff, exc.retry_after)
+            return backoff
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=wait,
+            stop=stop_after_attempt(QUICK_ATTEMPTS),
+            reraise=True,
+        ):
+            with attempt:
+                waited = await self.limiter.acquire(buckets)
+                if waited:
+                    self.metrics.rate_wait.labels(adapter.channel.value, adapter.account).inc(
+                        waited
+                    )
+                try:
+                    return await call(*args)
+                except TransientError as exc:
+                    raise_if_cancelling()
+                    reason = "retry_after" if exc.retry_after else "transient"
+                    self.metrics.retries.labels(
+                        adapter.channel.value, adapter.account, reason
+                    ).inc()
+                    log.warning("delivery.retry", error=str(exc), retry_after=exc.retry_after)
+                    if exc.retry_after and buckets:
+                        await self.limiter.penalize(buckets[0], exc.retry_after)
+                    raise
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _already_done(self, out_id: str, entry: Entry) -> bool:
+        if await self.redis.exists(keys.done(out_id)):
+            log.info("delivery.duplicate_skipped", job=out_id)
+            await self.bus.ack_now(entry)
+            return True
+        return False
+
+    async def _finish(
+        self,
+        entry: Entry,
+        out_id: str,
+        sent: Sent | None,
+        links: tuple[MessageRef, MessageRef, str | None] | None = None,
+        also: Callable[[Pipeline], object] | None = None,
+    ) -> None:
+        """Mark the job done (with what the platform answered) and acknowledge it, with
+        the message links and any other writes (``also``) in the same transaction."""
+        ids = json.dumps(list(sent.message_ids) if sent else [])
+
+        def build(pipe: Pipeline) -> None:
+            pipe.set(keys.done(out_id), ids, ex=self.done_ttl)
+            if links is not None:
+                link(pipe, *links)
+            if also is not None:
+                also(pipe)
+            self.bus.ack(pipe, entry)
+
+        await self.bus.commit(build)
+
+    def _count(self, direction: str, channel: Channel | None, account: str, result: str) -> None:
+        name = channel.value if channel else "unknown"
+        self.metrics.outbound.labels(direction, name, account, result).inc()

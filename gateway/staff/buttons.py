@@ -1,0 +1,172 @@
+"""Buttons operators press in the staff group.
+
+- ``t:<action>[:<argument>]`` — the task card's [Take] [Close] [Transfer] [Reopen] and
+  the choices they offer (close reasons by their index in the account's list, since a
+  reason's text may not fit Telegram's 64 bytes of callback data; operators by id);
+- ``r:read`` / ``r:dismiss`` — a reminder's [Mark read] and [Dismiss] (its [Go to task]
+  and [Go to chat] are links and never reach the gateway).
+
+Every press gets an answer (a toast, or an alert when refused); a press by someone who
+is not an operator changes nothing.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from gateway import process as bp
+from gateway.bus import Entry
+from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffNotice
+from gateway.model import Button, ContactId, InboundCallback, TopicId
+from gateway.process import NumberFor, Process, Transition
+from gateway.staff.tasks import CHANGES
+from gateway.worker import Worker, Writer
+
+log = structlog.get_logger(__name__)
+CHOICES_PER_ROW = 3
+
+
+class Buttons(Worker):
+    async def handle(self, press: InboundCallback, entry: Entry) -> None:
+        sender = press.sender
+        structlog.contextvars.bind_contextvars(user=sender.user_id, button=press.data)
+        if sender.chat_id != self.staff_chat:
+            log.warning("staff.foreign_callback_ignored", chat=sender.chat_id)
+            await self.commit(entry)
+            return
+        contact_id = None
+        if press.thread_id is not None:
+            contact_id = await self.topics.contact_of(TopicId(press.thread_id))
+        if not self.is_operator(sender):
+            log.warning("staff.callback_by_non_operator")
+            await self._refuse(press, entry, contact_id, "Only operators can do this.")
+            return
+        scope, _, rest = press.data.partition(":")
+        action, _, argument = rest.partition(":")
+        if contact_id is None or scope not in ("t", "r"):
+            await self._refuse(press, entry, contact_id, "This button does nothing here.")
+        elif scope == "r" and action in ("read", "dismiss"):
+            await self._reminder(action, press, entry, contact_id)
+        elif scope == "t" and action in CHANGES:
+            await self._task(action, argument, press, entry, contact_id)
+        else:
+            await self._refuse(press, entry, contact_id, "Unknown button.")
+
+    @staticmethod
+    def _answer(
+        press: InboundCallback, contact_id: ContactId | None, text: str, *, alert: bool = False
+    ) -> CallbackAnswer:
+        return CallbackAnswer(
+            out_id=f"answer:{press.key}",
+            contact_id=contact_id or ContactId("general"),
+            callback_id=press.callback_id,
+            text=text,
+            alert=alert,
+        )
+
+    async def _refuse(
+        self, press: InboundCallback, entry: Entry, contact_id: ContactId | None, why: str
+    ) -> None:
+        await self.commit(entry, self._answer(press, contact_id, why, alert=True))
+
+    async def _task(
+        self,
+        action: str,
+        argument: str,
+        press: InboundCallback,
+        entry: Entry,
+        contact_id: ContactId,
+    ) -> None:
+        account = await self.account_of(contact_id)
+        channel = self.settings.channel(account)
+        reasons = channel.close_reasons if channel is not None else ()
+        if action == "close" and reasons:
+            if not argument:
+                choices = [Button(text=r, data=f"t:close:#{i}") for i, r in enumerate(reasons)]
+                await self._offer(press, entry, contact_id, "Close with which reason?", choices)
+                return
+            index = argument.removeprefix("#")
+            if not index.isdigit() or int(index) >= len(reasons):
+                await self._refuse(press, entry, contact_id, "This choice is out of date.")
+                return
+            argument = reasons[int(index)]
+        if action == "transfer" and not argument:
+            choices = [
+                Button(text=name, data=f"t:transfer:{user_id}")
+                for user_id, name in self.operators.items()
+                if user_id != press.sender.user_id
+            ]
+            if not choices:
+                await self._refuse(press, entry, contact_id, "There is nobody to transfer to.")
+                return
+            await self._offer(press, entry, contact_id, "Transfer to whom?", choices)
+            return
+        at = press.received_at
+        try:
+            step = self.tasks.step(action, argument, press.sender.user_id, at, account)
+        except bp.RuleError as exc:
+            await self._refuse(press, entry, contact_id, str(exc))
+            return
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            text = self.tasks.confirm(action, transition) if transition else "Done."
+            self.effects(entry, self._answer(press, contact_id, text))(pipe, transition)
+
+        try:
+            await self.processes.apply(contact_id, at, step, effects, once=press.key)
+        except bp.RuleError as exc:
+            await self._refuse(press, entry, contact_id, str(exc))
+
+    async def _offer(
+        self,
+        press: InboundCallback,
+        entry: Entry,
+        contact_id: ContactId,
+        question: str,
+        choices: list[Button],
+    ) -> None:
+        """Answer the press and post the choices (reasons, operators) in the topic."""
+        rows = tuple(
+            tuple(choices[i : i + CHOICES_PER_ROW]) for i in range(0, len(choices), CHOICES_PER_ROW)
+        )
+        offer = StaffNotice(
+            out_id=f"offer:{press.key}",
+            contact_id=contact_id,
+            text=question,
+            reply_to=press.message_id,
+            buttons=rows,
+        )
+        await self.commit(entry, offer, self._answer(press, contact_id, "Choose below."))
+
+    async def _reminder(
+        self, action: str, press: InboundCallback, entry: Entry, contact_id: ContactId
+    ) -> None:
+        if action == "dismiss":
+            remove = StaffDelete(
+                out_id=f"delete:{press.key}", contact_id=contact_id, message_id=press.message_id
+            )
+            await self.commit(entry, remove, self._answer(press, contact_id, "Dismissed."))
+            return
+        at, operator = press.received_at, press.sender.user_id
+        latest = await self.contacts.last_message(contact_id)
+
+        def read(current: Process | None, _: NumberFor) -> Transition:
+            return bp.mark_read(current, at, operator)
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            receipt = None
+            if transition is not None and latest is not None:
+                destination, message_id = latest
+                receipt = CustomerRead(
+                    out_id=f"read:{press.key}",
+                    contact_id=contact_id,
+                    destination=destination,
+                    message_id=message_id,
+                )
+            answer = self._answer(press, contact_id, "👁 Marked as read.")
+            self.effects(entry, receipt, answer)(pipe, transition)
+
+        try:
+            await self.processes.apply(contact_id, at, read, effects, once=press.key)
+        except bp.RuleError as exc:
+            await self._refuse(press, entry, contact_id, str(exc))

@@ -1,0 +1,203 @@
+"""Messages operators write in the staff group.
+
+In a customer's topic: a reply goes to the customer (and answers the task), ``!text``
+is an internal note, a ``/command`` changes or shows the task. In the General topic
+only commands are answered (``/overdue``, ``/help``); other talk is the staff's own.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import structlog
+
+from gateway import process as bp
+from gateway.bus import Entry
+from gateway.config import STAFF_ACCOUNT
+from gateway.jobs import CustomerSend, StaffGeneral, StaffNotice
+from gateway.model import (
+    AccountId,
+    ChatId,
+    ContactId,
+    Destination,
+    InboundMessage,
+    MessageId,
+    TopicId,
+)
+from gateway.process import NumberFor, Process, Transition
+from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
+from gateway.staff.tasks import CHANGES
+from gateway.store.messages import MessageRef, peer
+from gateway.worker import Worker, Writer
+
+log = structlog.get_logger(__name__)
+
+
+class Desk(Worker):
+    bot_username: str | None = None
+    """The staff bot's @username (set at start from getMe), to tell its commands apart
+    from other bots' in the group."""
+
+    async def handle(self, message: InboundMessage, entry: Entry) -> None:
+        sender = message.sender
+        if sender.chat_id != self.staff_chat:
+            log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
+            await self.commit(entry)
+            return
+        if not self.is_operator(sender):
+            log.warning("staff.not_an_operator", user=sender.user_id)
+            await self.commit(entry)
+            return
+        if not message.is_topic_message or message.thread_id is None:
+            await self._in_general(message, entry)
+            return
+        contact_id = await self.topics.contact_of(TopicId(message.thread_id))
+        text = message.content.text or ""
+        if contact_id is None:
+            log.info("staff.topic_without_contact", thread=message.thread_id)
+            await self.commit(entry)
+            return
+        structlog.contextvars.bind_contextvars(contact_id=contact_id, operator=sender.user_id)
+        notice = None
+        if text.startswith("!"):
+            log.info("staff.note")
+        elif (command := parse_command(text, self.bot_username)) is not None:
+            if command.elsewhere:
+                log.info("staff.command_for_another_bot", command=command.name)
+            elif command.name in CHANGES:
+                await self._task_command(command, message, entry, contact_id)
+                return
+            else:
+                notice = await self._command(command, contact_id, message.received_at)
+        elif message.edited:
+            notice = "✏️ Edits are not sent to the customer. Send a new message instead."
+        else:
+            await self._reply(message, entry, contact_id)
+            return
+        job = None
+        if notice is not None:
+            job = StaffNotice(
+                out_id=f"notice:{message.key}",
+                contact_id=contact_id,
+                text=notice,
+                reply_to=message.message_id,
+            )
+        await self.commit(entry, job)
+
+    async def _in_general(self, message: InboundMessage, entry: Entry) -> None:
+        """General topic: staff talk among themselves; only commands are answered."""
+        command = parse_command(message.content.text or "", self.bot_username)
+        answer = None
+        if command is not None and not command.elsewhere:
+            answer = StaffGeneral(
+                out_id=f"general:{message.key}",
+                contact_id=ContactId("general"),
+                text=await self._general_command(command, message.received_at),
+                reply_to=message.message_id,
+            )
+        await self.commit(entry, answer)
+
+    async def _general_command(self, command: Command, now: datetime) -> str:
+        if command.name == "overdue":
+            return await self._overdue_digest(now)
+        if command.name == "help":
+            return GENERAL_HELP
+        return f"/{command.name} works in a customer's topic. Here: /overdue, /help."
+
+    async def _overdue_digest(self, now: datetime) -> str:
+        overdue = await self.processes.overdue(now)
+        if not overdue:
+            return "✅ No overdue tasks."
+        lines = [f"⏰ Overdue tasks ({len(overdue)}), longest waiting first:"]
+        for contact_id, process in overdue:
+            task = process.task
+            name = (await self.contacts.get(ContactId(contact_id))).get("display_name", contact_id)
+            late = bp.minutes_late(task, now)
+            who = self.tasks.name_of(task.responsible)
+            line = f"• {name} — {process.number}, task {task.number}, {late} min late, {who}"
+            topic = await self.topics.get(ContactId(contact_id))
+            if topic is not None:
+                line += f"\n  {topic_link(self.staff_chat, topic)}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    async def _command(self, command: Command, contact_id: ContactId, at: datetime) -> str:
+        name = command.name
+        if name == "help":
+            return HELP
+        if name == "id":
+            contact = await self.contacts.get(contact_id)
+            return (
+                f"Contact #{contact_id}: {contact.get('display_name', '?')}\n"
+                f"Replies go to {contact.get('reply_channel', '?')} · "
+                f"{contact.get('reply_account', '?')}, chat {contact.get('reply_chat', '?')}"
+            )
+        if name == "task":
+            return self.tasks.card(await self.processes.current(contact_id), at)
+        if name == "history":
+            current = await self.processes.current(contact_id)
+            return self.tasks.history(current, await self.processes.archive(contact_id))
+        return f"Unknown command /{name}. Send /help for the list."
+
+    async def _task_command(
+        self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
+    ) -> None:
+        """A command that changes the task: applied atomically with its confirmation."""
+        account = await self.account_of(contact_id)
+        at, operator = message.received_at, message.sender.user_id
+
+        def notice(text: str) -> StaffNotice:
+            return StaffNotice(
+                out_id=f"notice:{message.key}",
+                contact_id=contact_id,
+                text=text,
+                reply_to=message.message_id,
+            )
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            job = notice(self.tasks.confirm(command.name, transition)) if transition else None
+            self.effects(entry, job)(pipe, transition)
+
+        try:
+            step = self.tasks.step(command.name, command.args, operator, at, account)
+            await self.processes.apply(contact_id, at, step, effects, once=message.key)
+        except bp.RuleError as exc:
+            await self.commit(entry, notice(f"⚠️ {exc}"))
+        log.info("staff.task_command", command=command.name)
+
+    async def _reply(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
+        route = await self.contacts.reply_route(contact_id)
+        if route is None:
+            await self.commit(entry)
+            return
+        account, chat = route
+        reply_to = None
+        if message.reply_to is not None:
+            # The operator quoted a message in the topic: quote its customer-side twin.
+            ref = MessageRef(AccountId(STAFF_ACCOUNT), ChatId(self.staff_chat), message.reply_to)
+            found = await peer(self.redis, ref)
+            if found is not None and found.ref.account == account:
+                reply_to = found.ref.message_id
+        job = CustomerSend(
+            out_id=f"reply:{message.key}",
+            contact_id=contact_id,
+            destination=Destination(account=account, chat_id=chat, reply_to=reply_to),
+            content=message.content,
+            staff_chat=self.staff_chat,
+            staff_message=MessageId(message.message_id),
+            operator_id=message.sender.user_id,
+            created_at=time.time(),
+        )
+        at, operator = message.received_at, message.sender.user_id
+
+        def answered(current: Process | None, _: NumberFor) -> Transition | None:
+            try:
+                return bp.reply(current, at, operator)
+            except bp.RuleError:
+                return None  # no open task (e.g. closed): the reply still goes out
+
+        await self.processes.apply(
+            contact_id, at, answered, self.effects(entry, job), once=message.key
+        )
+        log.info("staff.reply_queued", kind=message.content.kind)

@@ -1,0 +1,75 @@
+"""What every inbound handler shares: the stores, the operator check, and one way to
+commit effects.
+
+A handler's effects are outbound jobs. They are queued and the inbound entry is
+acknowledged in one Redis transaction (or inside the process store's compare-and-set
+commit), and every job id derives from the inbound event's key, so handling the same
+entry twice after a crash queues the same jobs, which delivery sends once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio.client import Pipeline as RedisPipeline
+
+from gateway.bus import Bus, Entry
+from gateway.config import Settings
+from gateway.contacts import Contacts
+from gateway.jobs import _Job, family
+from gateway.model import ContactId, Sender
+from gateway.process import Transition
+from gateway.staff.tasks import TaskCommands
+from gateway.store.processes import ProcessStore
+from gateway.store.topics import Topics
+from gateway.store.writes import Writes
+
+Writer = RedisPipeline | Writes
+"""Where a handler's effects go: a transaction, or the process store's recorded writes."""
+Effects = Callable[[Writer, Transition | None], None]
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        contacts: Contacts,
+        topics: Topics,
+        processes: ProcessStore,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.redis = bus.redis
+        self.contacts = contacts
+        self.topics = topics
+        self.processes = processes
+        self.tasks = TaskCommands(settings)
+        self.staff_chat = str(settings.staff.chat_id)
+        self.operators = {str(o.id): o.name for o in settings.staff.operators}
+
+    def is_operator(self, sender: Sender) -> bool:
+        """Listed operators are obeyed; with no list, any (human) member of the group."""
+        return not sender.is_bot and (not self.operators or sender.user_id in self.operators)
+
+    async def account_of(self, contact_id: ContactId) -> str:
+        """The channel account the contact last wrote from ("" if unknown)."""
+        route = await self.contacts.reply_route(contact_id)
+        return route[0] if route else ""
+
+    async def commit(self, entry: Entry, *jobs: _Job | None) -> None:
+        """Queue ``jobs`` and acknowledge ``entry`` in one transaction."""
+        effects = self.effects(entry, *jobs)
+        await self.bus.commit(lambda pipe: effects(pipe, None))
+
+    def effects(self, entry: Entry, *jobs: _Job | None) -> Effects:
+        """Queue ``jobs`` (``None``s skipped) and acknowledge ``entry``, in whatever
+        transaction the caller runs."""
+
+        def build(pipe: Writer, _: Transition | None) -> None:
+            for job in jobs:
+                if job is not None:
+                    self.bus.add(pipe, family(job), job.contact_id, job.model_dump_json())
+            self.bus.ack(pipe, entry)
+
+        return build
