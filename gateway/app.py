@@ -92,7 +92,7 @@ class App:
         for family in keys.FAMILIES:
             await self.bus.ensure_groups(family)
         self.ingest = Ingest(self.bus, self.metrics, clock=self.clock)
-        contacts = Contacts(self.redis)
+        contacts = Contacts(self.redis, join_by_phone=settings.dedup.auto_merge == "exact")
         topics = Topics(self.redis, settings.staff.chat_id)
         self.processes = ProcessStore(
             self.redis, settings, card_stream=lambda cid: self.bus.stream(keys.STAFF_OUT, cid)

@@ -143,6 +143,17 @@ class ReminderSettings(_Section):
     """Remind about a task past its deadline every this many minutes; 0 = never."""
 
 
+class ContactSettings(_Section):
+    default_region: str = Field("RU", pattern=r"^[A-Z]{2}$")
+    """How to read a phone written without a country code (ISO 3166: RU, DE, US…)."""
+
+
+class DedupSettings(_Section):
+    auto_merge: Literal["exact", "suggest", "off"] = "exact"
+    """A phone or e-mail another contact already has: ``exact`` merges them into one
+    person, ``suggest`` asks staff in both topics, ``off`` leaves them apart."""
+
+
 class Operator(_Section):
     id: int
     name: str = Field(min_length=1)
@@ -198,6 +209,8 @@ class TelegramChannel(TelegramEndpoint):
     close_reasons: tuple[str, ...] = ()
     """Reasons operators choose from when closing a task of this account (empty: free text)."""
     require_close_reason: bool = False
+    create_clients: bool = True
+    """New senders become ``client`` contacts; ``false``: ``lead`` (not a customer yet)."""
 
 
 ChannelSettings = Annotated[TelegramChannel, Field(discriminator="kind")]
@@ -214,6 +227,8 @@ class Settings(_Section):
     processes: ProcessSettings = ProcessSettings()
     sla: SlaSettings = SlaSettings()
     reminders: ReminderSettings = ReminderSettings()
+    contacts: ContactSettings = ContactSettings()
+    dedup: DedupSettings = DedupSettings()
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
 

@@ -32,6 +32,7 @@ from gateway.jobs import (
     CustomerRead,
     CustomerSend,
     StaffCard,
+    StaffCloseTopic,
     StaffDelete,
     StaffEdit,
     StaffGeneral,
@@ -85,6 +86,17 @@ class Delivery(Outbox):
                 await self._reminder(job, entry)
             case StaffDelete():
                 await self._delete_job(job, entry)
+            case StaffCloseTopic():
+                topic = await self.topics.get(job.contact_id)
+                if topic is not None:
+                    dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+                    try:
+                        await self._call(
+                            self.staff, dest, self.staff.close_topic, self.staff_chat, topic
+                        )
+                    except PermanentError as exc:  # deleted by staff: nothing to close
+                        log.info("staff.close_topic_failed", reason=exc.reason)
+                await self._finish(entry, job.out_id, None)
             case CallbackAnswer():
                 dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
                 answer = functools.partial(self.staff.answer_callback, alert=job.alert)

@@ -77,6 +77,12 @@ class StaffDelete(_Job):
     message_id: MessageId
 
 
+class StaffCloseTopic(_Job):
+    """Close the contact's topic (it was merged into another contact's)."""
+
+    type: Literal["staff.close_topic"] = "staff.close_topic"
+
+
 class StaffCard(_Job):
     """Show the contact's current task card in its topic: edit it, or post and pin it."""
 
@@ -121,6 +127,7 @@ Job = Annotated[
     | StaffGeneral
     | StaffReminder
     | StaffDelete
+    | StaffCloseTopic
     | StaffCard
     | CallbackAnswer
     | CustomerSend

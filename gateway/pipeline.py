@@ -9,6 +9,7 @@ the same jobs, which delivery sends once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import structlog
@@ -16,14 +17,26 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
+from gateway.identity import InvalidIdentity, normalise_phone
 from gateway.jobs import StaffEdit, StaffPost
 from gateway.model import INBOUND, InboundCallback, InboundMessage
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
 from gateway.staff.timers import Timers
+from gateway.store.merge import MergeRefused
+from gateway.store.processes import ContactMerged
 from gateway.worker import Worker
 
 log = structlog.get_logger(__name__)
+
+
+def _own_phone(message: InboundMessage) -> str | None:
+    """The sender's phone when they share their own contact (Telegram's "Share my
+    phone"), or when the platform identifies senders by phone."""
+    shared = message.content.contact
+    if shared is not None and shared.user_id == message.sender.user_id:
+        return shared.phone
+    return message.sender.phone
 
 
 def routing_key(message: InboundMessage | InboundCallback) -> str:
@@ -59,6 +72,16 @@ class Pipeline(Worker):
         else:
             await self._from_customer(message, entry)
 
+    def _phone(self, message: InboundMessage) -> str | None:
+        raw = _own_phone(message)
+        if raw is None:
+            return None
+        try:
+            return normalise_phone(raw, self.settings.contacts.default_region)
+        except InvalidIdentity:
+            log.info("inbound.phone_unreadable")
+            return None
+
     async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
         if message.group_chat or message.sender.is_bot:
             # A customer bot added to some group: that is not a customer conversation.
@@ -66,24 +89,46 @@ class Pipeline(Worker):
             await self.commit(entry)
             return
         latest = None if message.edited else message.message_id
-        contact, created = await self.contacts.resolve(message.sender, message.received_at, latest)
-        structlog.contextvars.bind_contextvars(contact_id=contact.id)
-        if message.edited:
-            # An edit is not a new message: the business process does not move.
-            edit = StaffEdit(out_id=f"edit:{message.key}", contact_id=contact.id, message=message)
-            await self.commit(entry, edit)
-            return
-        post = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
+        channel = self.settings.channel(message.sender.account)
+        kind = "client" if channel is None or channel.create_clients else "lead"
         at, store = message.received_at, self.processes
-        transition = await store.apply(
-            contact.id,
-            at,
-            lambda current, number_for: bp.inbound(
-                current, at, zone=store.zone, sla=store.sla, number_for=number_for
-            ),
-            self.effects(entry, post),
-            once=message.key,
-            may_open=True,
-        )
+        for _ in range(3):  # a merge may move the contact while we work
+            resolved = await self.contacts.resolve(
+                message.sender, message.received_at, latest, kind=kind, phone=self._phone(message)
+            )
+            contact = resolved.contact
+            structlog.contextvars.bind_contextvars(contact_id=contact.id)
+            if resolved.same_phone_as is not None and self.settings.dedup.auto_merge == "exact":
+                survivor, absorbed = sorted((contact.id, resolved.same_phone_as), key=int)
+                with contextlib.suppress(MergeRefused):
+                    await self.desk.people.merge(
+                        survivor, absorbed, message.received_at, "dedup", f"dedup:{message.key}"
+                    )
+                continue  # resolve again: the identity now belongs to the survivor
+            if message.edited:
+                # An edit is not a new message: the business process does not move.
+                edit = StaffEdit(
+                    out_id=f"edit:{message.key}", contact_id=contact.id, message=message
+                )
+                await self.commit(entry, edit)
+                return
+            post = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
+            try:
+                transition = await store.apply(
+                    contact.id,
+                    at,
+                    lambda current, number_for: bp.inbound(
+                        current, at, zone=store.zone, sla=store.sla, number_for=number_for
+                    ),
+                    self.effects(entry, post),
+                    once=message.key,
+                    may_open=True,
+                )
+            except ContactMerged:
+                continue  # merged meanwhile: resolve again, to the survivor
+            break
+        else:
+            raise RuntimeError("the contact kept being merged while its message was handled")
+        created = resolved.created
         number = transition.process.number if transition else None
         log.info("inbound.accepted", kind=message.content.kind, new_contact=created, process=number)

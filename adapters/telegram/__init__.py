@@ -222,6 +222,15 @@ class TelegramAdapter:
         async with converted():
             await self.bot.reopen_forum_topic(chat_id=int(chat_id), message_thread_id=topic)
 
+    async def close_topic(self, chat_id: ChatId, topic: TopicId) -> None:
+        async with converted():
+            try:
+                await self.bot.close_forum_topic(chat_id=int(chat_id), message_thread_id=topic)
+            except Exception as exc:
+                if "TOPIC_NOT_MODIFIED" in str(exc):
+                    return  # closed already
+                raise
+
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None:
         async with converted():
             await self.bot.pin_chat_message(

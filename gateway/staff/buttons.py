@@ -37,6 +37,8 @@ class Buttons(Worker):
         contact_id = None
         if press.thread_id is not None:
             contact_id = await self.topics.contact_of(TopicId(press.thread_id))
+        if contact_id is not None:
+            contact_id = await self.contacts.survivor(contact_id)
         if not self.is_operator(sender):
             log.warning("staff.callback_by_non_operator")
             await self._refuse(press, entry, contact_id, "Only operators can do this.")

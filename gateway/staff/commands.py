@@ -12,6 +12,10 @@ HELP = """Commands in a customer's topic:
 /reopen — reopen today's last closed task
 /rename <text> — name the business process
 /history — this customer's processes and tasks
+/contact — who this is: messengers, phones, e-mails
+/phone <number> — save a phone (the same phone elsewhere merges the contacts)
+/email <address> — save an e-mail (likewise)
+/merge <contact id or topic link> — merge that contact into this one
 /id — the contact's id and where replies go
 /help — this list
 

@@ -7,6 +7,7 @@ only commands are answered (``/overdue``, ``/help``); other talk is the staff's 
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime
 
@@ -27,6 +28,8 @@ from gateway.model import (
 )
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
+from gateway.staff.people import COMMANDS as PEOPLE
+from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
 from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
@@ -35,6 +38,10 @@ log = structlog.get_logger(__name__)
 
 
 class Desk(Worker):
+    @functools.cached_property
+    def people(self) -> People:
+        return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
     bot_username: str | None = None
     """The staff bot's @username (set at start from getMe), to tell its commands apart
     from other bots' in the group."""
@@ -58,6 +65,8 @@ class Desk(Worker):
             log.info("staff.topic_without_contact", thread=message.thread_id)
             await self.commit(entry)
             return
+        # The topic of a contact merged into another acts for the survivor.
+        contact_id = await self.contacts.survivor(contact_id)
         structlog.contextvars.bind_contextvars(contact_id=contact_id, operator=sender.user_id)
         notice = None
         if text.startswith("!"):
@@ -67,6 +76,9 @@ class Desk(Worker):
                 log.info("staff.command_for_another_bot", command=command.name)
             elif command.name in CHANGES:
                 await self._task_command(command, message, entry, contact_id)
+                return
+            elif command.name in PEOPLE:
+                await self.people.command(command, contact_id, message, entry)
                 return
             else:
                 notice = await self._command(command, contact_id, message.received_at)

@@ -77,6 +77,37 @@ def contact(contact_id: str) -> str:
     return f"{PREFIX}:contact:{contact_id}"
 
 
+def contact_identities(contact_id: str) -> str:
+    """Set of ``account:user_id``: every messenger identity of the person. An absorbed
+    contact keeps its set (what a merge brought in, for unmerge)."""
+    return f"{PREFIX}:contact-ids:{contact_id}"
+
+
+def contact_phones(contact_id: str) -> str:
+    """Set of the contact's phones (E.164)."""
+    return f"{PREFIX}:contact-phones:{contact_id}"
+
+
+def contact_emails(contact_id: str) -> str:
+    """Set of the contact's e-mails (lower-case)."""
+    return f"{PREFIX}:contact-emails:{contact_id}"
+
+
+def contact_absorbed(contact_id: str) -> str:
+    """Set of the contacts merged into this one."""
+    return f"{PREFIX}:contact-absorbed:{contact_id}"
+
+
+def phone(number: str) -> str:
+    """E.164 phone → the contact that has it (the dedup index)."""
+    return f"{PREFIX}:phone:{number}"
+
+
+def email(address: str) -> str:
+    """E-mail → the contact that has it (the dedup index)."""
+    return f"{PREFIX}:email:{address}"
+
+
 def topic(staff_chat: int, contact_id: str) -> str:
     """The contact's forum topic (``message_thread_id``) in a staff group."""
     return f"{PREFIX}:topic:{staff_chat}:{contact_id}"

@@ -24,6 +24,7 @@ from redis.asyncio.client import Pipeline
 
 from gateway import process as bp
 from gateway.config import Settings
+from gateway.errors import GatewayError
 from gateway.jobs import StaffCard
 from gateway.process import Process, Sla, Transition
 from gateway.store import keys
@@ -36,10 +37,13 @@ PROCESS: TypeAdapter[Process] = TypeAdapter(Process)
 MAX_ATTEMPTS = 20
 
 # KEYS: process, applied-marker, the contact's number reservation for the day, the
-# day's counter. ARGV: day (ISO), reservation TTL, check the marker?, may a process open?
-# Returns {process JSON or nil, applied (0/1), reserved number or nil}. A number is
-# reserved only when a process may open and today's is not the current one.
+# day's counter, the contact. ARGV: day (ISO), reservation TTL, check the marker?, may a
+# process open? Returns {process JSON or nil, applied (0/1), reserved number or nil,
+# the contact it was merged into or nil}. A number is reserved only when a process may
+# open and today's is not the current one.
 _READ = """
+local merged = redis.call('HGET', KEYS[5], 'merged_into')
+if merged then return {false, 0, false, merged} end
 local raw = redis.call('GET', KEYS[1])
 local applied = 0
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then applied = 1 end
@@ -53,13 +57,15 @@ if applied == 0 and ARGV[4] == '1' and not (raw and cjson.decode(raw)['day'] == 
   end
   n = tonumber(n)
 end
-return {raw or false, applied, n}
+return {raw or false, applied, n, false}
 """
-# KEYS: process, applied-marker. ARGV: the process JSON the step saw ('' = none, '*' =
-# do not compare), check that the marker is still absent?, the writes (JSON list of
-# commands). Runs the writes only if nothing changed since the read: this is the
-# compare-and-set that keeps two workers from both opening a process or a task.
+# KEYS: process, applied-marker, the contact. ARGV: the process JSON the step saw ('' =
+# none, '*' = do not compare), check that the marker is still absent?, the writes (JSON
+# list of commands). Runs the writes only if nothing changed since the read (and the
+# contact was not merged away meanwhile): this is the compare-and-set that keeps two
+# workers from both opening a process or a task.
 _COMMIT = """
+if redis.call('HEXISTS', KEYS[3], 'merged_into') == 1 then return 0 end
 if ARGV[1] ~= '*' then
   local current = redis.call('GET', KEYS[1]) or ''
   if current ~= ARGV[1] then return 0 end
@@ -70,6 +76,15 @@ for _, command in ipairs(cjson.decode(ARGV[3])) do
 end
 return 1
 """
+
+
+class ContactMerged(GatewayError):
+    """The contact was merged into another: act on ``survivor`` instead."""
+
+    def __init__(self, survivor: str) -> None:
+        super().__init__(f"the contact was merged into {survivor}")
+        self.survivor = survivor
+
 
 Step = Callable[[Process | None, bp.NumberFor], Transition | None]
 """The rule to apply: current process (or None) and a numbering function → transition,
@@ -150,8 +165,14 @@ class ProcessStore:
         day = bp.local_day(at, self.zone)
         stamp = day.strftime("%Y%m%d")
         for attempt in range(MAX_ATTEMPTS):
-            raw, applied, n = await self._read(
-                keys=[key, marker, keys.process_number(contact_id, stamp), keys.process_seq(stamp)],
+            raw, applied, n, merged = await self._read(
+                keys=[
+                    key,
+                    marker,
+                    keys.process_number(contact_id, stamp),
+                    keys.process_seq(stamp),
+                    keys.contact(contact_id),
+                ],
                 args=[
                     day.isoformat(),
                     int(keys.PROCESS_SEQ_TTL.total_seconds()),
@@ -159,6 +180,8 @@ class ProcessStore:
                     "1" if may_open else "0",
                 ],
             )
+            if merged:
+                raise ContactMerged(_text(merged))
             writes = Writes()
             transition = None
             if not applied:
@@ -177,7 +200,8 @@ class ProcessStore:
                 writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
             expected = "*" if applied else (_text(raw) if raw is not None else "")
             if await self._commit(
-                keys=[key, marker], args=[expected, "1" if once else "0", writes.encode()]
+                keys=[key, marker, keys.contact(contact_id)],
+                args=[expected, "1" if once else "0", writes.encode()],
             ):
                 return transition
             log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
@@ -198,10 +222,20 @@ class ProcessStore:
         return number_for
 
     def _store(self, pipe: Writes, contact_id: str, transition: Transition) -> None:
-        pipe.set(keys.process(contact_id), PROCESS.dump_json(transition.process))
+        self.store_state(pipe, contact_id, transition.process)
+        if transition.archived is not None:
+            archive = keys.process_archive(contact_id)
+            pipe.lpush(archive, PROCESS.dump_json(transition.archived))
+            pipe.ltrim(archive, 0, keys.PROCESS_ARCHIVE_LIMIT - 1)
+        for event in transition.events:
+            record_event(pipe, contact_id, event)
+
+    def store_state(self, pipe: Writes | Pipeline, contact_id: str, process: Process) -> None:
+        """Write the contact's current process and the timers that follow from it."""
+        pipe.set(keys.process(contact_id), PROCESS.dump_json(process))
         # The auto-close timer follows the state, in the same transaction.
         timer = f"{keys.AUTO_CLOSE}:{contact_id}"
-        due = bp.auto_close_due(transition.process, self.sla)
+        due = bp.auto_close_due(process, self.sla)
         if due is None:
             pipe.zrem(keys.TIMERS, timer)
         else:
@@ -209,7 +243,7 @@ class ProcessStore:
         # The reminder is armed at the deadline while the customer waits (NX: a reminder
         # already re-armed for later stays where it is) and cleared by an answer.
         remind = f"{keys.REMIND}:{contact_id}"
-        task = transition.process.task
+        task = process.task
         waiting = task.is_open and task.awaiting_reply
         respond_by = int(task.respond_by.timestamp() * 1000)
         if self.remind_every and waiting:
@@ -220,12 +254,13 @@ class ProcessStore:
             pipe.zadd(keys.AWAITING, {contact_id: respond_by})
         else:
             pipe.zrem(keys.AWAITING, contact_id)
-        if transition.archived is not None:
-            archive = keys.process_archive(contact_id)
-            pipe.lpush(archive, PROCESS.dump_json(transition.archived))
-            pipe.ltrim(archive, 0, keys.PROCESS_ARCHIVE_LIMIT - 1)
-        for event in transition.events:
-            record_event(pipe, contact_id, event)
+
+    @staticmethod
+    def forget_state(pipe: Pipeline, contact_id: str) -> None:
+        """Remove the contact's current process and its timers (it was merged away)."""
+        pipe.delete(keys.process(contact_id))
+        pipe.zrem(keys.TIMERS, f"{keys.AUTO_CLOSE}:{contact_id}", f"{keys.REMIND}:{contact_id}")
+        pipe.zrem(keys.AWAITING, contact_id)
 
 
 def record_event(pipe: Writes | Pipeline, contact_id: str, event: bp.Event) -> None:

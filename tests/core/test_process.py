@@ -261,3 +261,40 @@ def test_mark_read_needs_something_unread() -> None:
     assert again.task.unread
     assert bp.minutes_late(again.task, _msk(23, 10, 14)) == 0
     assert bp.minutes_late(again.task, _msk(23, 10, 45)) == 30
+
+
+@settings(max_examples=200, deadline=None)
+@given(left=actions, right=actions, gap=st.integers(min_value=0, max_value=40 * 3600))
+def test_merging_two_histories_keeps_one_open_task_and_the_earliest_deadline(
+    left: list[tuple[str, int, str]], right: list[tuple[str, int, str]], gap: int
+) -> None:
+    zone = ZoneInfo("Europe/Moscow")
+    numbers = Numbers()
+
+    def run(steps: list[tuple[str, int, str]]) -> tuple[Process | None, datetime]:
+        current, at = None, START
+        for action, wait, operator in steps:
+            at += timedelta(seconds=wait)
+            try:
+                transition = _apply(action, current, at, operator, zone, numbers)
+            except RuleError:
+                continue
+            if transition is not None:
+                current = transition.process
+        return current, at
+
+    a, a_at = run(left)
+    b, b_at = run(right)
+    at = max(a_at, b_at) + timedelta(seconds=gap)
+    merged = bp.merge(a, b, at)
+    everything = [*(merged.archived), *([merged.current] if merged.current else [])]
+    assert sum(t.is_open for p in everything for t in p.tasks) <= 1
+    if a is None or b is None:
+        assert merged.current == (a or b) and merged.archived == ()
+        return
+    assert merged.current is not None and merged.current.day == max(a.day, b.day)
+    waiting = [p.task.respond_by for p in (a, b) if p.task.is_open and p.task.awaiting_reply]
+    if waiting:
+        task = merged.current.task
+        assert task.is_open and task.awaiting_reply
+        assert task.respond_by == min(waiting)  # a merge never resets an SLA clock

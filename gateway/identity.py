@@ -1,0 +1,42 @@
+"""Phones and e-mails as contact keys: one written form per real number or address.
+
+A person types ``8 (916) 123-45-67`` in one place and ``+7 916 123 45 67`` in another;
+deduplication only works when both become ``+79161234567`` (E.164). Numbers are parsed
+with ``phonenumbers`` (Google's libphonenumber) in the configured default region;
+e-mails are checked with ``email-validator`` (syntax only, no DNS) and lower-cased.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from gateway.errors import GatewayError
+
+
+class InvalidIdentity(GatewayError):
+    """A phone or e-mail that cannot be a real one; the message says why."""
+
+
+def normalise_phone(raw: str, region: str) -> str:
+    """``raw`` as E.164 (``+79161234567``); a number without ``+`` is read as a number
+    of ``region`` (ISO 3166 code, e.g. ``RU``: ``8 916 …`` is a Russian trunk prefix)."""
+    text = raw.strip()
+    if not any(ch.isdigit() for ch in text):
+        raise InvalidIdentity(f"{raw!r} is not a phone number.")
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentity(f"{raw!r} is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentity(f"{raw!r} is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    """``raw`` checked and lower-cased (``Ivan@Mail.RU`` → ``ivan@mail.ru``)."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidIdentity(f"{raw.strip()!r} is not an e-mail address: {exc}") from None
+    return checked.normalized.lower()

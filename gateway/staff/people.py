@@ -1,0 +1,161 @@
+"""Contact commands in a topic, and merging: ``/contact``, ``/phone``, ``/email``,
+``/merge``.
+
+``/phone`` and ``/email`` run the dedup policy: with ``exact``, a phone or e-mail that
+another contact has means one person, and the two are merged (the older contact
+survives); with ``suggest`` or ``off`` staff are told and nothing merges.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import structlog
+
+from gateway.bus import Entry
+from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
+from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice
+from gateway.model import ContactId, InboundMessage, MessageId, TopicId
+from gateway.process import Merged
+from gateway.staff.commands import Command, topic_link
+from gateway.store import keys
+from gateway.store.merge import Merger, MergeRefused
+from gateway.worker import Worker, Writer
+
+log = structlog.get_logger(__name__)
+COMMANDS = frozenset({"contact", "phone", "email", "merge"})
+_TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
+
+
+class People(Worker):
+    @property
+    def merger(self) -> Merger:
+        return Merger(self.redis, self.processes)
+
+    async def command(
+        self, command: Command, contact_id: ContactId, message: InboundMessage, entry: Entry
+    ) -> None:
+        """Run a contact command; its answer (and any merge) is committed with the ack."""
+        key, at, operator = message.key, message.received_at, message.sender.user_id
+        reply_to = message.message_id
+
+        def notice(text: str) -> StaffNotice:
+            return StaffNotice(
+                out_id=f"notice:{key}", contact_id=contact_id, text=text, reply_to=reply_to
+            )
+
+        try:
+            match command.name:
+                case "contact":
+                    answer = await self.card(contact_id)
+                case "phone":
+                    number = normalise_phone(command.args, self.settings.contacts.default_region)
+                    owner = await self.contacts.add_phone(contact_id, number)
+                    answer = f"📞 {number} saved."
+                    if owner is not None:
+                        answer = await self._same_person(contact_id, owner, number, key, at)
+                case "email":
+                    address = normalise_email(command.args)
+                    owner = await self.contacts.add_email(contact_id, address)
+                    answer = f"✉️ {address} saved."
+                    if owner is not None:
+                        answer = await self._same_person(contact_id, owner, address, key, at)
+                case _:
+                    other = await self._target(command.args)
+                    await self.merge(contact_id, other, at, operator, key, entry, reply_to)
+                    return
+        except (InvalidIdentity, MergeRefused) as exc:
+            answer = f"⚠️ {exc}"
+        await self.commit(entry, notice(answer) if answer else None)
+
+    async def _same_person(
+        self, contact_id: ContactId, owner: ContactId, value: str, key: str, at: datetime
+    ) -> str:
+        """``value`` belongs to ``owner`` too: the dedup policy decides."""
+        name = (await self.contacts.get(owner)).get("display_name", "?")
+        if self.settings.dedup.auto_merge != "exact":
+            return (
+                f"⚠️ {value} saved; contact #{owner} {name} has it too. "
+                f"If they are one person: /merge {owner}"
+            )
+        survivor, absorbed = sorted((contact_id, owner), key=int)
+        await self.merge(survivor, absorbed, at, "dedup", f"dedup:{key}")
+        return ""
+
+    async def _target(self, args: str) -> ContactId:
+        """``/merge 17``, ``/merge #17`` or ``/merge <link to its topic>``."""
+        wanted = args.strip().lstrip("#")
+        link = _TOPIC_LINK.search(wanted)
+        if link is not None:
+            found = await self.topics.contact_of(TopicId(int(link.group(1))))
+            if found is None:
+                raise MergeRefused("That topic belongs to no contact.")
+            return found
+        if not wanted.isdigit():
+            raise MergeRefused("Whom to merge? /merge <contact id> or a link to their topic.")
+        if not await self.contacts.exists(wanted):
+            raise MergeRefused(f"There is no contact #{wanted}.")
+        return ContactId(wanted)
+
+    async def merge(
+        self,
+        survivor: ContactId,
+        absorbed: ContactId,
+        at: datetime,
+        actor: str,
+        key: str,
+        entry: Entry | None = None,
+        reply_to: MessageId | None = None,
+    ) -> Merged:
+        """Merge and, in the same transaction, tell both topics (closing the absorbed
+        one), refresh the survivor's card and acknowledge ``entry``."""
+        kept = await self.contacts.get(survivor)
+        gone = await self.contacts.get(absorbed)
+        kept_topic = await self.topics.get(survivor)
+        where = f": {topic_link(self.staff_chat, kept_topic)}" if kept_topic else ""
+        farewell = StaffNotice(
+            out_id=f"merged-away:{key}",
+            contact_id=absorbed,
+            text=f"🔗 Merged into contact #{survivor} {kept.get('display_name', '')}{where}\n"
+            "Everything from now on is there; this topic is closed.",
+        )
+        welcome = StaffNotice(
+            out_id=f"merged-in:{key}",
+            contact_id=survivor,
+            text=f"🔗 Contact #{absorbed} {gone.get('display_name', '')} "
+            f"({gone.get('channel', '?')} · {gone.get('account', '?')}) is merged into this "
+            "one: its messengers, phones, e-mails and tasks are here now.",
+            reply_to=reply_to,
+        )
+        jobs = [
+            farewell,
+            StaffCloseTopic(out_id=f"close:{key}", contact_id=absorbed),
+            welcome,
+            StaffCard(out_id=f"card:{key}", contact_id=survivor),
+        ]
+
+        def effects(pipe: Writer, _: Merged) -> None:
+            if entry is not None:
+                self.effects(entry, *jobs)(pipe, None)
+            else:
+                for job in jobs:
+                    self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, job.model_dump_json())
+
+        result = await self.merger.merge(survivor, absorbed, at, actor, effects)
+        log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
+        return result
+
+    async def card(self, contact_id: ContactId) -> str:
+        data = await self.contacts.get(contact_id)
+        identities, phones, emails = await self.contacts.details(contact_id)
+        lines = [
+            f"👤 Contact #{contact_id}: {data.get('display_name', '?')}"
+            + (f" (@{data['username']})" if data.get("username") else ""),
+            f"Kind: {data.get('kind', 'client')}",
+            "Messengers: " + (", ".join(identities) or "—"),
+            "Phones: " + (", ".join(phones) or "—"),
+            "E-mails: " + (", ".join(emails) or "—"),
+            f"Replies go to {data.get('reply_channel', '?')} · {data.get('reply_account', '?')}",
+        ]
+        return "\n".join(lines)

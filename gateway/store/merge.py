@@ -1,0 +1,156 @@
+"""Merging two contacts that are one person, atomically.
+
+Everything the absorbed contact had moves to the survivor in one MULTI/EXEC under
+WATCH: its identities (so every later message of any of the person's messengers lands
+with the survivor), phones, e-mails, its processes (combined by
+:func:`gateway.process.merge`: never two open tasks) and its timers; the absorbed
+contact keeps its record, marked ``merged_into``, and the lists of what it brought (for
+unmerge). A process step racing the merge fails its compare-and-set and starts again on
+the survivor (see ``ContactMerged``); the merge itself retries if anything it read
+changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from gateway import process as bp
+from gateway.errors import GatewayError
+from gateway.model import ContactId
+from gateway.store import keys
+from gateway.store.processes import PROCESS, ProcessStore, record_event
+from gateway.store.redis import Redis, text
+
+MAX_ATTEMPTS = 20
+_ROUTE = ("reply_account", "reply_chat", "reply_channel", "last_message", "last_seen")
+
+Effects = Callable[[Pipeline, bp.Merged], None]
+
+
+class MergeRefused(GatewayError):
+    """A merge that cannot be done (the message says why, for staff)."""
+
+
+class Merger:
+    def __init__(self, redis: Redis, processes: ProcessStore) -> None:
+        self.redis = redis
+        self.processes = processes
+
+    async def merge(
+        self,
+        survivor: ContactId,
+        absorbed: ContactId,
+        at: datetime,
+        actor: str,
+        effects: Effects | None = None,
+    ) -> bp.Merged:
+        """Merge ``absorbed`` into ``survivor``; ``effects`` adds the caller's writes
+        (notices, the ack of the entry that asked) to the same transaction."""
+        if survivor == absorbed:
+            raise MergeRefused("That is this contact itself.")
+        watched = [
+            keys.contact(survivor),
+            keys.contact(absorbed),
+            keys.process(survivor),
+            keys.process(absorbed),
+            keys.process_archive(survivor),
+            keys.process_archive(absorbed),
+            keys.contact_identities(absorbed),
+            keys.contact_phones(absorbed),
+            keys.contact_emails(absorbed),
+        ]
+        for _ in range(MAX_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*watched)
+                    result = await self._merge(pipe, survivor, absorbed, at, actor, effects)
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+        raise RuntimeError(f"merging {absorbed} into {survivor} kept racing")
+
+    async def _merge(
+        self,
+        pipe: Pipeline,
+        survivor: ContactId,
+        absorbed: ContactId,
+        at: datetime,
+        actor: str,
+        effects: Effects | None,
+    ) -> bp.Merged:
+        keep = {text(k): text(v) for k, v in (await pipe.hgetall(keys.contact(survivor))).items()}
+        gone = {text(k): text(v) for k, v in (await pipe.hgetall(keys.contact(absorbed))).items()}
+        for cid, data in ((survivor, keep), (absorbed, gone)):
+            if not data:
+                raise MergeRefused(f"There is no contact #{cid}.")
+            if "merged_into" in data:
+                raise MergeRefused(f"Contact #{cid} is already merged into #{data['merged_into']}.")
+        raw_keep, raw_gone = await pipe.mget(keys.process(survivor), keys.process(absorbed))
+        archive = [
+            PROCESS.validate_json(raw)
+            for key in (keys.process_archive(survivor), keys.process_archive(absorbed))
+            for raw in await pipe.lrange(key, 0, -1)
+        ]
+        identities = [text(v) for v in await pipe.smembers(keys.contact_identities(absorbed))]
+        phones = [text(v) for v in await pipe.smembers(keys.contact_phones(absorbed))]
+        emails = [text(v) for v in await pipe.smembers(keys.contact_emails(absorbed))]
+        result = bp.merge(
+            PROCESS.validate_json(raw_keep) if raw_keep is not None else None,
+            PROCESS.validate_json(raw_gone) if raw_gone is not None else None,
+            at,
+        )
+
+        pipe.multi()  # type: ignore[no-untyped-call]
+        for identity in identities:
+            account, _, user_id = identity.partition(":")
+            pipe.set(keys.identity(account, user_id), survivor)
+        if identities:
+            pipe.sadd(keys.contact_identities(survivor), *identities)
+        for number in phones:
+            pipe.set(keys.phone(number), survivor)
+        if phones:
+            pipe.sadd(keys.contact_phones(survivor), *phones)
+        for address in emails:
+            pipe.set(keys.email(address), survivor)
+        if emails:
+            pipe.sadd(keys.contact_emails(survivor), *emails)
+        stamp = at.astimezone(UTC).isoformat()
+        pipe.hset(keys.contact(absorbed), mapping={"merged_into": survivor, "merged_at": stamp})
+        pipe.sadd(keys.contact_absorbed(survivor), absorbed)
+        if gone.get("last_seen", "") > keep.get("last_seen", ""):
+            # Replies go where the person wrote last, whichever contact that was.
+            pipe.hset(keys.contact(survivor), mapping={f: gone[f] for f in _ROUTE if f in gone})
+        # Processes: the combined current one, everything else in the archive.
+        ProcessStore.forget_state(pipe, absorbed)
+        if result.current is not None:
+            self.processes.store_state(pipe, survivor, result.current)
+        history = sorted([*archive, *result.archived], key=lambda p: p.opened_at, reverse=True)
+        pipe.delete(keys.process_archive(survivor), keys.process_archive(absorbed))
+        if history:
+            pipe.rpush(
+                keys.process_archive(survivor),
+                *[PROCESS.dump_json(p) for p in history[: keys.PROCESS_ARCHIVE_LIMIT]],
+            )
+        for event in result.events:
+            record_event(pipe, survivor, event)
+        current = result.current
+        record_event(
+            pipe,
+            survivor,
+            bp.Event(
+                "contact.merged",
+                at,
+                current.number if current else "",
+                current.task.number if current else 0,
+                actor,
+                {"absorbed": absorbed},
+            ),
+        )
+        if effects is not None:
+            effects(pipe, result)
+        return result

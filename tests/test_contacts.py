@@ -1,0 +1,209 @@
+"""One person across messengers: dedup by phone, merging with open tasks on both
+sides, contact commands and their bad input — real Redis, two customer bots in the
+emulator, a controllable clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway import process as bp
+from gateway.contacts import Contacts
+from gateway.model import AccountId, Channel, ChatId, PlatformUserId, Sender
+from gateway.store import keys
+from gateway.store.redis import close, connect
+from tests.conftest import (
+    STAFF_CHAT,
+    Clock,
+    Running,
+    StartGateway,
+    World,
+    eventually,
+    text_of,
+)
+
+MSK = ZoneInfo("Europe/Moscow")
+SUPPORT_TOKEN = "1003:support-bot-token-cccccccccccccccccccc"
+PHONE = "+79161234567"
+
+
+def two_bots(data: dict[str, Any]) -> None:
+    shop = data["channels"][0]
+    data["channels"].append({**shop, "id": "tg_support", "token": SUPPORT_TOKEN})
+
+
+async def _support_says(world: World, user: dict[str, Any], **content: Any) -> None:
+    await world.emulator.user_sends(user["id"], bot_token=SUPPORT_TOKEN, **content)
+
+
+def _own_contact(user: dict[str, Any], phone: str) -> dict[str, Any]:
+    return {"phone_number": phone, "first_name": user["first_name"], "user_id": user["id"]}
+
+
+async def _event_types(running: Running) -> list[str]:
+    return [f[b"type"].decode() for _, f in await running.redis.xrange(keys.EVENTS)]
+
+
+async def test_a_shared_phone_makes_two_messengers_one_person(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(tweak=two_bots)
+    ivan = world.customer("Ivan")
+    await world.say(ivan, text="hi from the shop bot")
+    topic = (await world.in_staff(lambda m: text_of(m) == "hi from the shop bot"))[
+        "message_thread_id"
+    ]
+    # Ivan shares his phone, written the Russian way.
+    await world.say(ivan, contact=_own_contact(ivan, "8 (916) 123-45-67"))
+    await world.in_staff(lambda m: "contact" in m and m["message_thread_id"] == topic)
+    # The same person on another messenger (here: another bot) shares the same phone.
+    other = world.customer("Ivan P.", "ivan_p")
+    await _support_says(world, other, contact=_own_contact(other, "+7 916 123 45 67"))
+    await _support_says(world, other, text="and now from support")
+    later = await world.in_staff(lambda m: text_of(m) == "and now from support")
+    assert later["message_thread_id"] == topic  # the same topic: one person
+    assert len([m for m in world.staff_messages(topic) if "contact" in m]) == 2
+    assert await running.redis.get(keys.CONTACT_SEQ) == b"1"  # no second contact
+    assert await running.redis.get(keys.phone(PHONE)) == b"1"
+
+    # A reply goes to the messenger the person wrote from last.
+    await world.operator_says(topic, text="hello Ivan")
+    await world.in_private(other, lambda m: text_of(m) == "hello Ivan")
+    sent = await world.operator_says(topic, text="/contact")
+    card = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert f"tg_shop:{ivan['id']}" in text_of(card)
+    assert f"tg_support:{other['id']}" in text_of(card)
+    assert f"Phones: {PHONE}" in text_of(card)
+
+
+async def test_merge_with_open_tasks_on_both_sides(
+    world: World, start_gateway: StartGateway
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    running = await start_gateway(tweak=two_bots, clock=clock)
+    ivan, other = world.customer("Ivan"), world.customer("Ivan P.", "ivan_p")
+    await world.say(ivan, text="first")
+    first = (await world.in_staff(lambda m: text_of(m) == "first"))["message_thread_id"]
+    clock.now += timedelta(minutes=5)
+    await _support_says(world, other, text="second")
+    second = (await world.in_staff(lambda m: text_of(m) == "second"))["message_thread_id"]
+    assert first != second
+
+    sent = await world.operator_says(first, text=f"/merge https://t.me/c/5550000001/{second}")
+    welcome = await world.in_staff(lambda m: "is merged into this one" in text_of(m))
+    assert welcome["message_thread_id"] == first
+    assert (welcome.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    farewell = await world.in_staff(lambda m: "Merged into contact #1" in text_of(m))
+    assert farewell["message_thread_id"] == second
+    assert f"https://t.me/c/5550000001/{first}" in text_of(farewell)
+
+    async def closed() -> bool:
+        return any(
+            t["message_thread_id"] == second and t.get("closed")
+            for t in world.emulator.topics(STAFF_CHAT)
+        )
+
+    await eventually(closed)
+
+    # One open task: the survivor's, under the earlier deadline; the other closed.
+    process = await running.app.processes.current("1")
+    assert process is not None and process.task.is_open and process.task.awaiting_reply
+    assert process.task.respond_by == datetime(2026, 11, 23, 10, 15, tzinfo=MSK)
+    archived = await running.app.processes.archive("1")
+    assert [p.task.close_reason for p in archived] == [bp.MERGED]
+    assert await running.app.processes.current("2") is None
+    timers = {m.decode() for m in await running.redis.zrange(keys.TIMERS, 0, -1)}
+    assert not any(t.endswith(":2") for t in timers)
+    assert "contact.merged" in await _event_types(running)
+
+    # Every later message of the absorbed identity lands in the surviving topic.
+    await _support_says(world, other, text="third")
+    third = await world.in_staff(lambda m: text_of(m) == "third")
+    assert third["message_thread_id"] == first
+    # A merge twice is refused clearly.
+    sent = await world.operator_says(first, text="/merge 2")
+    again = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert "already merged into #1" in text_of(again)
+
+
+@pytest.mark.parametrize("policy", ["exact", "suggest"])
+async def test_phone_and_email_commands(
+    world: World, start_gateway: StartGateway, policy: str
+) -> None:
+    def config(data: dict[str, Any]) -> None:
+        two_bots(data)
+        data["dedup"] = {"auto_merge": policy}
+
+    running = await start_gateway(tweak=config)
+    ivan, other = world.customer("Ivan"), world.customer("Ivan", "ivan2")
+    await world.say(ivan, text="one")
+    first = (await world.in_staff(lambda m: text_of(m) == "one"))["message_thread_id"]
+    await _support_says(world, other, text="two")
+    second = (await world.in_staff(lambda m: text_of(m) == "two"))["message_thread_id"]
+
+    async def command(topic: int, text: str) -> str:
+        sent = await world.operator_says(topic, text=text)
+        answer = await world.in_staff(
+            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+        )
+        return text_of(answer)
+
+    # Bad input: a clear answer, nothing stored.
+    assert "is not a phone number" in await command(first, "/phone call me maybe")
+    assert "is not a valid phone number" in await command(first, "/phone 12")
+    assert "is not an e-mail address" in await command(first, "/email ivan@")
+    assert await running.redis.exists(keys.contact_phones("1"), keys.contact_emails("1")) == 0
+    # The same name alone never merges anything.
+    assert await running.app.processes.current("2") is not None
+
+    assert await command(first, "/phone 8 (916) 123-45-67") == f"📞 {PHONE} saved."
+    assert await command(first, "/email Ivan@Mail.RU") == "✉️ ivan@mail.ru saved."
+    if policy == "suggest":
+        answer = await command(second, "/phone +7 916 123-45-67")
+        assert "contact #1 Ivan has it too" in answer and "/merge 1" in answer
+        assert not await running.redis.hexists(keys.contact("2"), "merged_into")
+        return
+    await world.operator_says(second, text="/email ivan@mail.ru")
+    await world.in_staff(lambda m: "is merged into this one" in text_of(m))
+    assert await running.redis.hget(keys.contact("2"), "merged_into") == b"1"
+
+
+async def test_concurrent_first_messages_of_one_person_make_one_contact(redis_url: str) -> None:
+    redis = await connect(redis_url)
+    try:
+        await redis.flushdb()
+        contacts = Contacts(redis)
+        at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+        def sender(account: str, user: str) -> Sender:
+            return Sender(
+                account=AccountId(account),
+                channel=Channel.TELEGRAM,
+                user_id=PlatformUserId(user),
+                chat_id=ChatId(user),
+                display_name="Ivan",
+            )
+
+        # Someone already has the phone; two new identities bring it at once.
+        await contacts.resolve(sender("tg_shop", "1"), at, phone=PHONE)
+        results = await asyncio.gather(
+            *(contacts.resolve(sender(f"acc{i}", str(100 + i)), at, phone=PHONE) for i in range(8))
+        )
+        assert {r.contact.id for r in results} == {"1"}
+        assert all(r.joined and not r.created for r in results)
+        _, phones, _ = await contacts.details(results[0].contact.id)
+        assert phones == [PHONE]
+        # Without a phone, two identities are two contacts, whatever their names.
+        lone = await contacts.resolve(sender("tg_other", "9"), at)
+        assert lone.created and lone.contact.id == "2"
+    finally:
+        await redis.flushdb()
+        await close(redis)
