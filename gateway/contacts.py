@@ -64,7 +64,8 @@ if phone ~= '' then
 end
 local key = p .. 'contact:' .. cid
 redis.call('HSET', key, 'display_name', ARGV[6], 'username', ARGV[7], 'last_seen', ARGV[2],
-           'reply_account', ARGV[4], 'reply_chat', ARGV[8], 'reply_channel', ARGV[3])
+           'reply_account', ARGV[4], 'reply_chat', ARGV[8], 'reply_channel', ARGV[3],
+           'chat@' .. ARGV[4] .. ':' .. ARGV[5], ARGV[8])
 if ARGV[9] ~= '' then
   redis.call('HSET', key, 'last_message', ARGV[9])
 end
@@ -165,6 +166,10 @@ class Contacts:
         )
         return ContactId(text(owner)) if owner else None
 
+    async def distinct(self, one: ContactId, other: ContactId) -> bool:
+        """Staff said these are different people (dedup leaves them apart)."""
+        return bool(await self.redis.sismember(keys.contact_distinct(one), other))
+
     async def get(self, contact_id: ContactId) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.contact(contact_id))
         return {text(k): text(v) for k, v in raw.items()}
@@ -202,6 +207,19 @@ class Contacts:
             return None
         destination = Destination(account=AccountId(text(account)), chat_id=ChatId(text(chat)))
         return destination, MessageId(text(message))
+
+    async def route_via(self, contact_id: ContactId, account: str, channel: str) -> ChatId | None:
+        """Send replies through ``account`` from now on (until the person writes from
+        elsewhere); ``None`` if the person has no identity there."""
+        data = await self.get(contact_id)
+        chat = next((v for k, v in data.items() if k.startswith(f"chat@{account}:")), None)
+        if chat is None:
+            return None
+        await self.redis.hset(
+            keys.contact(contact_id),
+            mapping={"reply_account": account, "reply_chat": chat, "reply_channel": channel},
+        )
+        return ChatId(chat)
 
     async def reply_route(self, contact_id: ContactId) -> tuple[AccountId, ChatId] | None:
         """Where an operator's reply goes: the chat of the contact's latest message."""

@@ -9,7 +9,6 @@ the same jobs, which delivery sends once.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import structlog
@@ -98,13 +97,21 @@ class Pipeline(Worker):
             )
             contact = resolved.contact
             structlog.contextvars.bind_contextvars(contact_id=contact.id)
-            if resolved.same_phone_as is not None and self.settings.dedup.auto_merge == "exact":
-                survivor, absorbed = sorted((contact.id, resolved.same_phone_as), key=int)
-                with contextlib.suppress(MergeRefused):
+            other = resolved.same_phone_as
+            if (
+                other is not None
+                and self.settings.dedup.auto_merge == "exact"
+                and not await self.contacts.distinct(contact.id, other)
+            ):
+                survivor, absorbed = sorted((contact.id, other), key=int)
+                try:
                     await self.desk.people.merge(
-                        survivor, absorbed, message.received_at, "dedup", f"dedup:{message.key}"
+                        survivor, absorbed, at, "dedup", f"dedup:{message.key}"
                     )
-                continue  # resolve again: the identity now belongs to the survivor
+                except MergeRefused as exc:
+                    log.warning("contact.dedup_merge_refused", reason=str(exc))
+                else:
+                    continue  # resolve again: the identity now belongs to the survivor
             if message.edited:
                 # An edit is not a new message: the business process does not move.
                 edit = StaffEdit(

@@ -10,18 +10,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway import process as bp
+from gateway.config import parse_config
 from gateway.contacts import Contacts
 from gateway.model import AccountId, Channel, ChatId, PlatformUserId, Sender
 from gateway.store import keys
-from gateway.store.redis import close, connect
+from gateway.store.merge import Merger
+from gateway.store.processes import ProcessStore
+from gateway.store.redis import close, connect, text
 from tests.conftest import (
     STAFF_CHAT,
     Clock,
     Running,
     StartGateway,
     World,
+    config_dict,
     eventually,
     text_of,
 )
@@ -81,6 +88,26 @@ async def test_a_shared_phone_makes_two_messengers_one_person(
     assert f"tg_support:{other['id']}" in text_of(card)
     assert f"Phones: {PHONE}" in text_of(card)
 
+    # /via switches the messenger; a reply to a forwarded message goes back through
+    # that message's messenger.
+    sent = await world.operator_says(topic, text="/via tg_shop")
+    switched = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert "Replies now go via tg_shop" in text_of(switched)
+    await world.operator_says(topic, text="via the shop")
+    await world.in_private(ivan, lambda m: text_of(m) == "via the shop")
+    await world.operator_says(
+        topic, text="answering your support message", reply_to_message_id=later["message_id"]
+    )
+    answer = await world.in_private(other, lambda m: text_of(m) == "answering your support message")
+    assert answer.get("reply_to_message", {}).get("text") == "and now from support"
+    sent = await world.operator_says(topic, text="/via tg_nowhere")
+    refused = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert "Replies can go via: tg_shop, tg_support" in text_of(refused)
+
 
 async def test_merge_with_open_tasks_on_both_sides(
     world: World, start_gateway: StartGateway
@@ -132,6 +159,23 @@ async def test_merge_with_open_tasks_on_both_sides(
         lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
     )
     assert "already merged into #1" in text_of(again)
+
+    # Unmerge: the messenger goes back to its own contact and topic (reopened).
+    sent = await world.operator_says(first, text="/unmerge tg_support")
+    split = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert f"tg_support:{other['id']} is split out into contact #2" in text_of(split)
+    await world.in_staff(lambda m: "Split out of contact #1" in text_of(m))
+    await _support_says(world, other, text="fourth")
+    fourth = await world.in_staff(lambda m: text_of(m) == "fourth")
+    assert fourth["message_thread_id"] == second
+    assert not await running.redis.hexists(keys.contact("2"), "merged_into")
+    sent = await world.operator_says(first, text="/unmerge tg_shop")
+    only = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    assert "only messenger" in text_of(only)
 
 
 @pytest.mark.parametrize("policy", ["exact", "suggest"])
@@ -204,6 +248,59 @@ async def test_concurrent_first_messages_of_one_person_make_one_contact(redis_ur
         # Without a phone, two identities are two contacts, whatever their names.
         lone = await contacts.resolve(sender("tg_other", "9"), at)
         assert lone.created and lone.contact.id == "2"
+    finally:
+        await redis.flushdb()
+        await close(redis)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(["tg_a", "tg_b", "vk", "viber"]), min_size=1, max_size=3, unique=True),
+    st.lists(st.sampled_from(["tg_c", "wa", "vk2"]), min_size=1, max_size=3, unique=True),
+)
+def test_merge_then_unmerge_restores_who_is_who(
+    redis_url: str, left: list[str], right: list[str]
+) -> None:
+    asyncio.run(_merge_round_trip(redis_url, left, right))
+
+
+async def _merge_round_trip(redis_url: str, left: list[str], right: list[str]) -> None:
+    redis = await connect(redis_url)
+    try:
+        await redis.flushdb()
+        contacts = Contacts(redis)
+        at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+        senders = [
+            Sender(
+                account=AccountId(account),
+                channel=Channel.TELEGRAM,
+                user_id=PlatformUserId(str(100 + i)),
+                chat_id=ChatId(str(100 + i)),
+                display_name=side,
+            )
+            for side, accounts in (("A", left), ("B", right))
+            for i, account in enumerate(accounts, start=10 * len(side) * (side == "B"))
+        ]
+        first = {}
+        for sender in senders:
+            # The first of each side makes its contact; the others join it by phone.
+            phone = "+79160000001" if sender.display_name == "A" else "+79160000002"
+            first[sender] = (await contacts.resolve(sender, at, phone=phone)).contact.id
+        before = {s: first[s] for s in senders}
+        a, b = before[senders[0]], before[senders[-1]]
+        assert a != b
+        settings = parse_config(yaml.safe_dump(config_dict("http://127.0.0.1:1", redis_url)))
+        merger = Merger(redis, ProcessStore(redis, settings))
+        await merger.merge(a, b, at, "test")
+        for s in senders:
+            assert await redis.get(keys.identity(s.account, s.user_id)) == a.encode()
+        for s in senders[len(left) :]:
+            await merger.unmerge(a, f"{s.account}:{s.user_id}", at)
+        after = {s: text(await redis.get(keys.identity(s.account, s.user_id))) for s in senders}
+        assert after == before
+        assert not await redis.hexists(keys.contact(b), "merged_into")
     finally:
         await redis.flushdb()
         await close(redis)

@@ -16,6 +16,8 @@ HELP = """Commands in a customer's topic:
 /phone <number> — save a phone (the same phone elsewhere merges the contacts)
 /email <address> — save an e-mail (likewise)
 /merge <contact id or topic link> — merge that contact into this one
+/unmerge <account> — split a messenger back out into a contact of its own
+/via <account> — send replies through another of the person's messengers
 /id — the contact's id and where replies go
 /help — this list
 

@@ -189,7 +189,10 @@ class Desk(Worker):
             # The operator quoted a message in the topic: quote its customer-side twin.
             ref = MessageRef(AccountId(STAFF_ACCOUNT), ChatId(self.staff_chat), message.reply_to)
             found = await peer(self.redis, ref)
-            if found is not None and found.ref.account == account:
+            if found is not None and found.ref.account != STAFF_ACCOUNT:
+                # A reply to a forwarded message goes back through that message's
+                # messenger, whichever the person used last.
+                account, chat = found.ref.account, found.ref.chat_id
                 reply_to = found.ref.message_id
         job = CustomerSend(
             out_id=f"reply:{message.key}",

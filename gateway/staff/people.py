@@ -24,7 +24,7 @@ from gateway.store.merge import Merger, MergeRefused
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
-COMMANDS = frozenset({"contact", "phone", "email", "merge"})
+COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via"})
 _TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
 
 
@@ -61,6 +61,11 @@ class People(Worker):
                     answer = f"✉️ {address} saved."
                     if owner is not None:
                         answer = await self._same_person(contact_id, owner, address, key, at)
+                case "unmerge":
+                    await self._unmerge(contact_id, command.args.strip(), message, entry)
+                    return
+                case "via":
+                    answer = await self._via(contact_id, command.args.strip())
                 case _:
                     other = await self._target(command.args)
                     await self.merge(contact_id, other, at, operator, key, entry, reply_to)
@@ -69,11 +74,49 @@ class People(Worker):
             answer = f"⚠️ {exc}"
         await self.commit(entry, notice(answer) if answer else None)
 
+    async def _unmerge(
+        self, contact_id: ContactId, wanted: str, message: InboundMessage, entry: Entry
+    ) -> None:
+        """``/unmerge <account>`` or ``/unmerge <account:user id>``."""
+        identities, _, _ = await self.contacts.details(contact_id)
+        matching = [i for i in identities if i == wanted or i.partition(":")[0] == wanted]
+        if len(matching) != 1:
+            listed = ", ".join(identities)
+            why = "Which one?" if matching else "Split out which messenger?"
+            raise MergeRefused(f"{why} /unmerge <account or account:user id>: {listed}")
+        identity = matching[0]
+        target = await self.merger.unmerge(contact_id, identity, message.received_at)
+        here = StaffNotice(
+            out_id=f"notice:{message.key}",
+            contact_id=contact_id,
+            text=f"↩️ {identity} is split out into contact #{target}, a separate person now. "
+            "Its earlier tasks stay here.",
+            reply_to=message.message_id,
+        )
+        there = StaffNotice(
+            out_id=f"split:{message.key}",
+            contact_id=target,
+            text=f"↩️ Split out of contact #{contact_id}: {identity} is a separate person.",
+        )
+        log.info("contact.unmerged", identity=identity, into=target)
+        await self.commit(entry, here, there)
+
+    async def _via(self, contact_id: ContactId, account: str) -> str:
+        identities, _, _ = await self.contacts.details(contact_id)
+        accounts = sorted({i.partition(":")[0] for i in identities})
+        channel = self.settings.channel(account)
+        if not account or channel is None or account not in accounts:
+            return f"⚠️ Replies can go via: {', '.join(accounts)}. /via <account>"
+        await self.contacts.route_via(contact_id, account, channel.kind)
+        return f"↪️ Replies now go via {account} (until the customer writes elsewhere)."
+
     async def _same_person(
         self, contact_id: ContactId, owner: ContactId, value: str, key: str, at: datetime
     ) -> str:
         """``value`` belongs to ``owner`` too: the dedup policy decides."""
         name = (await self.contacts.get(owner)).get("display_name", "?")
+        if await self.contacts.distinct(contact_id, owner):
+            return f"{value} saved; contact #{owner} {name} has it too (marked as another person)."
         if self.settings.dedup.auto_merge != "exact":
             return (
                 f"⚠️ {value} saved; contact #{owner} {name} has it too. "

@@ -98,6 +98,12 @@ def contact_absorbed(contact_id: str) -> str:
     return f"{PREFIX}:contact-absorbed:{contact_id}"
 
 
+def contact_distinct(contact_id: str) -> str:
+    """Set of contacts staff said are other people (split apart, or "Not the same"):
+    dedup never merges these by itself."""
+    return f"{PREFIX}:contact-distinct:{contact_id}"
+
+
 def phone(number: str) -> str:
     """E.164 phone → the contact that has it (the dedup index)."""
     return f"{PREFIX}:phone:{number}"

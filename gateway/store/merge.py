@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
 
 from gateway import process as bp
 from gateway.errors import GatewayError
@@ -122,6 +123,11 @@ class Merger:
         stamp = at.astimezone(UTC).isoformat()
         pipe.hset(keys.contact(absorbed), mapping={"merged_into": survivor, "merged_at": stamp})
         pipe.sadd(keys.contact_absorbed(survivor), absorbed)
+        if any(f.startswith("chat@") for f in gone):  # each identity's chat (for /via)
+            pipe.hset(
+                keys.contact(survivor),
+                mapping={f: v for f, v in gone.items() if f.startswith("chat@")},
+            )
         if gone.get("last_seen", "") > keep.get("last_seen", ""):
             # Replies go where the person wrote last, whichever contact that was.
             pipe.hset(keys.contact(survivor), mapping={f: gone[f] for f in _ROUTE if f in gone})
@@ -154,3 +160,101 @@ class Merger:
         if effects is not None:
             effects(pipe, result)
         return result
+
+    async def unmerge(self, survivor: ContactId, identity: str, at: datetime) -> ContactId:
+        """Split ``identity`` (``account:user_id``) out of ``survivor`` into a contact of
+        its own: back into the contact it came from by a merge (which is restored, with
+        its phones and e-mails), or a new one. Processes and history stay where they
+        were handled. The two are marked as different people, so dedup never merges
+        them again by itself. Returns the contact the identity now belongs to."""
+        account, _, user_id = identity.partition(":")
+        for _ in range(MAX_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(
+                        keys.contact(survivor),
+                        keys.contact_identities(survivor),
+                        keys.contact_absorbed(survivor),
+                        keys.identity(account, user_id),
+                    )
+                    own = {text(v) for v in await pipe.smembers(keys.contact_identities(survivor))}
+                    if identity not in own:
+                        raise MergeRefused(f"{identity} is not one of this contact's messengers.")
+                    if len(own) == 1:
+                        raise MergeRefused("It is this contact's only messenger: nothing to split.")
+                    origin, rest = None, set()
+                    for absorbed in await pipe.smembers(keys.contact_absorbed(survivor)):
+                        cid = ContactId(text(absorbed))
+                        brought = {
+                            text(v) for v in await pipe.smembers(keys.contact_identities(cid))
+                        }
+                        if identity in brought:
+                            origin, rest = cid, (brought & own) - {identity}
+                            break
+                    data = {
+                        text(k): text(v)
+                        for k, v in (await pipe.hgetall(keys.contact(survivor))).items()
+                    }
+                    target = origin or ContactId(str(await self.redis.incr(keys.CONTACT_SEQ)))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._split(pipe, survivor, target, identity, data, at, restored=bool(origin))
+                    if origin is not None and not rest:
+                        # Nothing of it is left here: it is no longer an absorbed one.
+                        pipe.srem(keys.contact_absorbed(survivor), origin)
+                    await pipe.execute()
+                    return target
+                except WatchError:
+                    continue
+        raise RuntimeError(f"splitting {identity} out of {survivor} kept racing")
+
+    @staticmethod
+    def _split(
+        pipe: Pipeline,
+        survivor: ContactId,
+        target: ContactId,
+        identity: str,
+        data: dict[str, str],
+        at: datetime,
+        *,
+        restored: bool,
+    ) -> None:
+        account, _, user_id = identity.partition(":")
+        chat_field = f"chat@{identity}"
+        chat = data.get(chat_field, user_id)
+        route: dict[FieldT, EncodableT] = {
+            "reply_account": account,
+            "reply_chat": chat,
+            chat_field: chat,
+        }
+        pipe.set(keys.identity(account, user_id), target)
+        pipe.srem(keys.contact_identities(survivor), identity)
+        pipe.hdel(keys.contact(survivor), chat_field)
+        if restored:
+            pipe.hdel(keys.contact(target), "merged_into", "merged_at")
+            pipe.hset(keys.contact(target), mapping=route)
+        else:
+            pipe.sadd(keys.contact_identities(target), identity)
+            pipe.hset(
+                keys.contact(target),
+                mapping={
+                    **route,
+                    "first_seen": at.astimezone(UTC).isoformat(),
+                    "display_name": data.get("display_name", f"Contact {target}"),
+                    "channel": data.get("channel", "telegram"),
+                    "reply_channel": data.get("channel", "telegram"),
+                    "account": account,
+                    "user_id": user_id,
+                    "kind": data.get("kind", "client"),
+                },
+            )
+        if data.get("reply_account") == account and data.get("reply_chat") == chat:
+            # The survivor's replies went to the identity that left: use another one.
+            other = next((f for f in data if f.startswith("chat@") and f != chat_field), None)
+            if other is not None:
+                acc = other.removeprefix("chat@").partition(":")[0]
+                pipe.hset(
+                    keys.contact(survivor),
+                    mapping={"reply_account": acc, "reply_chat": data[other]},
+                )
+        pipe.sadd(keys.contact_distinct(survivor), target)
+        pipe.sadd(keys.contact_distinct(target), survivor)
