@@ -17,7 +17,7 @@ from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_phone
-from gateway.jobs import StaffEdit, StaffPost
+from gateway.jobs import StaffEdit, StaffNotice, StaffPost
 from gateway.model import INBOUND, InboundCallback, InboundMessage
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
@@ -112,6 +112,12 @@ class Pipeline(Worker):
                     log.warning("contact.dedup_merge_refused", reason=str(exc))
                 else:
                     continue  # resolve again: the identity now belongs to the survivor
+            suggestions: list[StaffNotice] = []
+            if other is not None and self.settings.dedup.auto_merge == "suggest":
+                phone = self._phone(message) or ""
+                suggestions = await self.desk.people.suggestions(
+                    contact.id, other, phone, message.key
+                )
             if message.edited:
                 # An edit is not a new message: the business process does not move.
                 edit = StaffEdit(
@@ -127,7 +133,7 @@ class Pipeline(Worker):
                     lambda current, number_for: bp.inbound(
                         current, at, zone=store.zone, sla=store.sla, number_for=number_for
                     ),
-                    self.effects(entry, post),
+                    self.effects(entry, post, *suggestions),
                     once=message.key,
                     may_open=True,
                 )

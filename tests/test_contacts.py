@@ -28,6 +28,8 @@ from tests.conftest import (
     Running,
     StartGateway,
     World,
+    answer_of,
+    buttons_of,
     config_dict,
     eventually,
     text_of,
@@ -212,8 +214,31 @@ async def test_phone_and_email_commands(
     assert await command(first, "/email Ivan@Mail.RU") == "✉️ ivan@mail.ru saved."
     if policy == "suggest":
         answer = await command(second, "/phone +7 916 123-45-67")
-        assert "contact #1 Ivan has it too" in answer and "/merge 1" in answer
+        assert "contact #1 Ivan has it too: see the suggestion" in answer
         assert not await running.redis.hexists(keys.contact("2"), "merged_into")
+        in_first = await world.in_staff(
+            lambda m: text_of(m).startswith("🧩") and m["message_thread_id"] == first
+        )
+        in_second = await world.in_staff(
+            lambda m: text_of(m).startswith("🧩") and m["message_thread_id"] == second
+        )
+        assert "also belongs to contact #2 Ivan" in text_of(in_first)
+        assert [b["text"] for b in buttons_of(in_second)] == ["Merge", "Not the same"]
+        operator = world.operator["id"]
+        query = await world.emulator.press_button(
+            operator, STAFF_CHAT, in_first["message_id"], "c:distinct:2"
+        )
+        assert (await answer_of(world, query))["text"] == "Noted: different people."
+        assert await running.redis.sismember(keys.contact_distinct("2"), "1")
+        # Asked once: the e-mail they also share suggests nothing new.
+        assert "marked as another person" in await command(second, "/email ivan@mail.ru")
+        # Staff can still merge them on purpose, from the other suggestion.
+        query = await world.emulator.press_button(
+            operator, STAFF_CHAT, in_second["message_id"], "c:merge:1"
+        )
+        assert (await answer_of(world, query))["text"] == "🔗 Merged."
+        await world.in_staff(lambda m: "is merged into this one" in text_of(m))
+        assert await running.redis.hget(keys.contact("2"), "merged_into") == b"1"
         return
     await world.operator_says(second, text="/email ivan@mail.ru")
     await world.in_staff(lambda m: "is merged into this one" in text_of(m))

@@ -12,6 +12,8 @@ is not an operator changes nothing.
 
 from __future__ import annotations
 
+import functools
+
 import structlog
 
 from gateway import process as bp
@@ -19,7 +21,10 @@ from gateway.bus import Entry
 from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffNotice
 from gateway.model import Button, ContactId, InboundCallback, TopicId
 from gateway.process import NumberFor, Process, Transition
+from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
+from gateway.store import keys
+from gateway.store.merge import MergeRefused
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -27,6 +32,10 @@ CHOICES_PER_ROW = 3
 
 
 class Buttons(Worker):
+    @functools.cached_property
+    def people(self) -> People:
+        return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
     async def handle(self, press: InboundCallback, entry: Entry) -> None:
         sender = press.sender
         structlog.contextvars.bind_contextvars(user=sender.user_id, button=press.data)
@@ -45,8 +54,10 @@ class Buttons(Worker):
             return
         scope, _, rest = press.data.partition(":")
         action, _, argument = rest.partition(":")
-        if contact_id is None or scope not in ("t", "r"):
+        if contact_id is None or scope not in ("t", "r", "c"):
             await self._refuse(press, entry, contact_id, "This button does nothing here.")
+        elif scope == "c" and action in ("merge", "distinct") and argument.isdigit():
+            await self._same_person(action, ContactId(argument), press, entry, contact_id)
         elif scope == "r" and action in ("read", "dismiss"):
             await self._reminder(action, press, entry, contact_id)
         elif scope == "t" and action in CHANGES:
@@ -139,6 +150,38 @@ class Buttons(Worker):
             buttons=rows,
         )
         await self.commit(entry, offer, self._answer(press, contact_id, "Choose below."))
+
+    async def _same_person(
+        self,
+        action: str,
+        other: ContactId,
+        press: InboundCallback,
+        entry: Entry,
+        contact_id: ContactId,
+    ) -> None:
+        """A dedup suggestion's [Merge] (the older contact survives) or [Not the same]."""
+        if action == "distinct":
+            await self.redis.sadd(keys.contact_distinct(contact_id), other)
+            await self.redis.sadd(keys.contact_distinct(other), contact_id)
+            remove = StaffDelete(
+                out_id=f"delete:{press.key}", contact_id=contact_id, message_id=press.message_id
+            )
+            answer = self._answer(press, contact_id, "Noted: different people.")
+            await self.commit(entry, remove, answer)
+            return
+        survivor, absorbed = sorted((contact_id, await self.contacts.survivor(other)), key=int)
+        try:
+            await self.people.merge(
+                survivor,
+                absorbed,
+                press.received_at,
+                press.sender.user_id,
+                press.key,
+                entry,
+                also=(self._answer(press, contact_id, "🔗 Merged."),),
+            )
+        except MergeRefused as exc:
+            await self._refuse(press, entry, contact_id, str(exc))
 
     async def _reminder(
         self, action: str, press: InboundCallback, entry: Entry, contact_id: ContactId

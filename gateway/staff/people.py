@@ -12,11 +12,12 @@ import re
 from datetime import datetime
 
 import structlog
+from redis.asyncio.client import Pipeline
 
 from gateway.bus import Entry
 from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
-from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice
-from gateway.model import ContactId, InboundMessage, MessageId, TopicId
+from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice, _Job
+from gateway.model import Button, ContactId, InboundMessage, MessageId, TopicId
 from gateway.process import Merged
 from gateway.staff.commands import Command, topic_link
 from gateway.store import keys
@@ -25,6 +26,8 @@ from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
 COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via"})
+SUGGEST_AGAIN_AFTER = 30 * 86400
+"""A suggestion nobody answered is made again after this long (seconds)."""
 _TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
 
 
@@ -117,14 +120,54 @@ class People(Worker):
         name = (await self.contacts.get(owner)).get("display_name", "?")
         if await self.contacts.distinct(contact_id, owner):
             return f"{value} saved; contact #{owner} {name} has it too (marked as another person)."
+        if self.settings.dedup.auto_merge == "suggest":
+            await self.commit_suggestion(contact_id, owner, value, key)
+            return f"📎 {value} saved; contact #{owner} {name} has it too: see the suggestion."
         if self.settings.dedup.auto_merge != "exact":
-            return (
-                f"⚠️ {value} saved; contact #{owner} {name} has it too. "
-                f"If they are one person: /merge {owner}"
-            )
+            return f"📎 {value} saved; contact #{owner} {name} has it too."
         survivor, absorbed = sorted((contact_id, owner), key=int)
         await self.merge(survivor, absorbed, at, "dedup", f"dedup:{key}")
         return ""
+
+    async def suggestions(
+        self, contact_id: ContactId, owner: ContactId, value: str, key: str
+    ) -> list[StaffNotice]:
+        """[Merge] [Not the same] in both topics — once per pair of contacts."""
+        pair = sorted((contact_id, owner), key=int)
+        if await self.contacts.distinct(contact_id, owner) or not await self.redis.set(
+            keys.suggested(*pair), 1, nx=True, ex=SUGGEST_AGAIN_AFTER
+        ):
+            return []
+        names = {c: (await self.contacts.get(c)).get("display_name", "?") for c in pair}
+        notices = []
+        for here, there in ((contact_id, owner), (owner, contact_id)):
+            notices.append(
+                StaffNotice(
+                    out_id=f"suggest:{key}:{here}",
+                    contact_id=here,
+                    text=f"🧩 {value} also belongs to contact #{there} {names[there]}. "
+                    "The same person?",
+                    buttons=(
+                        (
+                            Button(text="Merge", data=f"c:merge:{there}"),
+                            Button(text="Not the same", data=f"c:distinct:{there}"),
+                        ),
+                    ),
+                )
+            )
+        return notices
+
+    async def commit_suggestion(
+        self, contact_id: ContactId, owner: ContactId, value: str, key: str
+    ) -> None:
+        notices = await self.suggestions(contact_id, owner, value, key)
+
+        def build(pipe: Pipeline) -> None:
+            for notice in notices:
+                self.bus.add(pipe, keys.STAFF_OUT, notice.contact_id, notice.model_dump_json())
+
+        if notices:
+            await self.bus.commit(build)
 
     async def _target(self, args: str) -> ContactId:
         """``/merge 17``, ``/merge #17`` or ``/merge <link to its topic>``."""
@@ -150,6 +193,7 @@ class People(Worker):
         key: str,
         entry: Entry | None = None,
         reply_to: MessageId | None = None,
+        also: tuple[_Job, ...] = (),
     ) -> Merged:
         """Merge and, in the same transaction, tell both topics (closing the absorbed
         one), refresh the survivor's card and acknowledge ``entry``."""
@@ -176,6 +220,7 @@ class People(Worker):
             StaffCloseTopic(out_id=f"close:{key}", contact_id=absorbed),
             welcome,
             StaffCard(out_id=f"card:{key}", contact_id=survivor),
+            *also,
         ]
 
         def effects(pipe: Writer, _: Merged) -> None:

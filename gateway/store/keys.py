@@ -104,6 +104,11 @@ def contact_distinct(contact_id: str) -> str:
     return f"{PREFIX}:contact-distinct:{contact_id}"
 
 
+def suggested(one: str, other: str) -> str:
+    """Marker: a merge of these two was suggested to staff (TTL: not asked again soon)."""
+    return f"{PREFIX}:suggested:{one}:{other}"
+
+
 def phone(number: str) -> str:
     """E.164 phone → the contact that has it (the dedup index)."""
     return f"{PREFIX}:phone:{number}"
