@@ -148,6 +148,11 @@ class ContactSettings(_Section):
     """How to read a phone written without a country code (ISO 3166: RU, DE, US…)."""
 
 
+class HistorySettings(_Section):
+    retention_days: int = Field(365, ge=1)
+    """Messages older than this leave the contact's history (processes and events stay)."""
+
+
 class DedupSettings(_Section):
     auto_merge: Literal["exact", "suggest", "off"] = "exact"
     """A phone or e-mail another contact already has: ``exact`` merges them into one
@@ -229,6 +234,7 @@ class Settings(_Section):
     reminders: ReminderSettings = ReminderSettings()
     contacts: ContactSettings = ContactSettings()
     dedup: DedupSettings = DedupSettings()
+    history: HistorySettings = HistorySettings()
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
 

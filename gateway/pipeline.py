@@ -19,12 +19,13 @@ from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_phone
 from gateway.jobs import StaffEdit, StaffNotice, StaffPost
 from gateway.model import INBOUND, InboundCallback, InboundMessage
+from gateway.process import Transition
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
 from gateway.staff.timers import Timers
 from gateway.store.merge import MergeRefused
 from gateway.store.processes import ContactMerged
-from gateway.worker import Worker
+from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,29 @@ class Pipeline(Worker):
             log.info("inbound.phone_unreadable")
             return None
 
+    def _recorded(self, message: InboundMessage, contact_id: str, effects: Effects) -> Effects:
+        """``effects`` plus the message in the contact's history (once: a redelivered
+        message the rule already saw is not recorded twice)."""
+
+        def build(pipe: Writer, transition: Transition | None) -> None:
+            effects(pipe, transition)
+            if transition is not None:
+                sender = message.sender
+                self.history.append(
+                    pipe,
+                    contact_id,
+                    direction="in",
+                    at=message.received_at,
+                    channel=sender.channel.value,
+                    account=sender.account,
+                    content=message.content,
+                    message_id=message.message_id,
+                    process=transition.process.number,
+                    task=transition.process.task.number,
+                )
+
+        return build
+
     async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
         if message.group_chat or message.sender.is_bot:
             # A customer bot added to some group: that is not a customer conversation.
@@ -133,7 +157,7 @@ class Pipeline(Worker):
                     lambda current, number_for: bp.inbound(
                         current, at, zone=store.zone, sla=store.sla, number_for=number_for
                     ),
-                    self.effects(entry, post, *suggestions),
+                    self._recorded(message, contact.id, self.effects(entry, post, *suggestions)),
                     once=message.key,
                     may_open=True,
                 )

@@ -20,6 +20,7 @@ from gateway.jobs import _Job, family
 from gateway.model import ContactId, Sender
 from gateway.process import Transition
 from gateway.staff.tasks import TaskCommands
+from gateway.store.history import History
 from gateway.store.processes import ProcessStore
 from gateway.store.topics import Topics
 from gateway.store.writes import Writes
@@ -47,6 +48,7 @@ class Worker:
         self.tasks = TaskCommands(settings)
         self.staff_chat = str(settings.staff.chat_id)
         self.operators = {str(o.id): o.name for o in settings.staff.operators}
+        self.history = History(self.redis, settings.history.retention_days)
 
     def is_operator(self, sender: Sender) -> bool:
         """Listed operators are obeyed; with no list, any (human) member of the group."""

@@ -329,3 +329,50 @@ async def _merge_round_trip(redis_url: str, left: list[str], right: list[str]) -
     finally:
         await redis.flushdb()
         await close(redis)
+
+
+async def test_history_timeline_across_messengers_and_find(
+    world: World, start_gateway: StartGateway
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, tzinfo=MSK))
+    await start_gateway(tweak=two_bots, clock=clock)
+    ivan, other = world.customer("Ivan", "ivan"), world.customer("Ivan P.", "ivan_p")
+    await world.say(ivan, text="where is my order?")
+    topic = (await world.in_staff(lambda m: text_of(m) == "where is my order?"))[
+        "message_thread_id"
+    ]
+    clock.at(10, 5)
+    await world.operator_says(topic, text="on its way")
+    await world.in_private(ivan, lambda m: text_of(m) == "on its way")
+    clock.at(10, 7)
+    await _support_says(world, other, text="it is me again, from support")
+    await world.in_staff(lambda m: text_of(m) == "it is me again, from support")
+
+    async def command(thread: int | None, text: str) -> str:
+        if thread is None:
+            sent = await world.emulator.user_sends(
+                world.operator["id"], chat_id=STAFF_CHAT, text=text
+            )
+        else:
+            sent = await world.operator_says(thread, text=text)
+        answer = await world.in_staff(
+            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+        )
+        return text_of(answer)
+
+    await command(topic, "/phone +79161234567")
+    await command(topic, "/merge 2")
+    history = await command(topic, "/history")
+    assert "BP-20261123-0001 — 23.11.2026" in history
+    assert "23.11 10:00 ← telegram · tg_shop: where is my order?" in history
+    assert "23.11 10:05 → Anna: on its way" in history
+    assert "23.11 10:07 ← telegram · tg_support: it is me again, from support" in history
+    # The absorbed contact's process (closed as merged) is listed too.
+    assert "BP-20261123-0002" in history and "merged" in history
+
+    link = f"https://t.me/c/5550000001/{topic}"
+    for query in ("8 (916) 123-45-67", "+7 916 123 45 67", "ivan", "@IVAN", "Ivan P"):
+        found = await command(None, f"/find {query}")
+        assert "#1 Ivan" in found and link in found, (query, found)
+    assert "Nothing found" in await command(None, "/find nobody at all")
+    assert "Nothing found" in await command(None, "/find +79990000000")

@@ -27,6 +27,7 @@ Start a message with ! to keep it as an internal note (not sent)."""
 
 GENERAL_HELP = """Commands in the General topic:
 /overdue — tasks past their deadline, longest waiting first, with links
+/find <name, @username, phone or e-mail> — find a person and their topic
 /help — this list
 
 In a customer's topic, /help lists the task commands."""

@@ -31,10 +31,14 @@ from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, t
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
+from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
+from gateway.store.redis import text
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
+HISTORY_SHOWN = 40
+"""Latest messages /history shows (with every process and task)."""
 
 
 class Desk(Worker):
@@ -113,9 +117,11 @@ class Desk(Worker):
     async def _general_command(self, command: Command, now: datetime) -> str:
         if command.name == "overdue":
             return await self._overdue_digest(now)
+        if command.name == "find":
+            return await self.people.find(command.args)
         if command.name == "help":
             return GENERAL_HELP
-        return f"/{command.name} works in a customer's topic. Here: /overdue, /help."
+        return f"/{command.name} works in a customer's topic. Here: /overdue, /find, /help."
 
     async def _overdue_digest(self, now: datetime) -> str:
         overdue = await self.processes.overdue(now)
@@ -149,7 +155,11 @@ class Desk(Worker):
             return self.tasks.card(await self.processes.current(contact_id), at)
         if name == "history":
             current = await self.processes.current(contact_id)
-            return self.tasks.history(current, await self.processes.archive(contact_id))
+            absorbed = [
+                text(c) for c in await self.redis.smembers(keys.contact_absorbed(contact_id))
+            ]
+            records = await self.history.timeline([contact_id, *absorbed], limit=HISTORY_SHOWN)
+            return self.tasks.history(current, await self.processes.archive(contact_id), records)
         return f"Unknown command /{name}. Send /help for the list."
 
     async def _task_command(
@@ -212,7 +222,24 @@ class Desk(Worker):
             except bp.RuleError:
                 return None  # no open task (e.g. closed): the reply still goes out
 
-        await self.processes.apply(
-            contact_id, at, answered, self.effects(entry, job), once=message.key
-        )
+        queued = self.effects(entry, job)
+        channel = self.settings.channel(account)
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            queued(pipe, transition)
+            self.history.append(
+                pipe,
+                contact_id,
+                direction="out",
+                at=at,
+                channel=channel.kind if channel is not None else "",
+                account=account,
+                content=message.content,
+                message_id=message.message_id,
+                operator=operator,
+                process=transition.process.number if transition else "",
+                task=transition.process.task.number if transition else None,
+            )
+
+        await self.processes.apply(contact_id, at, answered, effects, once=message.key)
         log.info("staff.reply_queued", kind=message.content.kind)

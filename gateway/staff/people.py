@@ -8,6 +8,7 @@ survives); with ``suggest`` or ``off`` staff are told and nothing merges.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime
 
@@ -22,10 +23,12 @@ from gateway.process import Merged
 from gateway.staff.commands import Command, topic_link
 from gateway.store import keys
 from gateway.store.merge import Merger, MergeRefused
+from gateway.store.redis import text
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
 COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via"})
+FIND_LIMIT = 20
 SUGGEST_AGAIN_AFTER = 30 * 86400
 """A suggestion nobody answered is made again after this long (seconds)."""
 _TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
@@ -233,6 +236,59 @@ class People(Worker):
         result = await self.merger.merge(survivor, absorbed, at, actor, effects)
         log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
         return result
+
+    async def find(self, query: str) -> str:
+        """Contacts by phone (any written form), e-mail, name or username."""
+        wanted = query.strip()
+        if len(wanted) < 2:
+            return "/find <name, @username, phone or e-mail>"
+        found: list[str] = []
+        exact = None
+        with contextlib.suppress(InvalidIdentity):
+            exact = keys.phone(normalise_phone(wanted, self.settings.contacts.default_region))
+        if exact is None and "@" in wanted.strip("@"):
+            with contextlib.suppress(InvalidIdentity):
+                exact = keys.email(normalise_email(wanted))
+        if exact is not None:
+            owner = await self.redis.get(exact)
+            found = [text(owner)] if owner is not None else []
+        else:
+            found = await self._by_name(wanted.lstrip("@").casefold())
+        if not found:
+            return f"🔎 Nothing found for “{wanted}”."
+        people = list(dict.fromkeys([await self.contacts.survivor(ContactId(c)) for c in found]))
+        lines = [
+            f"🔎 {len(people)} found for “{wanted}”:"
+            if len(people) < FIND_LIMIT
+            else f"🔎 The first {FIND_LIMIT} for “{wanted}” (refine to see others):"
+        ]
+        for contact_id in people[:FIND_LIMIT]:
+            data = await self.contacts.get(contact_id)
+            name = data.get("display_name", "?")
+            handle = f" @{data['username']}" if data.get("username") else ""
+            topic = await self.topics.get(contact_id)
+            link = f" — {topic_link(self.staff_chat, topic)}" if topic else ""
+            lines.append(f"• #{contact_id} {name}{handle}{link}")
+        return "\n".join(lines)
+
+    async def _by_name(self, needle: str) -> list[str]:
+        """Contacts whose name or username contains ``needle`` (a scan: fine for an
+        operator's query over a hundred thousand contacts, not for a hot path)."""
+        found: list[str] = []
+        prefix = keys.contact("")
+        async for key in self.redis.scan_iter(match=f"{prefix}*", count=1000):
+            name = text(key)
+            cid = name.removeprefix(prefix)
+            if not cid.isdigit():
+                continue
+            # A merged contact's names still find the person (shown as the survivor).
+            display, username = await self.redis.hmget(name, ["display_name", "username"])
+            haystack = f"{text(display or b'')} {text(username or b'')}".casefold()
+            if needle in haystack:
+                found.append(cid)
+                if len(found) >= FIND_LIMIT:
+                    break
+        return sorted(found, key=int)
 
     async def card(self, contact_id: ContactId) -> str:
         data = await self.contacts.get(contact_id)

@@ -7,7 +7,7 @@ change the contact's current task through the atomic process store; ``/task`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from gateway import process as bp
 from gateway.config import Settings
 from gateway.model import Button
 from gateway.process import Process, Status, Task
+from gateway.store.history import Record
 
 CHANGES = frozenset({"take", "close", "transfer", "reopen", "rename"})
 VIEWS = frozenset({"task", "history"})
@@ -93,9 +94,13 @@ class TaskCommands:
             return "No business process yet: it opens with the customer's first message of a day."
         return render_card(process, at, self.zone, self.name_of)
 
-    def history(self, current: Process | None, archive: list[Process]) -> str:
+    def history(
+        self, current: Process | None, archive: list[Process], records: Sequence[Record] = ()
+    ) -> str:
+        """Processes newest first, each with its tasks and its messages (in and out,
+        across the person's messengers, oldest first within the process)."""
         processes = ([current] if current else []) + archive
-        if not processes:
+        if not processes and not records:
             return "No history yet."
         lines = ["🗂 History, newest first:"]
         for process in processes:
@@ -103,7 +108,21 @@ class TaskCommands:
             lines.append(f"\n{process.number}{title} — {process.day:%d.%m.%Y}")
             for task in reversed(process.tasks):
                 lines.append("  " + _task_line(task, self.zone, self.name_of))
+            lines += [self._record_line(r) for r in records if r.process == process.number]
+        known = {p.number for p in processes}
+        outside = [self._record_line(r) for r in records if r.process not in known]
+        if outside:
+            lines += ["\nOutside a process:", *outside]
         return "\n".join(lines)
+
+    def _record_line(self, record: Record) -> str:
+        body = record.text or f"[{record.kind}]"
+        if len(body) > 200:
+            body = body[:199] + "…"
+        when = _time(record.at, self.zone)
+        if record.direction == "in":
+            return f"    {when} ← {record.channel} · {record.account}: {body}"
+        return f"    {when} → {self.name_of(record.operator)}: {body}"
 
 
 def card_buttons(process: Process, today: bool) -> tuple[tuple[Button, ...], ...]:

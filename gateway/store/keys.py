@@ -199,3 +199,13 @@ AWAITING = f"{PREFIX}:awaiting"
 # consumer group). Capped at about EVENTS_MAXLEN entries (approximate trimming).
 EVENTS = f"{PREFIX}:events"
 EVENTS_MAXLEN = 1_000_000
+
+
+# History ----------------------------------------------------------------------------------
+# Every message in and out, per contact, append-only (a stream). Trimmed by age:
+# ``history.retention_days``. A merged contact's stream stays where it is and is read
+# together with the survivor's.
+
+
+def history(contact_id: str) -> str:
+    return f"{PREFIX}:history:{contact_id}"

@@ -39,8 +39,13 @@ class Writes:
         fields: Mapping[Any, Any],
         maxlen: int | None = None,
         approximate: bool = True,
+        minid: str | None = None,
     ) -> None:
-        trim = ("MAXLEN", "~" if approximate else "=", maxlen) if maxlen is not None else ()
+        trim: tuple[Any, ...] = ()
+        if maxlen is not None:
+            trim = ("MAXLEN", "~" if approximate else "=", maxlen)
+        elif minid is not None:
+            trim = ("MINID", "~" if approximate else "=", minid)
         pairs = [part for item in fields.items() for part in item]
         self._add("XADD", name, *trim, "*", *pairs)
 

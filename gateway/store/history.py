@@ -1,0 +1,109 @@
+"""Every message in and out, per contact: the person's timeline across messengers.
+
+One Redis stream per contact, appended in the same transaction that handles the
+message (so it is there exactly when the message is), trimmed by age with ``MINID``.
+Entries keep what a timeline and a search need — direction, time, messenger, kind, text
+(shortened), operator, process and task, platform message id, file id — not the bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio.client import Pipeline
+
+from gateway.model import Content
+from gateway.store import keys
+from gateway.store.redis import Redis, text
+from gateway.store.writes import Writes
+
+TEXT_KEPT = 1000
+"""Characters of a message's text kept in the history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    direction: str
+    """``in`` (from the customer) or ``out`` (an operator's reply)."""
+    at: datetime
+    channel: str
+    account: str
+    kind: str
+    text: str
+    operator: str
+    process: str
+    task: str
+    message_id: str
+    file_id: str
+
+
+class History:
+    def __init__(self, redis: Redis, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_ms = retention_days * 86_400_000
+
+    def append(
+        self,
+        pipe: Pipeline | Writes,
+        contact_id: str,
+        *,
+        direction: str,
+        at: datetime,
+        channel: str,
+        account: str,
+        content: Content,
+        message_id: str,
+        operator: str = "",
+        process: str = "",
+        task: int | None = None,
+    ) -> None:
+        """Queue the record in the caller's transaction (oldest entries past the
+        retention are trimmed as it goes)."""
+        oldest = int(time.time() * 1000) - self.retention_ms
+        pipe.xadd(
+            keys.history(contact_id),
+            {
+                "dir": direction,
+                "at": at.isoformat(),
+                "channel": channel,
+                "account": account,
+                "kind": content.kind.value,
+                "text": (content.text or "")[:TEXT_KEPT],
+                "operator": operator,
+                "process": process,
+                "task": str(task) if task is not None else "",
+                "msg": message_id,
+                "file": content.attachment.file_id if content.attachment else "",
+            },
+            minid=str(oldest),
+            approximate=True,
+        )
+
+    async def timeline(self, contact_ids: Iterable[str], limit: int = 50) -> list[Record]:
+        """The latest ``limit`` records of these contacts (a person and the contacts
+        merged into it), oldest first."""
+        records: list[Record] = []
+        for contact_id in contact_ids:
+            entries = await self.redis.xrevrange(keys.history(contact_id), count=limit) or []
+            for _, fields in entries:
+                f = {text(k): text(v) for k, v in (fields or {}).items()}
+                records.append(
+                    Record(
+                        direction=f["dir"],
+                        at=datetime.fromisoformat(f["at"]),
+                        channel=f["channel"],
+                        account=f["account"],
+                        kind=f["kind"],
+                        text=f["text"],
+                        operator=f["operator"],
+                        process=f["process"],
+                        task=f["task"],
+                        message_id=f["msg"],
+                        file_id=f["file"],
+                    )
+                )
+        records.sort(key=lambda r: r.at)
+        return records[-limit:]
