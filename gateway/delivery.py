@@ -133,6 +133,10 @@ class Delivery(Outbox):
             if quoted is not None and quoted.ref.account == STAFF_ACCOUNT:
                 reply_to = quoted.ref.message_id
         content, upload = await self._transfer(message.content, self.staff)
+        if content.text and await self.redis.scard(keys.contact_identities(job.contact_id)) > 1:
+            # One topic, several messengers: say which one this came from.
+            mark = render.badge(message.sender.channel, message.sender.account)
+            content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
         _, sent = await self._to_topic(
             job.contact_id, content, reply_to=reply_to, upload=upload, first=message
         )

@@ -99,6 +99,7 @@ class Pipeline(Worker):
                     account=sender.account,
                     content=message.content,
                     message_id=message.message_id,
+                    chat=sender.chat_id,
                     process=transition.process.number,
                     task=transition.process.task.number,
                 )

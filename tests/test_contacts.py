@@ -73,7 +73,8 @@ async def test_a_shared_phone_makes_two_messengers_one_person(
     other = world.customer("Ivan P.", "ivan_p")
     await _support_says(world, other, contact=_own_contact(other, "+7 916 123 45 67"))
     await _support_says(world, other, text="and now from support")
-    later = await world.in_staff(lambda m: text_of(m) == "and now from support")
+    # One topic, two messengers: each forwarded message says which one it came from.
+    later = await world.in_staff(lambda m: text_of(m) == "✈️ tg_support\nand now from support")
     assert later["message_thread_id"] == topic  # the same topic: one person
     assert len([m for m in world.staff_messages(topic) if "contact" in m]) == 2
     assert await running.redis.get(keys.CONTACT_SEQ) == b"1"  # no second contact
@@ -153,7 +154,7 @@ async def test_merge_with_open_tasks_on_both_sides(
 
     # Every later message of the absorbed identity lands in the surviving topic.
     await _support_says(world, other, text="third")
-    third = await world.in_staff(lambda m: text_of(m) == "third")
+    third = await world.in_staff(lambda m: text_of(m) == "✈️ tg_support\nthird")
     assert third["message_thread_id"] == first
     # A merge twice is refused clearly.
     sent = await world.operator_says(first, text="/merge 2")
@@ -369,6 +370,18 @@ async def test_history_timeline_across_messengers_and_find(
     assert "23.11 10:07 ← telegram · tg_support: it is me again, from support" in history
     # The absorbed contact's process (closed as merged) is listed too.
     assert "BP-20261123-0002" in history and "merged" in history
+
+    # Files of both messengers, with links to their copies in the topic.
+    await world.say(ivan, photo=("receipt.jpg", b"\xff\xd8 jpeg bytes", "image/jpeg"))
+    await _support_says(world, other, document=("invoice.pdf", b"%PDF-1.4", "application/pdf"))
+    await world.in_staff(lambda m: "document" in m and m["message_thread_id"] == topic)
+    files = await command(topic, "/attachments")
+    assert files.startswith("📎 2 files, newest first:")
+    assert "← document (tg_support)" in files and "← photo (tg_shop)" in files
+    copies = [m["message_id"] for m in world.staff_messages(topic) if "photo" in m]
+    assert f"https://t.me/c/5550000001/{topic}/{copies[0]}" in files
+    assert (await command(topic, "/attachments photo")).startswith("📎 1 photo")
+    assert "Kinds here: document, photo" in await command(topic, "/attachments video")
 
     link = f"https://t.me/c/5550000001/{topic}"
     for query in ("8 (916) 123-45-67", "+7 916 123 45 67", "ivan", "@IVAN", "Ivan P"):

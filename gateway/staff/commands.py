@@ -11,7 +11,8 @@ HELP = """Commands in a customer's topic:
 /transfer <operator> — hand the task over; it waits until they take it
 /reopen — reopen today's last closed task
 /rename <text> — name the business process
-/history — this customer's processes and tasks
+/history — this customer's processes, tasks and messages, all messengers
+/attachments [kind] — their files and photos (kind: photo, document, voice…)
 /contact — who this is: messengers, phones, e-mails
 /phone <number> — save a phone (the same phone elsewhere merges the contacts)
 /email <address> — save an e-mail (likewise)

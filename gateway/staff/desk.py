@@ -236,6 +236,7 @@ class Desk(Worker):
                 account=account,
                 content=message.content,
                 message_id=message.message_id,
+                chat=self.staff_chat,
                 operator=operator,
                 process=transition.process.number if transition else "",
                 task=transition.process.task.number if transition else None,

@@ -16,18 +16,22 @@ import structlog
 from redis.asyncio.client import Pipeline
 
 from gateway.bus import Entry
+from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
 from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice, _Job
-from gateway.model import Button, ContactId, InboundMessage, MessageId, TopicId
+from gateway.model import AccountId, Button, ChatId, ContactId, InboundMessage, MessageId, TopicId
 from gateway.process import Merged
 from gateway.staff.commands import Command, topic_link
 from gateway.store import keys
+from gateway.store.history import Record
 from gateway.store.merge import Merger, MergeRefused
+from gateway.store.messages import MessageRef, peer
 from gateway.store.redis import text
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
-COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via"})
+COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via", "attachments"})
+ATTACHMENTS_SHOWN = 30
 FIND_LIMIT = 20
 SUGGEST_AGAIN_AFTER = 30 * 86400
 """A suggestion nobody answered is made again after this long (seconds)."""
@@ -70,6 +74,8 @@ class People(Worker):
                 case "unmerge":
                     await self._unmerge(contact_id, command.args.strip(), message, entry)
                     return
+                case "attachments":
+                    answer = await self.attachments(contact_id, command.args.strip().lower())
                 case "via":
                     answer = await self._via(contact_id, command.args.strip())
                 case _:
@@ -289,6 +295,40 @@ class People(Worker):
                 if len(found) >= FIND_LIMIT:
                     break
         return sorted(found, key=int)
+
+    async def attachments(self, contact_id: ContactId, kind: str) -> str:
+        """The person's files and photos (``/attachments photo`` filters by kind), newest
+        first, each with a link to its message in the topic."""
+        absorbed = [text(c) for c in await self.redis.smembers(keys.contact_absorbed(contact_id))]
+        records = await self.history.timeline([contact_id, *absorbed], limit=1000)
+        files = [r for r in records if r.file_id and (not kind or r.kind == kind)]
+        if not files:
+            kinds = sorted({r.kind for r in records if r.file_id})
+            hint = f" Kinds here: {', '.join(kinds)}." if kinds and kind else ""
+            return f"📎 No {kind or 'files'} yet.{hint}"
+        topic = await self.topics.get(contact_id)
+        lines = [f"📎 {len(files)} {kind or 'files'}, newest first:"]
+        for record in reversed(files[-ATTACHMENTS_SHOWN:]):
+            arrow = "←" if record.direction == "in" else "→"
+            line = f"• {record.at.astimezone(self.settings.zone):%d.%m %H:%M} {arrow} {record.kind}"
+            line += f" ({record.account})"
+            staff_copy = await self._staff_copy(record)
+            if topic is not None and staff_copy is not None:
+                line += f" {topic_link(self.staff_chat, topic)}/{staff_copy}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    async def _staff_copy(self, record: Record) -> str | None:
+        """The message in the topic a history record is about."""
+        if record.direction == "out":
+            return record.message_id
+        ref = MessageRef(
+            AccountId(record.account), ChatId(record.chat), MessageId(record.message_id)
+        )
+        found = await peer(self.redis, ref)
+        if found is None or found.ref.account != STAFF_ACCOUNT:
+            return None
+        return found.ref.message_id
 
     async def card(self, contact_id: ContactId) -> str:
         data = await self.contacts.get(contact_id)

@@ -12,6 +12,12 @@ CHANNEL_TITLES = {
     Channel.VIBER: "Viber",
     Channel.WHATSAPP: "WhatsApp",
 }
+CHANNEL_ICONS = {
+    Channel.TELEGRAM: "✈️",
+    Channel.VK: "🔵",
+    Channel.VIBER: "🟣",
+    Channel.WHATSAPP: "🟢",
+}
 TOPIC_NAME_LIMIT = 128  # Bot API createForumTopic: "Topic name, 1-128 characters"
 EDITED_MARK = "✏️ edited"
 
@@ -29,7 +35,8 @@ def header_card(contact: Contact, message: InboundMessage, zone: ZoneInfo) -> st
     who = contact.display_name + (f" (@{contact.username})" if contact.username else "")
     lines = [
         f"👤 {who}",
-        f"Channel: {CHANNEL_TITLES[contact.channel]} · {contact.account}",
+        f"Channel: {CHANNEL_ICONS[contact.channel]} {CHANNEL_TITLES[contact.channel]} · "
+        f"{contact.account}",
         f"Platform id: {sender.user_id}",
     ]
     if sender.language:
@@ -41,6 +48,12 @@ def header_card(contact: Contact, message: InboundMessage, zone: ZoneInfo) -> st
         "Reply in this topic to answer. Start a message with ! for an internal note.",
     ]
     return "\n".join(lines)
+
+
+def badge(channel: Channel, account: str) -> str:
+    """Which messenger a forwarded message came from (shown once a person has more
+    than one)."""
+    return f"{CHANNEL_ICONS[channel]} {account}"
 
 
 def edited_text(text: str | None) -> str:

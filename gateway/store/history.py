@@ -38,6 +38,8 @@ class Record:
     task: str
     message_id: str
     file_id: str
+    chat: str = ""
+    """The platform chat of ``message_id`` (the staff group for replies)."""
 
 
 class History:
@@ -56,6 +58,7 @@ class History:
         account: str,
         content: Content,
         message_id: str,
+        chat: str = "",
         operator: str = "",
         process: str = "",
         task: int | None = None,
@@ -76,6 +79,7 @@ class History:
                 "process": process,
                 "task": str(task) if task is not None else "",
                 "msg": message_id,
+                "chat": chat,
                 "file": content.attachment.file_id if content.attachment else "",
             },
             minid=str(oldest),
@@ -103,6 +107,7 @@ class History:
                         task=f["task"],
                         message_id=f["msg"],
                         file_id=f["file"],
+                        chat=f.get("chat", ""),
                     )
                 )
         records.sort(key=lambda r: r.at)
