@@ -157,6 +157,10 @@ class DedupSettings(_Section):
     auto_merge: Literal["exact", "suggest", "off"] = "exact"
     """A phone or e-mail another contact already has: ``exact`` merges them into one
     person, ``suggest`` asks staff in both topics, ``off`` leaves them apart."""
+    suggest_by_name: bool = False
+    """Suggest (never merge) when a new contact's name is close to an existing one's."""
+    name_threshold: int = Field(90, ge=50, le=100)
+    """How close (rapidfuzz token-sort ratio, 0-100) a name must be to be suggested."""
 
 
 class Operator(_Section):

@@ -138,11 +138,13 @@ class Pipeline(Worker):
                 else:
                     continue  # resolve again: the identity now belongs to the survivor
             suggestions: list[StaffNotice] = []
+            people = self.desk.people
             if other is not None and self.settings.dedup.auto_merge == "suggest":
                 phone = self._phone(message) or ""
-                suggestions = await self.desk.people.suggestions(
-                    contact.id, other, phone, message.key
-                )
+                suggestions = await people.suggestions(contact.id, other, phone, message.key)
+            if resolved.created and self.settings.dedup.suggest_by_name:
+                for similar in await people.similar_names(contact.id, contact.display_name):
+                    suggestions += await people.suggestions(contact.id, similar, "", message.key)
             if message.edited:
                 # An edit is not a new message: the business process does not move.
                 edit = StaffEdit(

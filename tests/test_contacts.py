@@ -389,3 +389,32 @@ async def test_history_timeline_across_messengers_and_find(
         assert "#1 Ivan" in found and link in found, (query, found)
     assert "Nothing found" in await command(None, "/find nobody at all")
     assert "Nothing found" in await command(None, "/find +79990000000")
+
+
+async def test_similar_names_are_suggested_never_merged(
+    world: World, start_gateway: StartGateway
+) -> None:
+    def config(data: dict[str, Any]) -> None:
+        two_bots(data)
+        data["dedup"] = {"suggest_by_name": True, "name_threshold": 85}
+
+    running = await start_gateway(tweak=config)
+    ivan = world.customer("Ivan Petrov", "ivan")
+    await world.say(ivan, text="one")
+    first = (await world.in_staff(lambda m: text_of(m) == "one"))["message_thread_id"]
+    # The same words in another order (and another messenger): suggested.
+    other = world.emulator.create_user(first_name="Petrov", last_name="Ivan", username="ip")
+    await _support_says(world, other, text="two")
+    second = (await world.in_staff(lambda m: text_of(m) == "two"))["message_thread_id"]
+    suggestion = await world.in_staff(
+        lambda m: text_of(m).startswith("🧩") and m["message_thread_id"] == second
+    )
+    assert "Contact #1 Ivan Petrov has a similar name" in text_of(suggestion)
+    await world.in_staff(lambda m: text_of(m).startswith("🧩") and m["message_thread_id"] == first)
+    # Someone else entirely: nothing.
+    maria = world.customer("Maria Sidorova", "maria")
+    await world.say(maria, text="three")
+    await world.in_staff(lambda m: text_of(m) == "three")
+    await asyncio.sleep(0.3)
+    assert len([m for m in world.staff_messages() if text_of(m).startswith("🧩")]) == 2
+    assert not await running.redis.hexists(keys.contact("2"), "merged_into")

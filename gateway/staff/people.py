@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 
 import structlog
+from rapidfuzz import fuzz
 from redis.asyncio.client import Pipeline
 
 from gateway.bus import Entry
@@ -36,6 +37,10 @@ FIND_LIMIT = 20
 SUGGEST_AGAIN_AFTER = 30 * 86400
 """A suggestion nobody answered is made again after this long (seconds)."""
 _TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
+
+
+def _name_prefixes(name: str) -> set[str]:
+    return {w[:3] for w in name.casefold().split() if len(w) >= 3 and w[:3].isalpha()}
 
 
 class People(Worker):
@@ -141,7 +146,8 @@ class People(Worker):
     async def suggestions(
         self, contact_id: ContactId, owner: ContactId, value: str, key: str
     ) -> list[StaffNotice]:
-        """[Merge] [Not the same] in both topics — once per pair of contacts."""
+        """[Merge] [Not the same] in both topics — once per pair of contacts. ``value``
+        is the phone or e-mail they share (empty: their names are alike)."""
         pair = sorted((contact_id, owner), key=int)
         if await self.contacts.distinct(contact_id, owner) or not await self.redis.set(
             keys.suggested(*pair), 1, nx=True, ex=SUGGEST_AGAIN_AFTER
@@ -152,10 +158,14 @@ class People(Worker):
         for here, there in ((contact_id, owner), (owner, contact_id)):
             notices.append(
                 StaffNotice(
-                    out_id=f"suggest:{key}:{here}",
+                    out_id=f"suggest:{key}:{here}:{there}",
                     contact_id=here,
-                    text=f"🧩 {value} also belongs to contact #{there} {names[there]}. "
-                    "The same person?",
+                    text=(
+                        f"🧩 {value} also belongs to contact #{there} {names[there]}. "
+                        if value
+                        else f"🧩 Contact #{there} {names[there]} has a similar name. "
+                    )
+                    + "The same person?",
                     buttons=(
                         (
                             Button(text="Merge", data=f"c:merge:{there}"),
@@ -165,6 +175,26 @@ class People(Worker):
                 )
             )
         return notices
+
+    async def similar_names(self, contact_id: ContactId, name: str) -> list[ContactId]:
+        """Index a new contact's name and return existing contacts whose names are
+        close (best first). Only ever used to suggest: a name is no proof."""
+        prefixes = _name_prefixes(name)
+        if not prefixes:
+            return []
+        candidates: set[str] = set()
+        for prefix in prefixes:
+            candidates |= {text(c) for c in await self.redis.smembers(keys.name_bucket(prefix))}
+            await self.redis.sadd(keys.name_bucket(prefix), contact_id)
+        candidates.discard(contact_id)
+        threshold = self.settings.dedup.name_threshold
+        scored = []
+        for cid in candidates:
+            other = (await self.contacts.get(ContactId(cid))).get("display_name", "")
+            score = fuzz.token_sort_ratio(name.casefold(), other.casefold())
+            if score >= threshold:
+                scored.append((score, ContactId(cid)))
+        return [cid for _, cid in sorted(scored, reverse=True)[:3]]
 
     async def commit_suggestion(
         self, contact_id: ContactId, owner: ContactId, value: str, key: str

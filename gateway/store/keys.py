@@ -104,6 +104,12 @@ def contact_distinct(contact_id: str) -> str:
     return f"{PREFIX}:contact-distinct:{contact_id}"
 
 
+def name_bucket(prefix: str) -> str:
+    """Set of contacts with a name word starting with ``prefix`` (3 letters, folded):
+    the candidates a fuzzy name match scores (``dedup.suggest_by_name``)."""
+    return f"{PREFIX}:names:{prefix}"
+
+
 def suggested(one: str, other: str) -> str:
     """Marker: a merge of these two was suggested to staff (TTL: not asked again soon)."""
     return f"{PREFIX}:suggested:{one}:{other}"
