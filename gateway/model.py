@@ -239,3 +239,5 @@ class Contact(_Frozen):
     channel: Channel
     account: AccountId
     first_seen: datetime
+    kind: Literal["client", "lead"] = "client"
+    """``lead``: not a customer yet (accounts with ``create_clients: false``)."""

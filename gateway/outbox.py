@@ -165,6 +165,7 @@ class Outbox:
             first_seen=datetime.fromisoformat(data["first_seen"])
             if "first_seen" in data
             else datetime.now(UTC),
+            kind="lead" if data.get("kind") == "lead" else "client",
         )
 
     async def _delete(self, message_id: MessageId) -> bool:

@@ -418,3 +418,20 @@ async def test_similar_names_are_suggested_never_merged(
     await asyncio.sleep(0.3)
     assert len([m for m in world.staff_messages() if text_of(m).startswith("🧩")]) == 2
     assert not await running.redis.hexists(keys.contact("2"), "merged_into")
+
+
+async def test_accounts_that_do_not_create_clients_make_leads(
+    world: World, start_gateway: StartGateway
+) -> None:
+    def config(data: dict[str, Any]) -> None:
+        two_bots(data)
+        data["channels"][1]["create_clients"] = False
+
+    running = await start_gateway(tweak=config)
+    ivan, stranger = world.customer("Ivan"), world.customer("Stranger", "stranger")
+    await world.say(ivan, text="a customer")
+    await _support_says(world, stranger, text="just asking")
+    await world.in_staff(lambda m: "Contact #1 · client" in text_of(m))
+    lead = await world.in_staff(lambda m: "Contact #2 · lead" in text_of(m))
+    assert "Channel: ✈️ Telegram · tg_support" in text_of(lead)
+    assert await running.redis.hget(keys.contact("2"), "kind") == b"lead"

@@ -43,7 +43,7 @@ def header_card(contact: Contact, message: InboundMessage, zone: ZoneInfo) -> st
         lines.append(f"Language: {sender.language}")
     lines += [
         f"First seen: {contact.first_seen.astimezone(zone):%Y-%m-%d %H:%M %Z}",
-        f"Contact #{contact.id}",
+        f"Contact #{contact.id} · {contact.kind}",
         "",
         "Reply in this topic to answer. Start a message with ! for an internal note.",
     ]
