@@ -101,6 +101,10 @@ class Adapter(Protocol):
         """Fetch an attachment this account received."""
         ...
 
+    async def avatar(self, user_id: str) -> Upload | None:
+        """The user's current profile picture, if the platform shows it to the bot."""
+        ...
+
     async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
         """Mark the chat read up to ``message_id`` (only when ``read_receipts``)."""
         ...

@@ -39,6 +39,7 @@ from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.model import (
     AccountId,
+    Attachment,
     Channel,
     ChatId,
     Contact,
@@ -139,13 +140,31 @@ class Outbox:
         await self.topics.bind(contact_id, topic)
         log.info("staff.topic_created", topic=topic)
         if first is not None:
+            header = render.header_card(contact, first, self.settings.zone)
+            avatar = await self._avatar(first)
             card = Content(
-                kind=Kind.TEXT, text=render.header_card(contact, first, self.settings.zone)
+                kind=Kind.PHOTO if avatar else Kind.TEXT,
+                text=header,
+                attachment=Attachment(account=self.staff.account, file_id="avatar")
+                if avatar
+                else None,
             )
             card_dest = dest.model_copy(update={"thread_id": topic})
-            sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card)
+            sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card, avatar)
             await self._pin(sent.message_ids[0])
         return topic
+
+    async def _avatar(self, first: InboundMessage) -> Upload | None:
+        """The customer's profile picture for the topic's header, fetched once, when
+        the topic is made; a missing or unavailable one only leaves the header plain."""
+        adapter = self.adapters.get(first.sender.account)
+        if adapter is None:
+            return None
+        try:
+            return await adapter.avatar(first.sender.user_id)
+        except (PermanentError, TransientError) as exc:
+            log.info("staff.avatar_unavailable", error=str(exc))
+            return None
 
     async def _pin(self, message_id: MessageId) -> None:
         """Pin a staff message; a missing pin is cosmetic, so failures are only logged."""

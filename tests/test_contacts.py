@@ -435,3 +435,20 @@ async def test_accounts_that_do_not_create_clients_make_leads(
     lead = await world.in_staff(lambda m: "Contact #2 · lead" in text_of(m))
     assert "Channel: ✈️ Telegram · tg_support" in text_of(lead)
     assert await running.redis.hget(keys.contact("2"), "kind") == b"lead"
+
+
+async def test_the_header_shows_the_avatar_fetched_once(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    ivan = world.customer("Ivan")
+    world.emulator.set_profile_photo(ivan["id"], b"\xff\xd8 a face")
+    await world.say(ivan, text="hello")
+    await world.say(ivan, text="again")
+    await world.in_staff(lambda m: text_of(m) == "again")
+    header = next(m for m in world.staff_messages() if text_of(m).startswith("👤 Ivan"))
+    assert "photo" in header
+    file_id = header["photo"][-1]["file_id"]
+    assert world.emulator.file_bytes(file_id) == b"\xff\xd8 a face"
+    asked = [c for c in world.emulator.calls if c.method.lower() == "getuserprofilephotos"]
+    assert len(asked) == 1

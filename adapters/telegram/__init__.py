@@ -201,6 +201,18 @@ class TelegramAdapter:
         name = attachment.file_name or file.file_path.rsplit("/", 1)[-1] or "file"
         return Upload(data=data.read(), file_name=name)
 
+    async def avatar(self, user_id: str) -> Upload | None:
+        # https://core.telegram.org/bots/api#getuserprofilephotos: sizes small → large.
+        async with converted():
+            photos = await self.bot.get_user_profile_photos(int(user_id), limit=1)
+        if not photos.photos or not photos.photos[0]:
+            return None
+        largest = photos.photos[0][-1]
+        upload = await self.download(
+            Attachment(account=self.account, file_id=largest.file_id, size=largest.file_size)
+        )
+        return Upload(data=upload.data, file_name="avatar.jpg")
+
     async def username(self) -> str | None:
         async with converted():
             me = await self.bot.me()  # getMe, cached by aiogram

@@ -56,6 +56,22 @@ async def get_me(ctx: Ctx) -> JsonDict:
     return ctx.bot.me_dict()
 
 
+async def get_user_profile_photos(ctx: Ctx) -> JsonDict:
+    """getUserProfilePhotos: the user's photos, each as its PhotoSize list."""
+    user = ctx.world.users.get(ctx.params.req_int("user_id"))
+    if user is None:
+        raise bad_request("user not found")
+    offset = ctx.params.opt_int("offset") or 0
+    limit = ctx.params.opt_int("limit") or 100
+    if not 1 <= limit <= 100:
+        raise bad_request("LIMIT_INVALID")
+    photos = user.profile_photos[offset : offset + limit]
+    return {
+        "total_count": len(user.profile_photos),
+        "photos": [ctx.world.files.photo_sizes(p, ctx.bot.id) for p in photos],
+    }
+
+
 async def log_out(ctx: Ctx) -> bool:
     """logOut / close: nothing to release in an emulator."""
     return True
@@ -223,6 +239,7 @@ async def send_chat_action(ctx: Ctx) -> bool:
 
 HANDLERS: dict[str, Handler] = {
     "getMe": get_me,
+    "getUserProfilePhotos": get_user_profile_photos,
     "logOut": log_out,
     "close": log_out,
     "getUpdates": get_updates,

@@ -119,6 +119,11 @@ class TelegramEmulator:
         )
         return user.user_dict()
 
+    def set_profile_photo(self, user_id: int, data: bytes) -> None:
+        """The user sets a profile photo (it becomes the current one)."""
+        stored = self.world.files.add("photo", data, width=640, height=640)
+        self.world.users[user_id].profile_photos.insert(0, stored)
+
     def create_forum_group(
         self,
         title: str = "Staff",

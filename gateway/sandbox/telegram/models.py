@@ -121,6 +121,8 @@ class UserAccount:
     language_code: str | None = None
     is_bot: bool = False
     blocked_bots: set[int] = field(default_factory=set)
+    profile_photos: list[Any] = field(default_factory=list)
+    """StoredFile of each profile photo, the current one first."""
 
     def user_dict(self) -> JsonDict:
         """The account as a Bot API ``User``."""
