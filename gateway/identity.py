@@ -40,3 +40,15 @@ def normalise_email(raw: str) -> str:
     except EmailNotValidError as exc:
         raise InvalidIdentity(f"{raw.strip()!r} is not an e-mail address: {exc}") from None
     return checked.normalized.lower()
+
+
+def phones_in(text: str, region: str, limit: int = 3) -> list[str]:
+    """Valid phone numbers written in ``text`` (E.164, in order, at most ``limit``)."""
+    found: list[str] = []
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if number not in found:
+            found.append(number)
+        if len(found) == limit:
+            break
+    return found

@@ -16,13 +16,14 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
-from gateway.identity import InvalidIdentity, normalise_phone
+from gateway.identity import InvalidIdentity, normalise_phone, phones_in
 from gateway.jobs import StaffEdit, StaffNotice, StaffPost
-from gateway.model import INBOUND, InboundCallback, InboundMessage
+from gateway.model import INBOUND, Button, ContactId, InboundCallback, InboundMessage
 from gateway.process import Transition
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
 from gateway.staff.timers import Timers
+from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.processes import ContactMerged
 from gateway.worker import Effects, Worker, Writer
@@ -106,6 +107,27 @@ class Pipeline(Worker):
 
         return build
 
+    async def _phone_offer(self, message: InboundMessage, contact_id: str) -> list[StaffNotice]:
+        """A phone number written in the text: offer staff to save it (confirmed by a
+        person, since "call 8 800 …" may be anyone's number)."""
+        region = self.settings.contacts.default_region
+        numbers = phones_in(message.content.text or "", region)
+        if not numbers:
+            return []
+        known = await self.redis.smembers(keys.contact_phones(contact_id))
+        new = [n for n in numbers if n.encode() not in known]
+        if not new:
+            return []
+        buttons = tuple((Button(text=f"📞 Save {n}", data=f"c:phone:{n}"),) for n in new)
+        offer = StaffNotice(
+            out_id=f"phone-offer:{message.key}",
+            contact_id=ContactId(contact_id),
+            text="The customer wrote a phone number. Save it as theirs?",
+            reply_to=None,
+            buttons=buttons,
+        )
+        return [offer]
+
     async def _from_customer(self, message: InboundMessage, entry: Entry) -> None:
         if message.group_chat or message.sender.is_bot:
             # A customer bot added to some group: that is not a customer conversation.
@@ -153,6 +175,7 @@ class Pipeline(Worker):
                 await self.commit(entry, edit)
                 return
             post = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
+            suggestions += await self._phone_offer(message, contact.id)
             try:
                 transition = await store.apply(
                     contact.id,

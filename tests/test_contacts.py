@@ -452,3 +452,28 @@ async def test_the_header_shows_the_avatar_fetched_once(
     assert world.emulator.file_bytes(file_id) == b"\xff\xd8 a face"
     asked = [c for c in world.emulator.calls if c.method.lower() == "getuserprofilephotos"]
     assert len(asked) == 1
+
+
+async def test_a_phone_written_in_a_message_is_saved_once_staff_confirm(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(tweak=two_bots)
+    ivan = world.customer("Ivan")
+    await world.say(ivan, text="call me at 8 (916) 123-45-67 after six")
+    offer = await world.in_staff(lambda m: text_of(m).startswith("The customer wrote a phone"))
+    assert [b["callback_data"] for b in buttons_of(offer)] == [f"c:phone:{PHONE}"]
+    assert not await running.redis.exists(keys.contact_phones("1"))  # not before a person says so
+    query = await world.emulator.press_button(
+        world.operator["id"], STAFF_CHAT, offer["message_id"], f"c:phone:{PHONE}"
+    )
+    assert (await answer_of(world, query))["text"] == f"📞 {PHONE} saved."
+    await eventually(
+        lambda: not any(m["message_id"] == offer["message_id"] for m in world.staff_messages())
+    )
+    assert await running.redis.get(keys.phone(PHONE)) == b"1"
+    # Written again: nothing to offer, it is theirs already.
+    await world.say(ivan, text="again: +7 916 123 45 67")
+    await world.in_staff(lambda m: text_of(m) == "again: +7 916 123 45 67")
+    await asyncio.sleep(0.3)
+    offers = [m for m in world.staff_messages() if text_of(m).startswith("The customer wrote")]
+    assert offers == []

@@ -58,6 +58,14 @@ class Buttons(Worker):
             await self._refuse(press, entry, contact_id, "This button does nothing here.")
         elif scope == "c" and action in ("merge", "distinct") and argument.isdigit():
             await self._same_person(action, ContactId(argument), press, entry, contact_id)
+        elif scope == "c" and action == "phone" and argument.startswith("+"):
+            answer = await self.people.save_phone(
+                contact_id, argument, press.key, press.received_at
+            )
+            remove = StaffDelete(
+                out_id=f"delete:{press.key}", contact_id=contact_id, message_id=press.message_id
+            )
+            await self.commit(entry, remove, self._answer(press, contact_id, answer))
         elif scope == "r" and action in ("read", "dismiss"):
             await self._reminder(action, press, entry, contact_id)
         elif scope == "t" and action in CHANGES:

@@ -127,6 +127,16 @@ class People(Worker):
         await self.contacts.route_via(contact_id, account, channel.kind)
         return f"↪️ Replies now go via {account} (until the customer writes elsewhere)."
 
+    async def save_phone(self, contact_id: ContactId, number: str, key: str, at: datetime) -> str:
+        """Staff confirmed a phone the customer wrote: save it, then the dedup policy."""
+        owner = await self.contacts.add_phone(contact_id, number)
+        if owner is None:
+            return f"📞 {number} saved."
+        try:
+            return await self._same_person(contact_id, owner, number, key, at) or "🔗 Merged."
+        except MergeRefused as exc:
+            return str(exc)
+
     async def _same_person(
         self, contact_id: ContactId, owner: ContactId, value: str, key: str, at: datetime
     ) -> str:
