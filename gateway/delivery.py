@@ -109,7 +109,21 @@ class Delivery(Outbox):
                 general = Destination(
                     account=self.staff.account, chat_id=self.staff_chat, reply_to=job.reply_to
                 )
-                content = Content(kind=Kind.TEXT, text=job.text)
+                content = Content(kind=Kind.TEXT, text=job.text, buttons=job.buttons)
+                if job.edit is not None:
+                    try:
+                        await self._call(
+                            self.staff,
+                            general,
+                            self.staff.edit_text,
+                            general.chat_id,
+                            job.edit,
+                            content,
+                        )
+                    except PermanentError as exc:  # deleted meanwhile: nothing to page
+                        log.info("staff.general_edit_failed", reason=exc.reason)
+                    await self._finish(entry, job.out_id, None)
+                    return
                 sent = await self._call(self.staff, general, self.staff.send, general, content)
                 await self._finish(entry, job.out_id, sent)
             case CustomerSend():

@@ -58,6 +58,9 @@ class StaffGeneral(_Job):
     type: Literal["staff.general"] = "staff.general"
     text: str
     reply_to: MessageId | None = None
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    edit: MessageId | None = None
+    """Replace this message of the bot (a /find page) instead of sending a new one."""
 
 
 class StaffReminder(_Job):

@@ -477,3 +477,44 @@ async def test_a_phone_written_in_a_message_is_saved_once_staff_confirm(
     await asyncio.sleep(0.3)
     offers = [m for m in world.staff_messages() if text_of(m).startswith("The customer wrote")]
     assert offers == []
+
+
+async def test_find_messages_and_page_through_results(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    ivan = world.customer("Ivan")
+    for n in range(12):
+        await world.say(ivan, text=f"where is parcel number {n}?")
+    topic = (await world.in_staff(lambda m: text_of(m) == "where is parcel number 11?"))[
+        "message_thread_id"
+    ]
+    await world.say(ivan, text="unrelated words")
+    await world.in_staff(lambda m: text_of(m) == "unrelated words")
+    sent = await world.emulator.user_sends(
+        world.operator["id"], chat_id=STAFF_CHAT, text="/find Parcel Number"
+    )
+    first = await world.in_staff(
+        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+    )
+    body = text_of(first)
+    assert body.startswith("🔎 “Parcel Number”: 12 found, page 1 of 2")
+    assert "#1 Ivan ← where is parcel number 11?" in body  # newest first
+    copy = next(
+        m for m in world.staff_messages(topic) if text_of(m) == "where is parcel number 11?"
+    )
+    assert f"https://t.me/c/5550000001/{topic}/{copy['message_id']}" in body
+    assert "unrelated" not in body
+    assert [b["callback_data"][-2:] for b in buttons_of(first)] == [":1"]
+
+    query = await world.emulator.press_button(
+        world.operator["id"], STAFF_CHAT, first["message_id"], buttons_of(first)[0]["callback_data"]
+    )
+    assert (await answer_of(world, query))["text"] == "Page 2"
+
+    def page() -> dict[str, Any]:
+        return next(m for m in world.staff_messages() if m["message_id"] == first["message_id"])
+
+    await eventually(lambda: "page 2 of 2" in text_of(page()))
+    assert "where is parcel number 0?" in text_of(page())
+    assert [b["text"] for b in buttons_of(page())] == ["◀"]

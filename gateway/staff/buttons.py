@@ -18,13 +18,14 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffNotice
+from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffGeneral, StaffNotice
 from gateway.model import Button, ContactId, InboundCallback, TopicId
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
+from gateway.store.redis import text
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,9 @@ class Buttons(Worker):
             return
         scope, _, rest = press.data.partition(":")
         action, _, argument = rest.partition(":")
-        if contact_id is None or scope not in ("t", "r", "c"):
+        if scope == "f" and argument.isdigit():
+            await self._find_page(action, int(argument), press, entry)
+        elif contact_id is None or scope not in ("t", "r", "c"):
             await self._refuse(press, entry, contact_id, "This button does nothing here.")
         elif scope == "c" and action in ("merge", "distinct") and argument.isdigit():
             await self._same_person(action, ContactId(argument), press, entry, contact_id)
@@ -158,6 +161,24 @@ class Buttons(Worker):
             buttons=rows,
         )
         await self.commit(entry, offer, self._answer(press, contact_id, "Choose below."))
+
+    async def _find_page(
+        self, query_id: str, page: int, press: InboundCallback, entry: Entry
+    ) -> None:
+        """[◀] [▶] under a /find answer: the same search, another page, in place."""
+        query = await self.redis.get(keys.find_query(query_id))
+        if query is None:
+            await self._refuse(press, entry, None, "This search has expired: send /find again.")
+            return
+        reply, buttons = await self.people.find(text(query), page)
+        edit = StaffGeneral(
+            out_id=f"find:{press.key}",
+            contact_id=ContactId("general"),
+            text=reply,
+            buttons=buttons,
+            edit=press.message_id,
+        )
+        await self.commit(entry, edit, self._answer(press, None, f"Page {page + 1}"))
 
     async def _same_person(
         self,

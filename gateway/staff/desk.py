@@ -19,6 +19,7 @@ from gateway.config import STAFF_ACCOUNT
 from gateway.jobs import CustomerSend, StaffGeneral, StaffNotice
 from gateway.model import (
     AccountId,
+    Button,
     ChatId,
     ContactId,
     Destination,
@@ -106,19 +107,23 @@ class Desk(Worker):
         command = parse_command(message.content.text or "", self.bot_username)
         answer = None
         if command is not None and not command.elsewhere:
+            buttons: tuple[tuple[Button, ...], ...] = ()
+            if command.name == "find":
+                reply, buttons = await self.people.find(command.args)
+            else:
+                reply = await self._general_command(command, message.received_at)
             answer = StaffGeneral(
                 out_id=f"general:{message.key}",
                 contact_id=ContactId("general"),
-                text=await self._general_command(command, message.received_at),
+                text=reply,
                 reply_to=message.message_id,
+                buttons=buttons,
             )
         await self.commit(entry, answer)
 
     async def _general_command(self, command: Command, now: datetime) -> str:
         if command.name == "overdue":
             return await self._overdue_digest(now)
-        if command.name == "find":
-            return await self.people.find(command.args)
         if command.name == "help":
             return GENERAL_HELP
         return f"/{command.name} works in a customer's topic. Here: /overdue, /find, /help."

@@ -9,6 +9,7 @@ survives); with ``suggest`` or ``off`` staff are told and nothing merges.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from datetime import datetime
 
@@ -33,7 +34,14 @@ from gateway.worker import Worker, Writer
 log = structlog.get_logger(__name__)
 COMMANDS = frozenset({"contact", "phone", "email", "merge", "unmerge", "via", "attachments"})
 ATTACHMENTS_SHOWN = 30
-FIND_LIMIT = 20
+FIND_LIMIT = 50
+"""People a name search lists at most."""
+FIND_MESSAGES = 50
+"""Messages a search lists at most."""
+FIND_PAGE = 10
+FIND_KEPT = 3600
+"""Seconds a search's page buttons keep working."""
+Buttons = tuple[tuple[Button, ...], ...]
 SUGGEST_AGAIN_AFTER = 30 * 86400
 """A suggestion nobody answered is made again after this long (seconds)."""
 _TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
@@ -283,12 +291,34 @@ class People(Worker):
         log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
         return result
 
-    async def find(self, query: str) -> str:
-        """Contacts by phone (any written form), e-mail, name or username."""
+    async def find(self, query: str, page: int = 0) -> tuple[str, Buttons]:
+        """People by phone (any written form), e-mail, name or username, then messages
+        containing the text; ``FIND_PAGE`` lines a page, with [◀] [▶] buttons."""
         wanted = query.strip()
         if len(wanted) < 2:
-            return "/find <name, @username, phone or e-mail>"
-        found: list[str] = []
+            return "/find <name, @username, phone, e-mail or words from a message>", ()
+        lines = await self._people_lines(wanted) + await self._message_lines(wanted)
+        if not lines:
+            return f"🔎 Nothing found for “{wanted}”.", ()
+        pages = (len(lines) + FIND_PAGE - 1) // FIND_PAGE
+        page = max(0, min(page, pages - 1))
+        shown = lines[page * FIND_PAGE : (page + 1) * FIND_PAGE]
+        head = f"🔎 “{wanted}”: {len(lines)} found" + (
+            f", page {page + 1} of {pages}" if pages > 1 else ""
+        )
+        buttons: Buttons = ()
+        if pages > 1:
+            query_id = hashlib.sha1(wanted.encode()).hexdigest()[:12]  # noqa: S324 - an id
+            await self.redis.set(keys.find_query(query_id), wanted, ex=FIND_KEPT)
+            row = []
+            if page > 0:
+                row.append(Button(text="◀", data=f"f:{query_id}:{page - 1}"))
+            if page < pages - 1:
+                row.append(Button(text="▶", data=f"f:{query_id}:{page + 1}"))
+            buttons = (tuple(row),)
+        return "\n".join([head, *shown]), buttons
+
+    async def _people_lines(self, wanted: str) -> list[str]:
         exact = None
         with contextlib.suppress(InvalidIdentity):
             exact = keys.phone(normalise_phone(wanted, self.settings.contacts.default_region))
@@ -300,22 +330,31 @@ class People(Worker):
             found = [text(owner)] if owner is not None else []
         else:
             found = await self._by_name(wanted.lstrip("@").casefold())
-        if not found:
-            return f"🔎 Nothing found for “{wanted}”."
         people = list(dict.fromkeys([await self.contacts.survivor(ContactId(c)) for c in found]))
-        lines = [
-            f"🔎 {len(people)} found for “{wanted}”:"
-            if len(people) < FIND_LIMIT
-            else f"🔎 The first {FIND_LIMIT} for “{wanted}” (refine to see others):"
-        ]
-        for contact_id in people[:FIND_LIMIT]:
+        lines = []
+        for contact_id in people:
             data = await self.contacts.get(contact_id)
             name = data.get("display_name", "?")
             handle = f" @{data['username']}" if data.get("username") else ""
             topic = await self.topics.get(contact_id)
             link = f" — {topic_link(self.staff_chat, topic)}" if topic else ""
-            lines.append(f"• #{contact_id} {name}{handle}{link}")
-        return "\n".join(lines)
+            lines.append(f"👤 #{contact_id} {name}{handle}{link}")
+        return lines
+
+    async def _message_lines(self, wanted: str) -> list[str]:
+        lines = []
+        for contact_id, record in await self.history.search(wanted, FIND_MESSAGES):
+            person = await self.contacts.survivor(ContactId(contact_id))
+            name = (await self.contacts.get(person)).get("display_name", "?")
+            body = record.text if len(record.text) <= 80 else record.text[:79] + "…"
+            arrow = "←" if record.direction == "in" else "→"
+            when = f"{record.at.astimezone(self.settings.zone):%d.%m %H:%M}"
+            line = f"💬 {when} #{person} {name} {arrow} {body}"
+            topic, copy = await self.topics.get(person), await self._staff_copy(record)
+            if topic is not None and copy is not None:
+                line += f" — {topic_link(self.staff_chat, topic)}/{copy}"
+            lines.append(line)
+        return lines
 
     async def _by_name(self, needle: str) -> list[str]:
         """Contacts whose name or username contains ``needle`` (a scan: fine for an

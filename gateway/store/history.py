@@ -8,6 +8,7 @@ Entries keep what a timeline and a search need — direction, time, messenger, k
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,23 @@ from gateway.store.writes import Writes
 
 TEXT_KEPT = 1000
 """Characters of a message's text kept in the history."""
+WORDS_INDEXED = 30
+"""Distinct words of a message that go into the /find index."""
+
+
+def words(text: str) -> list[str]:
+    """The searchable words of a text: letters and digits, folded, 3-32 long."""
+    found: dict[str, None] = {}
+    for raw in re.split(r"[^\w]+", text.casefold()):
+        if 3 <= len(raw) <= 32 and not raw.isdigit():
+            found[raw] = None
+        if len(found) == WORDS_INDEXED:
+            break
+    return list(found)
+
+
+SEARCHED_PER_CONTACT = 500
+"""Latest messages of each candidate contact /find reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +103,25 @@ class History:
             minid=str(oldest),
             approximate=True,
         )
+        for token in words(content.text or ""):
+            pipe.sadd(keys.word(token), contact_id)
+
+    async def search(self, query: str, limit: int) -> list[tuple[str, Record]]:
+        """Messages whose text contains ``query`` (case-insensitive), newest first, as
+        (contact id, record): candidates from the word index, confirmed in the history."""
+        tokens = words(query)
+        if not tokens:
+            return []
+        candidates = await self.redis.sinter([keys.word(t) for t in tokens])
+        needle = query.casefold().strip()
+        hits: list[tuple[str, Record]] = []
+        for raw in candidates:
+            contact_id = text(raw)
+            for record in await self.timeline([contact_id], limit=SEARCHED_PER_CONTACT):
+                if needle in record.text.casefold():
+                    hits.append((contact_id, record))
+        hits.sort(key=lambda hit: hit[1].at, reverse=True)
+        return hits[:limit]
 
     async def timeline(self, contact_ids: Iterable[str], limit: int = 50) -> list[Record]:
         """The latest ``limit`` records of these contacts (a person and the contacts

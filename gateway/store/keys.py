@@ -215,3 +215,14 @@ EVENTS_MAXLEN = 1_000_000
 
 def history(contact_id: str) -> str:
     return f"{PREFIX}:history:{contact_id}"
+
+
+def word(token: str) -> str:
+    """Set of contacts whose messages contained ``token`` (the /find index; stale
+    entries are filtered against the history itself)."""
+    return f"{PREFIX}:word:{token}"
+
+
+def find_query(query_id: str) -> str:
+    """A /find query, kept an hour for its [◀] [▶] buttons."""
+    return f"{PREFIX}:find:{query_id}"

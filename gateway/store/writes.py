@@ -65,6 +65,9 @@ class Writes:
     def zrem(self, name: str, *members: str) -> None:
         self._add("ZREM", name, *members)
 
+    def sadd(self, name: str, *values: Any) -> None:
+        self._add("SADD", name, *values)
+
     def lpush(self, name: str, *values: Any) -> None:
         self._add("LPUSH", name, *values)
 
