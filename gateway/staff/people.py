@@ -102,9 +102,17 @@ class People(Worker):
     async def _unmerge(
         self, contact_id: ContactId, wanted: str, message: InboundMessage, entry: Entry
     ) -> None:
-        """``/unmerge <account>`` or ``/unmerge <account:user id>``."""
+        """``/unmerge <account>``, ``/unmerge <channel>`` (telegram, vk…) or
+        ``/unmerge <account:user id>``."""
         identities, _, _ = await self.contacts.details(contact_id)
-        matching = [i for i in identities if i == wanted or i.partition(":")[0] == wanted]
+
+        def kind(identity: str) -> str:
+            channel = self.settings.channel(identity.partition(":")[0])
+            return channel.kind if channel is not None else ""
+
+        matching = [
+            i for i in identities if wanted in (i, i.partition(":")[0]) or kind(i) == wanted
+        ]
         if len(matching) != 1:
             listed = ", ".join(identities)
             why = "Which one?" if matching else "Split out which messenger?"
