@@ -14,6 +14,7 @@ from adapters.telegram.fastpath import parse_private_text
 from adapters.telegram.parse import parse_update
 from gateway.errors import BadPayload
 from gateway.model import AccountId
+from tests.strategies import json_values
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ACCOUNT = AccountId("tg_shop")
@@ -65,15 +66,6 @@ def test_fast_path_equals_aiogram(update: dict[str, Any]) -> None:
     fast = parse_private_text(update, account=ACCOUNT, bot_id=1001, received_at=NOW)
     assert fast is not None
     assert fast == slow_parse(update)
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 
 
 @settings(max_examples=300, deadline=None)
