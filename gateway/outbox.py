@@ -123,6 +123,13 @@ class Outbox:
                 await self.topics.forget(contact_id, topic)
                 reply_to = None  # the quoted message went away with the topic
             except TopicClosed:
+                survivor = await self.contacts.survivor(contact_id)
+                if survivor != contact_id:
+                    # Closed because the contact was merged: what was still on its way
+                    # goes to the person's topic now.
+                    log.info("staff.redirected_to_survivor", survivor=survivor)
+                    contact_id, reply_to = survivor, None
+                    continue
                 log.info("staff.topic_reopened", topic=topic)
                 await self._call(self.staff, dest, self.staff.reopen_topic, self.staff_chat, topic)
         raise TransientError(Channel.TELEGRAM.value, "the staff topic keeps disappearing")

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from gateway import process as bp
 from gateway.config import parse_config
 from gateway.contacts import Contacts
-from gateway.model import AccountId, Channel, ChatId, PlatformUserId, Sender
+from gateway.jobs import StaffNotice
+from gateway.model import AccountId, Channel, ChatId, ContactId, PlatformUserId, Sender
 from gateway.store import keys
 from gateway.store.merge import Merger
 from gateway.store.processes import ProcessStore
@@ -156,6 +157,14 @@ async def test_merge_with_open_tasks_on_both_sides(
     await _support_says(world, other, text="third")
     third = await world.in_staff(lambda m: text_of(m) == "✈️ tg_support\nthird")
     assert third["message_thread_id"] == first
+    # Something still queued for the absorbed contact goes to the person's topic; the
+    # absorbed topic stays closed.
+    late = StaffNotice(out_id="late-notice", contact_id=ContactId("2"), text="late news")
+    bus = running.app.bus
+    await bus.commit(lambda pipe: bus.add(pipe, keys.STAFF_OUT, "2", late.model_dump_json()))
+    redirected = await world.in_staff(lambda m: text_of(m) == "late news")
+    assert redirected["message_thread_id"] == first
+    assert await closed()
     # A merge twice is refused clearly.
     sent = await world.operator_says(first, text="/merge 2")
     again = await world.in_staff(
