@@ -59,19 +59,24 @@ class Worker:
         route = await self.contacts.reply_route(contact_id)
         return route[0] if route else ""
 
-    async def commit(self, entry: Entry, *jobs: _Job | None) -> None:
-        """Queue ``jobs`` and acknowledge ``entry`` in one transaction."""
+    async def commit(self, entry: Entry | None, *jobs: _Job | None) -> None:
+        """Queue ``jobs`` and acknowledge ``entry`` (if any) in one transaction."""
         effects = self.effects(entry, *jobs)
         await self.bus.commit(lambda pipe: effects(pipe, None))
 
-    def effects(self, entry: Entry, *jobs: _Job | None) -> Effects:
-        """Queue ``jobs`` (``None``s skipped) and acknowledge ``entry``, in whatever
-        transaction the caller runs."""
+    def effects(self, entry: Entry | None, *jobs: _Job | None) -> Effects:
+        """Queue ``jobs`` and acknowledge ``entry`` (if any), in whatever transaction
+        the caller runs."""
 
         def build(pipe: Writer, _: Transition | None) -> None:
-            for job in jobs:
-                if job is not None:
-                    self.bus.add(pipe, family(job), job.contact_id, job.model_dump_json())
-            self.bus.ack(pipe, entry)
+            self.queue(pipe, *jobs)
+            if entry is not None:
+                self.bus.ack(pipe, entry)
 
         return build
+
+    def queue(self, pipe: Writer, *jobs: _Job | None) -> None:
+        """Add ``jobs`` (``None``s skipped) to their outbound streams in ``pipe``."""
+        for job in jobs:
+            if job is not None:
+                self.bus.add(pipe, family(job), job.contact_id, job.model_dump_json())

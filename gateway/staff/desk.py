@@ -32,9 +32,7 @@ from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, t
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
-from gateway.store import keys
 from gateway.store.messages import MessageRef, peer
-from gateway.store.redis import text
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -160,10 +158,7 @@ class Desk(Worker):
             return self.tasks.card(await self.processes.current(contact_id), at)
         if name == "history":
             current = await self.processes.current(contact_id)
-            absorbed = [
-                text(c) for c in await self.redis.smembers(keys.contact_absorbed(contact_id))
-            ]
-            records = await self.history.timeline([contact_id, *absorbed], limit=HISTORY_SHOWN)
+            records = await self.history.of_person(contact_id, limit=HISTORY_SHOWN)
             return self.tasks.history(current, await self.processes.archive(contact_id), records)
         return f"Unknown command /{name}. Send /help for the list."
 

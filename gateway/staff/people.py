@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import structlog
 from rapidfuzz import fuzz
-from redis.asyncio.client import Pipeline
 
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
@@ -24,6 +24,7 @@ from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice, _Job
 from gateway.model import AccountId, Button, ChatId, ContactId, InboundMessage, MessageId, TopicId
 from gateway.process import Merged
 from gateway.staff.commands import Command, topic_link
+from gateway.staff.tasks import local_time
 from gateway.store import keys
 from gateway.store.history import Record
 from gateway.store.merge import Merger, MergeRefused
@@ -74,16 +75,14 @@ class People(Worker):
                     answer = await self.card(contact_id)
                 case "phone":
                     number = normalise_phone(command.args, self.settings.contacts.default_region)
-                    owner = await self.contacts.add_phone(contact_id, number)
-                    answer = f"📞 {number} saved."
-                    if owner is not None:
-                        answer = await self._same_person(contact_id, owner, number, key, at)
+                    answer = await self._save(
+                        contact_id, self.contacts.add_phone, number, f"📞 {number} saved.", key, at
+                    )
                 case "email":
                     address = normalise_email(command.args)
-                    owner = await self.contacts.add_email(contact_id, address)
-                    answer = f"✉️ {address} saved."
-                    if owner is not None:
-                        answer = await self._same_person(contact_id, owner, address, key, at)
+                    answer = await self._save(
+                        contact_id, self.contacts.add_email, address, f"✉️ {address} saved.", key, at
+                    )
                 case "unmerge":
                     await self._unmerge(contact_id, command.args.strip(), message, entry)
                     return
@@ -145,13 +144,28 @@ class People(Worker):
 
     async def save_phone(self, contact_id: ContactId, number: str, key: str, at: datetime) -> str:
         """Staff confirmed a phone the customer wrote: save it, then the dedup policy."""
-        owner = await self.contacts.add_phone(contact_id, number)
-        if owner is None:
-            return f"📞 {number} saved."
+        saved = f"📞 {number} saved."
         try:
-            return await self._same_person(contact_id, owner, number, key, at) or "🔗 Merged."
+            add = self.contacts.add_phone
+            return await self._save(contact_id, add, number, saved, key, at) or "🔗 Merged."
         except MergeRefused as exc:
             return str(exc)
+
+    async def _save(
+        self,
+        contact_id: ContactId,
+        add: Callable[[ContactId, str], Awaitable[ContactId | None]],
+        value: str,
+        saved: str,
+        key: str,
+        at: datetime,
+    ) -> str:
+        """Store a phone or e-mail; if another contact has it, the dedup policy decides
+        (``""`` when they were merged: the merge's notices say so)."""
+        owner = await add(contact_id, value)
+        if owner is None:
+            return saved
+        return await self._same_person(contact_id, owner, value, key, at)
 
     async def _same_person(
         self, contact_id: ContactId, owner: ContactId, value: str, key: str, at: datetime
@@ -226,13 +240,8 @@ class People(Worker):
         self, contact_id: ContactId, owner: ContactId, value: str, key: str
     ) -> None:
         notices = await self.suggestions(contact_id, owner, value, key)
-
-        def build(pipe: Pipeline) -> None:
-            for notice in notices:
-                self.bus.add(pipe, keys.STAFF_OUT, notice.contact_id, notice.model_dump_json())
-
         if notices:
-            await self.bus.commit(build)
+            await self.commit(None, *notices)
 
     async def _target(self, args: str) -> ContactId:
         """``/merge 17``, ``/merge #17`` or ``/merge <link to its topic>``."""
@@ -288,12 +297,10 @@ class People(Worker):
             *also,
         ]
 
+        queued = self.effects(entry, *jobs)
+
         def effects(pipe: Writer, _: Merged) -> None:
-            if entry is not None:
-                self.effects(entry, *jobs)(pipe, None)
-            else:
-                for job in jobs:
-                    self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, job.model_dump_json())
+            queued(pipe, None)
 
         result = await self.merger.merge(survivor, absorbed, at, actor, effects)
         log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
@@ -356,7 +363,7 @@ class People(Worker):
             name = (await self.contacts.get(person)).get("display_name", "?")
             body = record.text if len(record.text) <= 80 else record.text[:79] + "…"
             arrow = "←" if record.direction == "in" else "→"
-            when = f"{record.at.astimezone(self.settings.zone):%d.%m %H:%M}"
+            when = local_time(record.at, self.settings.zone)
             line = f"💬 {when} #{person} {name} {arrow} {body}"
             topic, copy = await self.topics.get(person), await self._staff_copy(record)
             if topic is not None and copy is not None:
@@ -386,8 +393,7 @@ class People(Worker):
     async def attachments(self, contact_id: ContactId, kind: str) -> str:
         """The person's files and photos (``/attachments photo`` filters by kind), newest
         first, each with a link to its message in the topic."""
-        absorbed = [text(c) for c in await self.redis.smembers(keys.contact_absorbed(contact_id))]
-        records = await self.history.timeline([contact_id, *absorbed], limit=1000)
+        records = await self.history.of_person(contact_id, limit=1000)
         files = [r for r in records if r.file_id and (not kind or r.kind == kind)]
         if not files:
             kinds = sorted({r.kind for r in records if r.file_id})
@@ -397,7 +403,7 @@ class People(Worker):
         lines = [f"📎 {len(files)} {kind or 'files'}, newest first:"]
         for record in reversed(files[-ATTACHMENTS_SHOWN:]):
             arrow = "←" if record.direction == "in" else "→"
-            line = f"• {record.at.astimezone(self.settings.zone):%d.%m %H:%M} {arrow} {record.kind}"
+            line = f"• {local_time(record.at, self.settings.zone)} {arrow} {record.kind}"
             line += f" ({record.account})"
             staff_copy = await self._staff_copy(record)
             if topic is not None and staff_copy is not None:

@@ -119,7 +119,7 @@ class TaskCommands:
         body = record.text or f"[{record.kind}]"
         if len(body) > 200:
             body = body[:199] + "…"
-        when = _time(record.at, self.zone)
+        when = local_time(record.at, self.zone)
         if record.direction == "in":
             return f"    {when} ← {record.channel} · {record.account}: {body}"
         return f"    {when} → {self.name_of(record.operator)}: {body}"
@@ -149,28 +149,28 @@ def render_card(
         lines.append(f"Waiting for: {name_of(task.transferred_to)}")
     if task.is_open and task.awaiting_reply:
         late = " — ⏰ overdue" if bp.overdue(process, at) else ""
-        lines.append(f"Respond by: {_time(task.respond_by, zone)}{late}")
+        lines.append(f"Respond by: {local_time(task.respond_by, zone)}{late}")
     elif task.answered_at is not None and task.is_open:
-        lines.append(f"Answered at {_time(task.answered_at, zone)}; waiting for the customer")
+        lines.append(f"Answered at {local_time(task.answered_at, zone)}; waiting for the customer")
     if task.is_open and task.seen_at is not None and not task.unread:
-        lines.append(f"👁 Seen by {name_of(task.seen_by)} at {_time(task.seen_at, zone)}")
+        lines.append(f"👁 Seen by {name_of(task.seen_by)} at {local_time(task.seen_at, zone)}")
     if task.close_reason:
         lines.append(f"Closed: {task.close_reason}")
-    lines.append(f"Opened: {_time(task.opened_at, zone)}")
+    lines.append(f"Opened: {local_time(task.opened_at, zone)}")
     return "\n".join(lines)
 
 
 def _task_line(task: Task, zone: ZoneInfo, name_of: Callable[[str | None], str]) -> str:
     who = f", {name_of(task.responsible)}" if task.responsible else ""
-    opened = _time(task.opened_at, zone)
+    opened = local_time(task.opened_at, zone)
     line = f"task {task.number}: {STATUS_ICONS[task.status]}{who}, opened {opened}"
     if task.close_reason:
-        line += (
-            f", closed {_time(task.closed_at, zone) if task.closed_at else ''} ({task.close_reason}"
-        )
+        closed = local_time(task.closed_at, zone) if task.closed_at else ""
+        line += f", closed {closed} ({task.close_reason}"
         line += f" → {task.continued_in})" if task.continued_in else ")"
     return line
 
 
-def _time(value: datetime, zone: ZoneInfo) -> str:
+def local_time(value: datetime, zone: ZoneInfo) -> str:
+    """How staff messages show a moment: ``23.11 10:05`` in the business's zone."""
     return f"{value.astimezone(zone):%d.%m %H:%M}"

@@ -46,7 +46,7 @@ class Timers(Worker):
                     f"no reply from the customer for {minutes:g} min."
                 ),
             )
-            self.bus.add(pipe, keys.STAFF_OUT, contact_id, notice.model_dump_json())
+            self.queue(pipe, notice)
 
         transition = await store.apply(contact_id, now, step, effects)
         if transition is not None:
@@ -78,7 +78,7 @@ class Timers(Worker):
         due = int((now + every).timestamp() * 1000)
 
         def build(pipe: RedisPipeline) -> None:
-            self.bus.add(pipe, keys.STAFF_OUT, contact_id, reminder.model_dump_json())
+            self.queue(pipe, reminder)
             pipe.zadd(keys.TIMERS, {f"{keys.REMIND}:{contact_id}": due}, xx=True)
             record_event(
                 pipe,

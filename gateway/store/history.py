@@ -123,6 +123,11 @@ class History:
         hits.sort(key=lambda hit: hit[1].at, reverse=True)
         return hits[:limit]
 
+    async def of_person(self, contact_id: str, limit: int = 50) -> list[Record]:
+        """The timeline of a contact together with the contacts merged into it."""
+        absorbed = [text(c) for c in await self.redis.smembers(keys.contact_absorbed(contact_id))]
+        return await self.timeline([contact_id, *absorbed], limit=limit)
+
     async def timeline(self, contact_ids: Iterable[str], limit: int = 50) -> list[Record]:
         """The latest ``limit`` records of these contacts (a person and the contacts
         merged into it), oldest first."""
