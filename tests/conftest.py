@@ -21,6 +21,7 @@ from aiohttp import web
 from gateway.app import App
 from gateway.config import Settings, parse_config
 from gateway.sandbox.telegram import TelegramEmulator
+from gateway.store import keys
 from gateway.store.redis import EmbeddedRedis
 from gateway.web import make_web_app
 
@@ -112,6 +113,10 @@ class Running:
     def redis(self) -> Any:
         return self.app.redis
 
+    async def event_types(self) -> list[str]:
+        """The types of every event in the events stream, oldest first."""
+        return [f[b"type"].decode() for _, f in await self.redis.xrange(keys.EVENTS)]
+
     async def stop(self) -> None:
         """Stop this gateway as a shutdown would (HTTP server, workers, connections)."""
         if not self.stopped:
@@ -150,6 +155,12 @@ class World:
         self, user: dict[str, Any], predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
     ) -> dict[str, Any]:
         return await self.emulator.wait_for(predicate, chat_id=user["id"], timeout=timeout)
+
+    async def answer_to(self, sent: dict[str, Any]) -> dict[str, Any]:
+        """The staff bot's message that replies to ``sent`` (a command's answer)."""
+        return await self.in_staff(
+            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
+        )
 
     def topic_of(self, name_part: str) -> int:
         for topic in self.emulator.topics(STAFF_CHAT):

@@ -26,7 +26,6 @@ from gateway.store.redis import close, connect, text
 from tests.conftest import (
     STAFF_CHAT,
     Clock,
-    Running,
     StartGateway,
     World,
     answer_of,
@@ -52,10 +51,6 @@ async def _support_says(world: World, user: dict[str, Any], **content: Any) -> N
 
 def _own_contact(user: dict[str, Any], phone: str) -> dict[str, Any]:
     return {"phone_number": phone, "first_name": user["first_name"], "user_id": user["id"]}
-
-
-async def _event_types(running: Running) -> list[str]:
-    return [f[b"type"].decode() for _, f in await running.redis.xrange(keys.EVENTS)]
 
 
 async def test_a_shared_phone_makes_two_messengers_one_person(
@@ -85,9 +80,7 @@ async def test_a_shared_phone_makes_two_messengers_one_person(
     await world.operator_says(topic, text="hello Ivan")
     await world.in_private(other, lambda m: text_of(m) == "hello Ivan")
     sent = await world.operator_says(topic, text="/contact")
-    card = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    card = await world.answer_to(sent)
     assert f"tg_shop:{ivan['id']}" in text_of(card)
     assert f"tg_support:{other['id']}" in text_of(card)
     assert f"Phones: {PHONE}" in text_of(card)
@@ -95,9 +88,7 @@ async def test_a_shared_phone_makes_two_messengers_one_person(
     # /via switches the messenger; a reply to a forwarded message goes back through
     # that message's messenger.
     sent = await world.operator_says(topic, text="/via tg_shop")
-    switched = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    switched = await world.answer_to(sent)
     assert "Replies now go via tg_shop" in text_of(switched)
     await world.operator_says(topic, text="via the shop")
     await world.in_private(ivan, lambda m: text_of(m) == "via the shop")
@@ -107,9 +98,7 @@ async def test_a_shared_phone_makes_two_messengers_one_person(
     answer = await world.in_private(other, lambda m: text_of(m) == "answering your support message")
     assert answer.get("reply_to_message", {}).get("text") == "and now from support"
     sent = await world.operator_says(topic, text="/via tg_nowhere")
-    refused = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    refused = await world.answer_to(sent)
     assert "Replies can go via: tg_shop, tg_support" in text_of(refused)
 
 
@@ -151,7 +140,7 @@ async def test_merge_with_open_tasks_on_both_sides(
     assert await running.app.processes.current("2") is None
     timers = {m.decode() for m in await running.redis.zrange(keys.TIMERS, 0, -1)}
     assert not any(t.endswith(":2") for t in timers)
-    assert "contact.merged" in await _event_types(running)
+    assert "contact.merged" in await running.event_types()
 
     # Every later message of the absorbed identity lands in the surviving topic.
     await _support_says(world, other, text="third")
@@ -167,16 +156,12 @@ async def test_merge_with_open_tasks_on_both_sides(
     assert await closed()
     # A merge twice is refused clearly.
     sent = await world.operator_says(first, text="/merge 2")
-    again = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    again = await world.answer_to(sent)
     assert "already merged into #1" in text_of(again)
 
     # Unmerge: the messenger goes back to its own contact and topic (reopened).
     sent = await world.operator_says(first, text="/unmerge tg_support")
-    split = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    split = await world.answer_to(sent)
     assert f"tg_support:{other['id']} is split out into contact #2" in text_of(split)
     await world.in_staff(lambda m: "Split out of contact #1" in text_of(m))
     await _support_says(world, other, text="fourth")
@@ -184,9 +169,7 @@ async def test_merge_with_open_tasks_on_both_sides(
     assert fourth["message_thread_id"] == second
     assert not await running.redis.hexists(keys.contact("2"), "merged_into")
     sent = await world.operator_says(first, text="/unmerge tg_shop")
-    only = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    only = await world.answer_to(sent)
     assert "only messenger" in text_of(only)
 
 
@@ -207,9 +190,7 @@ async def test_phone_and_email_commands(
 
     async def command(topic: int, text: str) -> str:
         sent = await world.operator_says(topic, text=text)
-        answer = await world.in_staff(
-            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-        )
+        answer = await world.answer_to(sent)
         return text_of(answer)
 
     # Bad input: a clear answer, nothing stored.
@@ -365,9 +346,7 @@ async def test_history_timeline_across_messengers_and_find(
             )
         else:
             sent = await world.operator_says(thread, text=text)
-        answer = await world.in_staff(
-            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-        )
+        answer = await world.answer_to(sent)
         return text_of(answer)
 
     await command(topic, "/phone +79161234567")
@@ -504,9 +483,7 @@ async def test_find_messages_and_page_through_results(
     sent = await world.emulator.user_sends(
         world.operator["id"], chat_id=STAFF_CHAT, text="/find Parcel Number"
     )
-    first = await world.in_staff(
-        lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-    )
+    first = await world.answer_to(sent)
     body = text_of(first)
     assert body.startswith("🔎 “Parcel Number”: 12 found, page 1 of 2")
     assert "#1 Ivan ← where is parcel number 11?" in body  # newest first

@@ -194,9 +194,7 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
 
     async def command(text: str, expect: str) -> str:
         sent = await world.operator_says(topic, text=text)
-        answer = await world.in_staff(
-            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-        )
+        answer = await world.answer_to(sent)
         assert expect in text_of(answer), (text, text_of(answer))
         return text_of(answer)
 
@@ -292,9 +290,7 @@ async def test_overdue_digest_and_commands_outside_a_topic(
 
     async def in_general(text: str) -> str:
         sent = await world.emulator.user_sends(world.operator["id"], chat_id=STAFF_CHAT, text=text)
-        answer = await world.in_staff(
-            lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
-        )
+        answer = await world.answer_to(sent)
         assert not answer.get("is_topic_message")
         return text_of(answer)
 

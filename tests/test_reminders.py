@@ -14,7 +14,6 @@ from tests.conftest import (
     OPERATOR_ID,
     STAFF_CHAT,
     Clock,
-    Running,
     StartGateway,
     World,
     answer_of,
@@ -34,11 +33,6 @@ def two_operators(data: dict[str, Any]) -> None:
         {"id": OPERATOR_ID, "name": "Anna 🌸"},
         {"id": BORIS, "name": "Борис"},
     ]
-
-
-async def _event_types(running: Running) -> list[str]:
-    raw = await running.redis.xrange(keys.EVENTS)
-    return [fields[b"type"].decode() for _, fields in raw]
 
 
 def _mentioned(message: dict[str, Any]) -> list[tuple[str, int]]:
@@ -121,7 +115,7 @@ async def test_reminders_mention_link_replace_and_go_away(
     await at(17, 0)
     await asyncio.sleep(0.3)
     assert _reminders(world, topic) == []
-    assert (await _event_types(running)).count("reminder.sent") == 4
+    assert (await running.event_types()).count("reminder.sent") == 4
     assert await running.redis.get(keys.reminder(STAFF_CHAT, "1")) is None
 
 
@@ -212,6 +206,6 @@ async def test_timers_survive_a_gateway_restart(world: World, start_gateway: Sta
     await world.in_staff(lambda m: "closed automatically" in text_of(m))
     process = await third.app.processes.current("1")
     assert process is not None and process.task.close_reason == "auto"
-    types = await _event_types(third)
+    types = await third.event_types()
     assert types.count("reminder.sent") == 1 and types.count("task.closed") == 1
     assert await third.redis.zcard(keys.TIMERS) == 0
