@@ -20,8 +20,7 @@ from gateway.model import (
     ChatId,
     Content,
     Destination,
-    InboundCallback,
-    InboundMessage,
+    InboundEvent,
     MessageId,
     Sent,
     TopicId,
@@ -38,6 +37,16 @@ class Upload:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """The HTTP body a webhook answers with (platforms differ: Telegram ignores it, the
+    VK Callback API wants exactly ``ok``, or the confirmation code)."""
+
+    body: str = '{"ok": true}'
+    content_type: str = "application/json"
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """What one poll returned: raw updates (parsed later) and the cursor to poll next."""
 
@@ -50,6 +59,8 @@ class Adapter(Protocol):
     channel: Channel
     read_receipts: bool
     """Whether :meth:`mark_read` shows the customer their messages were read."""
+    ack: Answer
+    """What a webhook answers once the events are durably stored."""
 
     @property
     def file_scope(self) -> str:
@@ -64,13 +75,21 @@ class Adapter(Protocol):
         """Authenticate a webhook request the platform's way; raise ``Unauthorized``."""
         ...
 
-    def parse(
-        self, payload: Mapping[str, Any], received_at: datetime
-    ) -> list[InboundMessage | InboundCallback]:
+    def handshake(self, payload: Mapping[str, Any]) -> Answer | None:
+        """The answer to a set-up request that carries no events (VK's ``confirmation``);
+        ``None`` for ordinary deliveries. Called after :meth:`verify`."""
+        ...
+
+    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> Sequence[InboundEvent]:
         """Normalise one platform payload; ``[]`` for events the gateway does not use.
 
         Raises ``BadPayload`` when the payload is not what the platform documents.
         """
+        ...
+
+    async def enrich(self, events: Sequence[InboundEvent]) -> Sequence[InboundEvent]:
+        """Fill in what the platform leaves out of its events (VK sends no names), before
+        they are stored. Never raises: what cannot be looked up stays as parsed."""
         ...
 
     def event_id(self, payload: Mapping[str, Any]) -> str:
@@ -88,9 +107,18 @@ class Adapter(Protocol):
         ...
 
     async def send(
-        self, destination: Destination, content: Content, upload: Upload | None = None
+        self,
+        destination: Destination,
+        content: Content,
+        upload: Upload | None = None,
+        *,
+        key: str | None = None,
     ) -> Sent:
-        """Send ``content``; ``upload`` carries the attachment's bytes when needed."""
+        """Send ``content``; ``upload`` carries the attachment's bytes when needed.
+
+        ``key`` identifies the outbound message: platforms with idempotent sends (VK's
+        ``random_id``) derive their key from it, so a retry after a crash is not a
+        second message."""
         ...
 
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:

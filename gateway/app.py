@@ -59,6 +59,8 @@ class App:
         self.pollers: list[Poller] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.monotonic()
+        self.live = False
+        """Set once :meth:`go_live` registered webhooks and started pollers and workers."""
 
     @property
     def adapters(self) -> Mapping[str, Adapter]:
@@ -134,7 +136,8 @@ class App:
                 self.pollers.append(poller)
                 self._spawn(poller.run())
             elif public is not None:
-                await adapter.set_webhook(f"{public.rstrip('/')}/webhook/telegram/{account}")
+                url = f"{public.rstrip('/')}/webhook/{adapter.channel.value}/{account}"
+                await adapter.set_webhook(url)
         try:
             self.pipeline.desk.bot_username = await self.staff.username()
         except GatewayError as exc:  # commands still work; /x@other_bot counts as ours
@@ -150,6 +153,7 @@ class App:
                 self.consumers.append(consumer)
                 self._spawn(consumer.run())
             self._spawn(self.scheduler.run())
+        self.live = True
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -179,7 +183,8 @@ class App:
 
     async def ready(self) -> dict[str, bool]:
         """Readiness: Redis answers, and every background loop ran recently."""
-        checks = {"redis": False, "workers": True, "pollers": True}
+        # Not ready before go_live: a VK callback server, say, is not confirmed yet.
+        checks = {"live": self.live, "redis": False, "workers": True, "pollers": True}
         try:
             checks["redis"] = bool(self.redis is not None and await self.redis.ping())
         except Exception:

@@ -277,7 +277,8 @@ class Delivery(Outbox):
                     reason=f"channel account {dest.account} is not configured",
                 )
             content, upload = await self._transfer(job.content, adapter)
-            sent = await self._call(adapter, dest, adapter.send, dest, content, upload)
+            send = functools.partial(adapter.send, key=job.out_id)  # idempotent where it can be
+            sent = await self._call(adapter, dest, send, dest, content, upload)
         except PermanentError as exc:
             log.warning("customer.not_delivered", reason=exc.reason)
             self._count("customer", adapter.channel if adapter else None, dest.account, "failed")

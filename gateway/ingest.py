@@ -47,15 +47,15 @@ class Ingest:
         Raises ``BadPayload`` (nothing stored) or a Redis error (answer 5xx: retry).
         """
         try:
-            messages = adapter.parse(payload, self.clock())
+            events = adapter.parse(payload, self.clock())
         except BadPayload:
             self.metrics.inbound.labels(adapter.channel.value, adapter.account, "rejected").inc()
             raise
-        if not messages:
+        if not events:
             self.metrics.inbound.labels(adapter.channel.value, adapter.account, "ignored").inc()
             return 0
         stored = 0
-        for message in messages:
+        for message in await adapter.enrich(events):
             added = await self.bus.publish_once(
                 keys.INBOUND, routing_key(message), message.key, message.model_dump_json()
             )
@@ -93,7 +93,9 @@ class Poller:
 
     async def run(self) -> None:
         lease = keys.lease(f"poll:{self.adapter.account}")
+        saved = keys.poll_cursor(self.adapter.account)
         cursor: int | None = None
+        resumed = False
         backoff = 0.5
         loop = asyncio.get_running_loop()
         try:
@@ -102,8 +104,13 @@ class Poller:
                     held = await self._renew(keys=[lease], args=[self.name, self.lease_ms])
                     self.alive_at = loop.time()  # alive (readiness), polling or standing by
                     if not held:
+                        resumed = False  # another replica polls: re-read when it is ours
                         await asyncio.sleep(self.lease_ms / 3000)  # another replica polls
                         continue
+                    if not resumed:  # where this or another replica stopped
+                        stored_at = await self.redis.get(saved)
+                        cursor = int(stored_at) if stored_at is not None else None
+                        resumed = True
                     # Poll for less than the lease lasts, so it is renewed in time.
                     # (at least 1 s: the Bot API takes whole seconds, and 0 would spin)
                     wait = max(1.0, min(self.timeout, self.lease_ms / 2000))
@@ -115,6 +122,8 @@ class Poller:
                             log.warning(
                                 "poll.bad_update", account=self.adapter.account, error=str(exc)
                             )
+                    if batch.cursor is not None and batch.cursor != cursor:
+                        await self.redis.set(saved, batch.cursor)
                     cursor = batch.cursor
                     backoff = 0.5
                 except (TransientError, *RETRYABLE) as exc:

@@ -210,6 +210,18 @@ class InboundCallback(_Frozen):
     received_at: datetime
 
 
+class InboundStatus(_Frozen):
+    """The customer allowed or denied messages from the account (VK ``message_allow`` /
+    ``message_deny``, Viber ``subscribed`` / ``unsubscribed``): staff see it in the topic,
+    since replies cannot reach a customer who denied them."""
+
+    type: Literal["status"] = "status"
+    key: str
+    sender: Sender
+    allowed: bool
+    received_at: datetime
+
+
 class Destination(_Frozen):
     """Where an outbound message goes on its platform."""
 
@@ -225,9 +237,10 @@ class Sent(_Frozen):
     message_ids: tuple[MessageId, ...] = Field(min_length=1)
 
 
-Inbound = Annotated[InboundMessage | InboundCallback, Field(discriminator="type")]
+InboundEvent = InboundMessage | InboundCallback | InboundStatus
+Inbound = Annotated[InboundEvent, Field(discriminator="type")]
 """Everything the inbound stream carries."""
-INBOUND: TypeAdapter[InboundMessage | InboundCallback] = TypeAdapter(Inbound)
+INBOUND: TypeAdapter[InboundEvent] = TypeAdapter(Inbound)
 
 
 class Contact(_Frozen):

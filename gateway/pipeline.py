@@ -18,14 +18,24 @@ from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
 from gateway.jobs import StaffEdit, StaffNotice, StaffPost
-from gateway.model import INBOUND, Button, ContactId, InboundCallback, InboundMessage
+from gateway.model import (
+    INBOUND,
+    Button,
+    ContactId,
+    InboundCallback,
+    InboundEvent,
+    InboundMessage,
+    InboundStatus,
+)
 from gateway.process import Transition
+from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
 from gateway.staff.timers import Timers
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.processes import ContactMerged
+from gateway.store.redis import text
 from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -40,9 +50,9 @@ def _own_phone(message: InboundMessage) -> str | None:
     return message.sender.phone
 
 
-def routing_key(message: InboundMessage | InboundCallback) -> str:
+def routing_key(message: InboundEvent) -> str:
     """Inbound partitioning: per customer chat, or per staff topic (order is per key)."""
-    if message.sender.account == STAFF_ACCOUNT:
+    if message.sender.account == STAFF_ACCOUNT and not isinstance(message, InboundStatus):
         return f"staff:{message.thread_id or 0}"
     return f"{message.sender.account}:{message.sender.chat_id}"
 
@@ -68,10 +78,30 @@ class Pipeline(Worker):
         )
         if isinstance(message, InboundCallback):
             await self.buttons.handle(message, entry)
+        elif isinstance(message, InboundStatus):
+            await self._status(message, entry)
         elif message.sender.account == STAFF_ACCOUNT:
             await self.desk.handle(message, entry)
         else:
             await self._from_customer(message, entry)
+
+    async def _status(self, status: InboundStatus, entry: Entry) -> None:
+        """Allowed or denied messages: a notice in the person's topic. Someone who never
+        wrote has no topic yet; their first message will open one."""
+        sender = status.sender
+        found = await self.redis.get(keys.identity(sender.account, sender.user_id))
+        if found is None:
+            log.info("inbound.status_of_stranger", allowed=status.allowed)
+            await self.commit(entry)
+            return
+        contact_id = await self.contacts.survivor(ContactId(text(found)))
+        notice = StaffNotice(
+            out_id=f"status:{status.key}",
+            contact_id=contact_id,
+            text=render.subscription(status.allowed, sender.channel, sender.account),
+        )
+        log.info("inbound.status", allowed=status.allowed, contact_id=contact_id)
+        await self.commit(entry, notice)
 
     def _phone(self, message: InboundMessage) -> str | None:
         raw = _own_phone(message)

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from adapters.base import Answer
 from gateway.app import App
 from gateway.errors import BadPayload, Unauthorized
 from gateway.store import keys
@@ -43,6 +44,9 @@ async def webhook(request: web.Request) -> web.Response:
     except Unauthorized as exc:
         log.warning("webhook.unauthorized", reason=str(exc), peer=request.remote)
         return _error(401, "unauthorized")
+    except BadPayload as exc:  # platforms that sign inside the body (VK) parse to verify
+        log.warning("webhook.malformed", error=str(exc))
+        return _error(400, str(exc))
     try:
         payload: Any = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -51,6 +55,10 @@ async def webhook(request: web.Request) -> web.Response:
     if not isinstance(payload, dict):
         log.warning("webhook.not_an_object", type=type(payload).__name__)
         return _error(400, "body is not a JSON object")
+    handshake = adapter.handshake(payload)
+    if handshake is not None:
+        log.info("webhook.handshake", update=adapter.event_id(payload))
+        return _answer(handshake)
     try:
         await gateway.ingest.accept(adapter, payload)
     except BadPayload as exc:
@@ -59,7 +67,16 @@ async def webhook(request: web.Request) -> web.Response:
     except RETRYABLE as exc:
         log.error("webhook.store_unavailable", error=str(exc))
         return _error(503, "temporarily unavailable")
-    return web.json_response({"ok": True})
+    return _answer(adapter.ack)
+
+
+def _answer(answer: Answer) -> web.Response:
+    return web.Response(
+        text=answer.body,
+        content_type=answer.content_type,
+        charset="utf-8",
+        status=answer.status,
+    )
 
 
 async def healthz(_: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ sandbox emulator) with ``api_server``. aiogram does not retry by itself (429 rai
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BufferedInputFile
 
-from adapters.base import Batch, Upload
+from adapters.base import Answer, Batch, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
 from adapters.telegram.send import entities, keyboard, send_content
@@ -30,8 +30,7 @@ from gateway.model import (
     ChatId,
     Content,
     Destination,
-    InboundCallback,
-    InboundMessage,
+    InboundEvent,
     MessageId,
     Sent,
     TopicId,
@@ -53,6 +52,7 @@ class TelegramAdapter:
     """One bot token: a customer-facing bot or the staff bot."""
 
     channel = Channel.TELEGRAM
+    ack = Answer()
     read_receipts = False
     """The Bot API has no way for a bot to mark a user's messages read (only business
     connections can: ``readBusinessMessage``), so the customer sees no receipt."""
@@ -104,12 +104,16 @@ class TelegramAdapter:
         if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             raise Unauthorized("wrong or missing X-Telegram-Bot-Api-Secret-Token")
 
-    def parse(
-        self, payload: Mapping[str, Any], received_at: datetime
-    ) -> list[InboundMessage | InboundCallback]:
+    def handshake(self, payload: Mapping[str, Any]) -> Answer | None:
+        return None  # Telegram sends no set-up requests to a webhook
+
+    def parse(self, payload: Mapping[str, Any], received_at: datetime) -> Sequence[InboundEvent]:
         return parse_update(
             payload, account=self.account, bot_id=self.bot_id, received_at=received_at
         )
+
+    async def enrich(self, events: Sequence[InboundEvent]) -> Sequence[InboundEvent]:
+        return events  # updates carry the sender's name and username
 
     def event_id(self, payload: Mapping[str, Any]) -> str:
         return f"update:{payload.get('update_id')}"
@@ -145,8 +149,14 @@ class TelegramAdapter:
         return Batch(updates=raw, cursor=next_cursor)
 
     async def send(
-        self, destination: Destination, content: Content, upload: Upload | None = None
+        self,
+        destination: Destination,
+        content: Content,
+        upload: Upload | None = None,
+        *,
+        key: str | None = None,
     ) -> Sent:
+        # The Bot API has no idempotent send: delivery's done-marker prevents doubles.
         file: str | BufferedInputFile | None = None
         if upload is not None:
             file = BufferedInputFile(upload.data, filename=upload.file_name)

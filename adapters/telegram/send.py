@@ -15,6 +15,7 @@ from aiogram.types import (
     User,
 )
 
+from adapters.text import split_text
 from gateway.model import Content, Destination, Kind
 
 # Bot API limits (https://core.telegram.org/bots/api#sendmessage, #sendphoto):
@@ -22,30 +23,7 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
 File = str | BufferedInputFile
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries.
-
-    Whitespace at a cut is dropped and no chunk is blank (Telegram rejects an empty
-    text); every other character is kept, in order.
-    """
-    chunks: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = -1
-        for sep in ("\n\n", "\n", " "):
-            cut = rest.rfind(sep, 0, limit)
-            if cut > 0:
-                break
-        if cut <= 0:
-            cut = limit
-        if rest[:cut].strip():
-            chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest.strip() or not chunks:
-        chunks.append(rest)
-    return chunks
+__all__ = ["TEXT_LIMIT", "entities", "keyboard", "send_content", "split_text"]
 
 
 async def send_content(

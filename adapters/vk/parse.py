@@ -16,7 +16,7 @@ answered on its own. Names are not in the event: the adapter fills them in later
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.model import (
     ChatId,
     Content,
     InboundMessage,
+    InboundStatus,
     Kind,
     Location,
     MessageId,
@@ -36,13 +37,14 @@ from gateway.model import (
 )
 
 MESSAGE_EVENTS = frozenset({"message_new", "message_edit"})
+STATUS_EVENTS = {"message_allow": True, "message_deny": False}
 PEER_CHAT_FROM = 2_000_000_000
 """peer_id of a group chat (conversation) is 2e9 + its local id; of a user, the user id."""
 
 
 def parse_event(
     payload: Mapping[str, Any], *, account: AccountId, received_at: datetime
-) -> list[InboundMessage]:
+) -> Sequence[InboundMessage | InboundStatus]:
     """Normalise one event; ``[]`` for events the gateway does not use. Raises
     ``BadPayload`` for anything that is not a VK event as documented."""
     if not isinstance(payload, Mapping):
@@ -50,11 +52,13 @@ def parse_event(
     kind, event_id = payload.get("type"), payload.get("event_id")
     if not isinstance(kind, str) or not isinstance(event_id, str) or not event_id:
         raise BadPayload(Channel.VK, "an event has a string type and event_id")
-    if kind not in MESSAGE_EVENTS:
+    if kind not in MESSAGE_EVENTS and kind not in STATUS_EVENTS:
         return []
     obj = payload.get("object")
     if not isinstance(obj, Mapping):
         raise BadPayload(Channel.VK, f"{kind} without an object")
+    if kind in STATUS_EVENTS:
+        return [_status(obj, STATUS_EVENTS[kind], event_id, account, received_at)]
     message = obj.get("message") if kind == "message_new" else obj
     if not isinstance(message, Mapping):
         raise BadPayload(Channel.VK, f"{kind} without a message (API version below 5.103?)")
@@ -62,6 +66,30 @@ def parse_event(
         return _messages(message, kind == "message_edit", event_id, account, received_at)
     except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
         raise BadPayload(Channel.VK, f"malformed {kind}: {exc!r}") from exc
+
+
+def _status(
+    obj: Mapping[str, Any], allowed: bool, event_id: str, account: AccountId, received_at: datetime
+) -> InboundStatus:
+    """``message_allow`` ``{user_id, key}`` / ``message_deny`` ``{user_id}``."""
+    try:
+        user = _int(obj["user_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadPayload(Channel.VK, f"a subscription event without a user: {exc!r}") from exc
+    sender = _sender(account, user, user)
+    return InboundStatus(
+        key=f"vk:{account}:{event_id}", sender=sender, allowed=allowed, received_at=received_at
+    )
+
+
+def _sender(account: AccountId, user: int, peer: int) -> Sender:
+    return Sender(
+        account=account,
+        channel=Channel.VK,
+        user_id=PlatformUserId(str(user)),
+        chat_id=ChatId(str(peer)),
+        display_name=f"VK user {user}",
+    )
 
 
 def _messages(
@@ -75,13 +103,7 @@ def _messages(
     if from_id <= 0:
         return []  # written by a community (e.g. our own outgoing copy): not a customer
     message_id = _int(message.get("id") or message.get("conversation_message_id") or 0)
-    sender = Sender(
-        account=account,
-        channel=Channel.VK,
-        user_id=PlatformUserId(str(from_id)),
-        chat_id=ChatId(str(peer_id)),
-        display_name=f"VK user {from_id}",
-    )
+    sender = _sender(account, from_id, peer_id)
     text = str(message.get("text") or "")
     extra = _extras(message)
     if extra:
@@ -133,7 +155,9 @@ def _attachment(attachment: Mapping[str, Any], account: AccountId) -> Content | 
     body = attachment.get(kind)
     if not isinstance(body, Mapping):
         return None
-    ref = f"{kind}{body.get('owner_id', '')}_{body.get('id', '')}"
+    page = f"{kind}{body.get('owner_id', '')}_{body.get('id', '')}"
+    # What messages.send needs to attach it again (the key opens a private one).
+    ref = f"{page}_{body['access_key']}" if body.get("access_key") else page
     match kind:
         case "photo":
             size = max(
@@ -174,9 +198,9 @@ def _attachment(attachment: Mapping[str, Any], account: AccountId) -> Content | 
             return Content(kind=Kind.STICKER, attachment=file)
         case "video":
             # Video files are not downloadable through the API: staff get the link.
-            return Content(kind=Kind.TEXT, text=f"🎬 https://vk.com/{ref}")
+            return Content(kind=Kind.TEXT, text=f"🎬 https://vk.com/{page}")
         case "wall":
-            return Content(kind=Kind.TEXT, text=f"📰 https://vk.com/{ref}")
+            return Content(kind=Kind.TEXT, text=f"📰 https://vk.com/{page}")
         case "link":
             title = body.get("title")
             return Content(

@@ -39,6 +39,8 @@ def header_card(contact: Contact, message: InboundMessage, zone: ZoneInfo) -> st
         f"{contact.account}",
         f"Platform id: {sender.user_id}",
     ]
+    if sender.channel is Channel.VK:
+        lines.append(f"Profile: https://vk.com/id{sender.user_id}")
     if sender.language:
         lines.append(f"Language: {sender.language}")
     lines += [
@@ -58,6 +60,17 @@ def badge(channel: Channel, account: str) -> str:
 
 def edited_text(text: str | None) -> str:
     return f"{text or ''}\n\n{EDITED_MARK}".strip()
+
+
+def subscription(allowed: bool, channel: Channel, account: str) -> str:
+    """The customer allowed or denied messages from an account."""
+    where = badge(channel, account)
+    if allowed:
+        return f"🔔 The customer allowed messages from {where}: replies reach them again."
+    return (
+        f"🔕 The customer denied messages from {where}: replies there will not be delivered "
+        "until they allow them again."
+    )
 
 
 def not_delivered(reason: str) -> str:

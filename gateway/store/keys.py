@@ -52,6 +52,12 @@ def applied(event_key: str) -> str:
 # Leases ---------------------------------------------------------------------------------
 # Ownership of a partition or a poller by one worker (TTL: bus.lease_seconds, renewed
 # at a third of it). ``members`` is a sorted set of live workers scored by expiry.
+def poll_cursor(account: str) -> str:
+    """Where an account's long-poll position is kept (after its batch is stored), so a
+    restart resumes there instead of at "now" (VK) and nothing in between is skipped."""
+    return f"{PREFIX}:cursor:{account}"
+
+
 def lease(name: str) -> str:
     return f"{PREFIX}:lease:{name}"
 

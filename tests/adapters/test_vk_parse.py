@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.vk.parse import parse_event
 from gateway.errors import BadPayload
-from gateway.model import AccountId, Kind
+from gateway.model import AccountId, InboundStatus, Kind
 from tests.strategies import json_values
 
 ACCOUNT = AccountId("vk_shop")
@@ -74,7 +74,7 @@ def test_photo_takes_the_largest_size_and_the_text_as_caption() -> None:
     assert m.content.kind is Kind.PHOTO and m.content.text == "вот фото"
     assert m.content.attachment is not None
     assert m.content.attachment.file_id == "https://sun9-1.userapi.com/w.jpg"
-    assert m.content.attachment.file_unique_id == "photo1234567_457239017"
+    assert m.content.attachment.file_unique_id == "photo1234567_457239017_ab12"
 
 
 def test_several_attachments_become_several_messages() -> None:
@@ -142,8 +142,18 @@ def test_edit_group_chat_and_ignored_events() -> None:
     [chat] = parse(new(text="всем привет", peer_id=2000000003))
     assert chat.group_chat and chat.sender.chat_id == "2000000003"
     assert parse(new(text="our own copy", from_id=-229000001)) == []
-    assert parse(event("message_allow", {"user_id": 1234567, "key": ""})) == []
     assert parse(event("group_join", {"user_id": 1, "join_type": "join"})) == []
+
+
+def test_subscription_events_become_statuses() -> None:
+    [allow] = parse(event("message_allow", {"user_id": 1234567, "key": ""}))
+    assert isinstance(allow, InboundStatus) and allow.allowed
+    assert allow.sender.user_id == "1234567" and allow.sender.chat_id == "1234567"
+    [deny] = parse(event("message_deny", {"user_id": 1234567}))
+    assert isinstance(deny, InboundStatus) and not deny.allowed
+    assert deny.key == "vk:vk_shop:a1b2c3"
+    with pytest.raises(BadPayload):
+        parse(event("message_deny", {"user": 1}))
 
 
 @pytest.mark.parametrize(
