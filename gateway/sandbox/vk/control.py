@@ -1,0 +1,202 @@
+"""The control HTTP API (``/_control/...``) the sandbox web console plays VK customers with.
+
+JSON in, JSON out; bad input answers 400 ``{"error": "..."}``. Communities are referred
+to by id: no route needs or shows an access token.
+
+* ``GET /_control/state`` – communities (id, name, callback servers with their status),
+  people, the feed cursor;
+* ``POST /_control/users`` – ``{first_name, last_name?, user_id?}`` → the person;
+* ``POST /_control/send`` – ``{group_id, user_id, text?, kind?, file?, geo?, sticker?,
+  reply_to?}`` (``file`` = ``{name, mime_type, content_b64}``, ``kind`` = ``photo``,
+  ``doc`` or ``voice``) → the message;
+* ``POST /_control/edit`` – ``{group_id, user_id, message_id, text}`` → the message;
+* ``POST /_control/allow`` / ``/_control/deny`` – ``{group_id, user_id}``;
+* ``GET /_control/conversations/{group_id}/{peer_id}`` – ``{messages, read_up_to, allowed}``;
+* ``GET /_control/events?after=N&timeout=S`` – long poll of the feed (message, edit,
+  read, allow, deny);
+* ``POST /_control/faults`` – ``{method, code}`` (a VK error), ``{method, status}`` (an
+  HTTP error), ``times``; ``{clear: true}`` drops queued faults.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .models import JsonDict
+from .wire import json_response
+
+if TYPE_CHECKING:
+    from .emulator import VkEmulator
+
+MAX_EVENTS_TIMEOUT = 30.0
+_FILE_KINDS = ("photo", "doc", "voice")
+_Endpoint = Callable[[web.Request], Awaitable[Any]]
+
+
+def _endpoint(func: _Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Wrap a control handler: its result becomes JSON, misuse becomes a 400."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            result = await func(request)
+        except (ValueError, KeyError, TypeError) as error:
+            text = str(error) if not isinstance(error, KeyError) else f"missing field {error}"
+            return json_response({"error": text}, status=400)
+        return json_response(result)
+
+    return handler
+
+
+async def _body(request: web.Request) -> JsonDict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise TypeError("request body must be a JSON object")
+    return body
+
+
+def _file(body: JsonDict) -> dict[str, Any]:
+    """``photo``/``doc``/``voice`` keyword arguments of user_send from a base64 file."""
+    file = body.get("file")
+    if file is None:
+        return {}
+    kind = body.get("kind") or "doc"
+    if kind not in _FILE_KINDS or not isinstance(file, dict):
+        raise ValueError(f"kind must be one of {_FILE_KINDS} with a file object")
+    try:
+        data = base64.b64decode(str(file["content_b64"]), validate=True)
+    except binascii.Error:
+        raise ValueError("file.content_b64 is not valid base64") from None
+    if kind == "doc":
+        return {"doc": (str(file.get("name") or "file"), data)}
+    return {kind: data}
+
+
+class Control:
+    """Handlers bound to one emulator."""
+
+    def __init__(self, emulator: VkEmulator) -> None:
+        self.emu = emulator
+        self.world = emulator.world
+
+    async def state(self, _request: web.Request) -> JsonDict:
+        """Communities (no tokens), people and the feed cursor."""
+        fields = frozenset({"screen_name", "photo_200"})
+        return {
+            "groups": [
+                {
+                    "id": g.id,
+                    "name": g.name,
+                    "callback_servers": [
+                        {"id": c.id, "url": c.url, "status": c.status} for c in g.servers.values()
+                    ],
+                }
+                for g in self.world.groups.values()
+            ],
+            "users": [u.user_dict(fields) for u in self.world.users.values()],
+            "cursor": self.world.feed.cursor,
+        }
+
+    async def users(self, request: web.Request) -> JsonDict:
+        """Create a person."""
+        body = await _body(request)
+        user_id = body.get("user_id")
+        new_id = self.emu.create_user(
+            str(body.get("first_name") or "User"),
+            str(body.get("last_name") or ""),
+            user_id=int(user_id) if user_id is not None else None,
+        )
+        return self.world.users[new_id].user_dict(frozenset({"screen_name", "photo_200"}))
+
+    async def send(self, request: web.Request) -> JsonDict:
+        """A person writes to a community."""
+        body = await _body(request)
+        kwargs: dict[str, Any] = _file(body)
+        geo = body.get("geo")
+        if isinstance(geo, dict):
+            kwargs["geo"] = (float(geo["latitude"]), float(geo["longitude"]))
+        if body.get("reply_to") is not None:
+            kwargs["reply_to"] = int(body["reply_to"])
+        return self.emu.user_send(
+            int(body["group_id"]),
+            int(body["user_id"]),
+            str(body.get("text") or ""),
+            sticker=bool(body.get("sticker")),
+            **kwargs,
+        )
+
+    async def edit(self, request: web.Request) -> JsonDict:
+        """A person edits their message."""
+        body = await _body(request)
+        return self.emu.user_edit(
+            int(body["group_id"]), int(body["user_id"]), int(body["message_id"]), str(body["text"])
+        )
+
+    async def allow(self, request: web.Request) -> JsonDict:
+        """A person allows messages from the community."""
+        body = await _body(request)
+        self.emu.user_allow(int(body["group_id"]), int(body["user_id"]))
+        return {"ok": True, "allowed": True}
+
+    async def deny(self, request: web.Request) -> JsonDict:
+        """A person forbids messages from the community."""
+        body = await _body(request)
+        self.emu.user_deny(int(body["group_id"]), int(body["user_id"]))
+        return {"ok": True, "allowed": False}
+
+    async def conversation(self, request: web.Request) -> JsonDict:
+        """Messages of one conversation, how far it is read, whether replies are allowed."""
+        group_id = int(request.match_info["group_id"])
+        peer_id = int(request.match_info["peer_id"])
+        return {
+            "messages": self.emu.conversation(group_id, peer_id),
+            "read_up_to": self.emu.read_up_to(group_id, peer_id),
+            "allowed": bool(self.world.group(group_id).allowed.get(peer_id)),
+        }
+
+    async def events(self, request: web.Request) -> JsonDict:
+        """Long poll for feed events after ``after``."""
+        after = int(request.query.get("after", "0"))
+        timeout = min(max(float(request.query.get("timeout", "25")), 0.0), MAX_EVENTS_TIMEOUT)
+        cursor, events = await self.world.feed.wait_after(after, timeout)
+        return {"cursor": cursor, "events": events}
+
+    async def faults(self, request: web.Request) -> JsonDict:
+        """Queue a fault, or drop all with ``clear``."""
+        body = await _body(request)
+        if body.get("clear"):
+            self.emu.faults.clear()
+            return {"ok": True, "pending": 0}
+        method, times = str(body["method"]), int(body.get("times", 1))
+        if body.get("status") is not None:
+            self.emu.fail_http(method, int(body["status"]), times=times)
+        else:
+            self.emu.fail(method, int(body["code"]), times=times, message=body.get("message"))
+        return {"ok": True, "pending": self.emu.faults.pending()}
+
+
+def add_control_routes(app: web.Application, emulator: VkEmulator) -> None:
+    """Register ``/_control/...`` on ``app``."""
+    control = Control(emulator)
+    posts: dict[str, _Endpoint] = {
+        "users": control.users,
+        "send": control.send,
+        "edit": control.edit,
+        "allow": control.allow,
+        "deny": control.deny,
+        "faults": control.faults,
+    }
+    for name, func in posts.items():
+        app.router.add_post(f"/_control/{name}", _endpoint(func))
+    app.router.add_get("/_control/state", _endpoint(control.state))
+    app.router.add_get(
+        "/_control/conversations/{group_id}/{peer_id}", _endpoint(control.conversation)
+    )
+    app.router.add_get("/_control/events", _endpoint(control.events))
