@@ -6,15 +6,21 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from adapters.base import Adapter, StaffAdapter
-    from gateway.config import DeliverySettings, StaffSettings, TelegramChannel
+    from gateway.config import DeliverySettings, StaffSettings, TelegramChannel, VkChannel
 
 
-def create(account: str, settings: TelegramChannel, limits: DeliverySettings) -> Adapter:
+def create(
+    account: str, settings: TelegramChannel | VkChannel, limits: DeliverySettings
+) -> Adapter:
     """The adapter for one configured channel account (by its ``kind``)."""
     if settings.kind == "telegram":
         from adapters.telegram import TelegramAdapter
 
         return TelegramAdapter(account, settings, limits)
+    if settings.kind == "vk":
+        from adapters.vk import VkAdapter
+
+        return VkAdapter(account, settings, limits)
     raise ValueError(f"unknown channel kind {settings.kind!r}")  # pragma: no cover
 
 

@@ -1,4 +1,4 @@
-"""The ``gateway`` command: run, sandbox, check-config."""
+"""The ``gateway`` command: run, sandbox, check-config, set-webhooks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import structlog
 from aiohttp import web
 
 from gateway import logging as gateway_logging
-from gateway.app import App, freeze_startup_heap
-from gateway.config import Settings, load_config
-from gateway.errors import ConfigError
+from gateway.app import App, build_adapters, freeze_startup_heap
+from gateway.config import STAFF_ACCOUNT, Settings, load_config
+from gateway.errors import ConfigError, GatewayError
 from gateway.web import make_web_app
 
 log = structlog.get_logger(__name__)
@@ -79,6 +79,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def set_webhooks(settings: Settings) -> tuple[bool, list[str]]:
+    """Register ``server.public_url`` with every account in webhook mode (Telegram
+    ``setWebhook``, the VK Callback API server); what happened, one line per account.
+
+    A running gateway must be reachable there: VK confirms a new callback server by
+    calling it at once.
+    """
+    public = str(settings.server.public_url or "").rstrip("/")
+    staff, customers = build_adapters(settings)
+    ok, lines = True, []
+    for account, adapter in {STAFF_ACCOUNT: staff, **customers}.items():
+        endpoint = settings.staff if account == STAFF_ACCOUNT else settings.channel(account)
+        if endpoint is None or endpoint.mode != "webhook":
+            lines.append(f"{account}: polling, no webhook")
+            continue
+        url = f"{public}/webhook/{adapter.channel.value}/{account}"
+        try:
+            await adapter.start()
+            await adapter.set_webhook(url)
+            lines.append(f"{account}: {url}")
+        except GatewayError as exc:
+            ok = False
+            lines.append(f"{account}: FAILED — {exc}")
+        finally:
+            await adapter.stop()
+    return ok, lines
+
+
+def cmd_set_webhooks(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings.server.public_url is None:
+        print(f"{args.config}: set server.public_url (the HTTPS address platforms post to)")
+        return 2
+    gateway_logging.configure(settings.log.level, "console", settings.secrets())
+    ok, lines = asyncio.run(set_webhooks(settings))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from gateway.sandbox.runner import run_sandbox
 
@@ -100,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file and list every error")
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     check.set_defaults(func=cmd_check_config)
+
+    hooks = sub.add_parser(
+        "set-webhooks", help="register server.public_url with every webhook-mode account"
+    )
+    hooks.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    hooks.set_defaults(func=cmd_set_webhooks)
 
     sandbox = sub.add_parser(
         "sandbox", help="run everything locally against emulators, with a web console"

@@ -37,6 +37,7 @@ _PLACEHOLDER = re.compile(r"^\s*(change[_ -]?me|todo|fixme|xxx+|<[^>]*>|your[_ -
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 TELEGRAM_API = "https://api.telegram.org"
+VK_API = "https://api.vk.ru"
 STAFF_ACCOUNT = "staff"
 
 
@@ -109,6 +110,8 @@ class DeliverySettings(_Section):
     group_per_minute: int = Field(20, ge=3)
     private_per_second: float = Field(1.0, gt=0)
     bot_per_second: float = Field(30.0, gt=0)
+    vk_per_second: float = Field(20.0, gt=0)
+    """VK API calls per second per community token (VK allows 20)."""
     max_backoff_seconds: float = Field(60.0, ge=1)
     request_timeout_seconds: float = Field(30.0, ge=1)
 
@@ -211,9 +214,10 @@ class StaffSettings(TelegramEndpoint):
         return value
 
 
-class TelegramChannel(TelegramEndpoint):
+class _Account(_Section):
+    """What every customer-facing account has, whatever its messenger."""
+
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    kind: Literal["telegram"]
     title: str | None = None
     close_reasons: tuple[str, ...] = ()
     """Reasons operators choose from when closing a task of this account (empty: free text)."""
@@ -222,7 +226,45 @@ class TelegramChannel(TelegramEndpoint):
     """New senders become ``client`` contacts; ``false``: ``lead`` (not a customer yet)."""
 
 
-ChannelSettings = Annotated[TelegramChannel, Field(discriminator="kind")]
+class TelegramChannel(TelegramEndpoint, _Account):
+    kind: Literal["telegram"]
+
+
+class VkChannel(_Account):
+    """A VK community (https://dev.vk.com/ru/api/bots/getting-started)."""
+
+    kind: Literal["vk"]
+    token: SecretStr
+    """The community access token (Manage community → API usage → Access tokens)."""
+    group_id: int = Field(gt=0)
+    mode: Literal["webhook", "polling"] = "polling"
+    """``webhook``: the Callback API posts events to ``/webhook/vk/{id}``;
+    ``polling``: the gateway reads the Bots Long Poll server."""
+    secret: SecretStr | None = None
+    """Callback API "secret key": VK puts it in every event; others are refused."""
+    confirmation: str | None = None
+    """The string the Callback API's ``confirmation`` event must be answered with;
+    unset: asked from VK (``groups.getCallbackConfirmationCode``) at start."""
+    api_server: AnyHttpUrl = AnyHttpUrl(VK_API)
+    """VK API base URL (an emulator's in tests and the sandbox)."""
+    api_version: str = Field("5.199", pattern=r"^5\.\d+$")
+
+    @field_validator("api_version")
+    @classmethod
+    def _modern(cls, value: str) -> str:
+        # Below 5.103 message_new.object is the message itself, not {message, client_info}.
+        if int(value.split(".")[1]) < 103:
+            raise ValueError("the gateway reads events of VK API 5.103 and later")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> VkChannel:
+        if self.mode == "webhook" and self.secret is None:
+            raise ValueError("webhook mode (Callback API) needs secret, as set in the community")
+        return self
+
+
+ChannelSettings = Annotated[TelegramChannel | VkChannel, Field(discriminator="kind")]
 
 
 class Settings(_Section):
@@ -266,18 +308,22 @@ class Settings(_Section):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def channel(self, account: str) -> TelegramChannel | None:
+    def channel(self, account: str) -> TelegramChannel | VkChannel | None:
         return next((c for c in self.channels if c.id == account), None)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can redact them wherever they appear."""
         found: list[str] = []
         for endpoint in (self.staff, *self.channels):
-            found.append(endpoint.token.get_secret_value())
-            if endpoint.webhook_secret is not None:
-                found.append(endpoint.webhook_secret.get_secret_value())
+            for name in ("token", "webhook_secret", "secret"):
+                value = getattr(endpoint, name, None)
+                if isinstance(value, SecretStr):
+                    found.append(value.get_secret_value())
         found.extend(t.get_secret_value() for t in self.server.api_tokens)
         return found
+
+
+_CHANNEL_KINDS = ("telegram", "vk")
 
 
 def yaml_path(loc: tuple[int | str, ...]) -> str:
@@ -286,7 +332,7 @@ def yaml_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("telegram",) and out.endswith("]"):
+        elif part in _CHANNEL_KINDS and out.endswith("]"):
             continue  # the discriminated-union tag pydantic inserts; not a YAML key
         else:
             out += f".{part}" if out else str(part)
