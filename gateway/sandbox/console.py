@@ -1,16 +1,20 @@
 """Web console for ``gateway sandbox``.
 
-The console is a small single-page app (``static/console.{html,js,css}``) that lets a person
-play both sides of the gateway against the Telegram Bot API emulator:
+The console is a small single-page app (``static/console.{html,js,css}`` plus
+``static/console_vk.js`` for the VK tab) that lets a person play both sides of the gateway
+against the built-in emulators:
 
-* the left pane writes to a company bot as a Telegram *customer*;
+* the left pane writes as a *customer*: to a company bot in Telegram (tab "Telegram") or to a
+  community in VK (tab "VK", one community per configured ``kind: vk`` channel);
 * the right pane shows the staff forum supergroup and answers in its topics as an *operator*.
 
 The page talks to the emulator's control API directly (same origin, under
 ``ConsoleSettings.emulator_path``). The only thing the browser must never see is a bot token, so
 actions that need one go through this module instead: ``POST /console/customer_send`` takes a
 token-free ``bot_id``, maps it to the bot's token and forwards the call to
-``{emulator_path}/_control/send``.
+``{emulator_path}/_control/send``. The VK emulator's control API (under
+``ConsoleSettings.vk_path``) addresses communities by id and needs no token at all, so the VK
+tab calls it directly.
 
 Routes (absolute, so the console app is meant to be the root application of the sandbox server;
 the emulator is then mounted into it, e.g. ``app.add_subapp(settings.emulator_path, emulator)``):
@@ -38,6 +42,7 @@ __all__ = [
     "ConsoleBot",
     "ConsoleOperator",
     "ConsoleSettings",
+    "ConsoleVkGroup",
     "make_console_app",
 ]
 
@@ -87,17 +92,30 @@ class ConsoleOperator:
 
 
 @dataclass(frozen=True)
+class ConsoleVkGroup:
+    """A VK community the console's VK tab can write to (no token: the VK emulator's control
+    API refers to communities by id)."""
+
+    account: str
+    group_id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """Everything the console needs.
 
-    ``emulator_path`` is the URL path prefix where the emulator is mounted on the same origin,
-    e.g. ``"/sandbox/telegram"``.
+    ``emulator_path`` is the URL path prefix where the Telegram emulator is mounted on the same
+    origin, e.g. ``"/sandbox/telegram"``; ``vk_path`` the VK emulator's (used when ``vk_groups``
+    is not empty).
     """
 
     emulator_path: str
     customer_bots: tuple[ConsoleBot, ...]
     staff_chat_id: int
     operators: tuple[ConsoleOperator, ...]
+    vk_path: str = "/sandbox/vk"
+    vk_groups: tuple[ConsoleVkGroup, ...] = ()
 
 
 def _normalized_path(path: str) -> str:
@@ -171,6 +189,13 @@ def _public_config(settings: ConsoleSettings) -> dict[str, Any]:
         ],
         "operators": [{"user_id": o.user_id, "name": o.name} for o in settings.operators],
         "internal_note_prefix": "!",
+        "vk": {
+            "path": _normalized_path(settings.vk_path),
+            "groups": [
+                {"account": g.account, "group_id": g.group_id, "name": g.name}
+                for g in settings.vk_groups
+            ],
+        },
     }
 
 

@@ -1,10 +1,12 @@
 """``gateway sandbox``: the real service, wired to the built-in emulators.
 
 Everything runs in one process on one port: the gateway's own routes (webhooks,
-health, metrics), the Telegram Bot API emulator under ``/sandbox/telegram`` and the
-web console at ``/``. The config file's accounts are kept (their ids, names,
-operators, limits) while every token, webhook secret and API address is replaced by a
-sandbox value, so no token, no internet and no Redis install are needed.
+health, metrics), the Telegram Bot API emulator under ``/sandbox/telegram``, the VK
+API emulator under ``/sandbox/vk`` and the web console at ``/``. The config file's
+accounts are kept (their ids, names, operators, limits, VK community ids) while every
+token, webhook secret and API address is replaced by a sandbox value, so no token, no
+internet and no Redis install are needed. VK communities use the Callback API: the
+gateway registers itself with the emulator and asks it for the confirmation code.
 """
 
 from __future__ import annotations
@@ -23,12 +25,22 @@ from gateway import logging as gateway_logging
 from gateway.app import App
 from gateway.config import Settings, parse_config
 from gateway.errors import ConfigError
-from gateway.sandbox.console import ConsoleBot, ConsoleOperator, ConsoleSettings, make_console_app
+from gateway.sandbox.console import (
+    ConsoleBot,
+    ConsoleOperator,
+    ConsoleSettings,
+    ConsoleVkGroup,
+    make_console_app,
+)
 from gateway.sandbox.telegram import TelegramEmulator
+from gateway.sandbox.vk import VkEmulator
 from gateway.web import install
 
 log = structlog.get_logger(__name__)
 EMULATOR_PATH = "/sandbox/telegram"
+VK_PATH = "/sandbox/vk"
+VK_CUSTOMER = ("Ivan", "Petrov")
+"""A VK customer who exists from the start, so the console's VK tab is ready to write."""
 STAFF_CHAT = -1009000000001
 STAFF_TOKEN = "9000000001:SANDBOX-staff"  # noqa: S105 - a fake token the emulator accepts
 
@@ -49,7 +61,17 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
         "staff.mode": "webhook",
         "staff.webhook_secret": secret,
     }
-    for i, _ in enumerate(raw.get("channels") or []):
+    for i, channel in enumerate(raw.get("channels") or []):
+        if isinstance(channel, dict) and channel.get("kind") == "vk":
+            overrides |= {
+                f"channels.{i}.token": f"vk1.a.SANDBOX-community-{i}",
+                f"channels.{i}.api_server": f"http://{listen}{VK_PATH}",
+                f"channels.{i}.mode": "webhook",
+                f"channels.{i}.secret": secrets.token_hex(16),
+                # Unset: the adapter asks the emulator (groups.getCallbackConfirmationCode).
+                f"channels.{i}.confirmation": None,
+            }
+            continue
         overrides |= {
             f"channels.{i}.token": f"{9100000000 + i}:SANDBOX-customer-{i}",
             f"channels.{i}.api_server": base,
@@ -69,7 +91,12 @@ def _config_text(path: Path | None) -> str:
     return resources.files("gateway.sandbox").joinpath("bridge_config.yaml").read_text("utf-8")
 
 
-def prepare_emulator(settings: Settings) -> tuple[TelegramEmulator, ConsoleSettings]:
+def prepare_emulator(
+    settings: Settings, *, listen: str
+) -> tuple[TelegramEmulator, VkEmulator, ConsoleSettings]:
+    """Both emulators with the config's accounts, people and groups, and what the
+    console shows. ``listen`` is where the sandbox serves (the VK emulator hands out
+    absolute URLs under ``http://{listen}/sandbox/vk``)."""
     emulator = TelegramEmulator()
     staff_token = settings.staff.token.get_secret_value()
     emulator.set_bot_username(staff_token, "staff_bot")
@@ -83,19 +110,30 @@ def prepare_emulator(settings: Settings) -> tuple[TelegramEmulator, ConsoleSetti
         bot_tokens=[staff_token],
         chat_id=settings.staff.chat_id,
     )
-    bots = []
+    vk = VkEmulator()
+    vk.set_base_url(f"http://{listen}{VK_PATH}")
+    bots, communities = [], []
     for channel in settings.channels:
         token = channel.token.get_secret_value()
+        if channel.kind == "vk":
+            name = channel.title or channel.id
+            vk.create_group(channel.group_id, token, name)
+            communities.append(ConsoleVkGroup(channel.id, channel.group_id, name))
+            continue
         username = f"{channel.id}_bot"
         emulator.set_bot_username(token, username)
         bots.append(ConsoleBot(channel.id, int(token.split(":")[0]), username, token))
+    if communities:
+        vk.create_user(*VK_CUSTOMER, screen_name="ivan_petrov")
     console = ConsoleSettings(
         emulator_path=EMULATOR_PATH,
         customer_bots=tuple(bots),
         staff_chat_id=settings.staff.chat_id,
         operators=tuple(ConsoleOperator(user_id, name) for user_id, name in people),
+        vk_path=VK_PATH,
+        vk_groups=tuple(communities),
     )
-    return emulator, console
+    return emulator, vk, console
 
 
 def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool) -> int:
@@ -109,17 +147,18 @@ def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     gateway_logging.configure(settings.log.level, "console", settings.secrets())
-    emulator, console = prepare_emulator(settings)
+    emulator, vk, console = prepare_emulator(settings, listen=listen)
     gateway = App(settings)
     app = make_console_app(console)
     install(app, gateway)
     app.add_subapp(EMULATOR_PATH, emulator.make_app())
+    app.add_subapp(VK_PATH, vk.make_app())
     url = f"http://{listen}"
 
     async def announce() -> None:
         print(f"\n  Sandbox ready: open {url}/ in a browser (Ctrl+C to stop).\n", flush=True)
 
-    # The emulator is a sub-application: its own shutdown hooks stop it with the server.
+    # The emulators are sub-applications: their own shutdown hooks stop them with the server.
     asyncio.run(
         serve(
             gateway,

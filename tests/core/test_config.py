@@ -91,9 +91,17 @@ def test_yaml_path_format() -> None:
 
 
 def test_shipped_example_config_is_valid() -> None:
-    env = {"STAFF_BOT_TOKEN": "1:real", "SHOP_BOT_TOKEN": "2:real"}
+    env = {
+        "STAFF_BOT_TOKEN": "1:real",
+        "SHOP_BOT_TOKEN": "2:real",
+        "VK_TOKEN": "vk1.a.real",
+        "VK_SECRET": "s3cr3t",
+    }
     settings = parse_config((ROOT / "bridge_config.yaml").read_text(), environ=env)
-    assert [c.id for c in settings.channels] == ["tg_shop"]
+    assert [(c.id, c.kind) for c in settings.channels] == [
+        ("tg_shop", "telegram"),
+        ("vk_shop", "vk"),
+    ]
 
 
 def test_check_config_command(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from gateway.sandbox.console import (
     ConsoleBot,
     ConsoleOperator,
     ConsoleSettings,
+    ConsoleVkGroup,
     make_console_app,
 )
 
@@ -35,6 +36,8 @@ SETTINGS = ConsoleSettings(
     customer_bots=(SHOP, CAFE),
     staff_chat_id=-1001234567890,
     operators=(ConsoleOperator(user_id=501, name="Alice"), ConsoleOperator(502, "Bob")),
+    vk_path="sandbox/vk/",
+    vk_groups=(ConsoleVkGroup(account="vk_shop", group_id=123456, name="Shop in VK"),),
 )
 
 
@@ -95,6 +98,7 @@ async def test_page_is_served(client: TestClient[web.Request, web.Application]) 
     html = await resp.text()
     assert "Messenger gateway — sandbox" in html
     assert "/console/static/console.js" in html
+    assert "/console/static/console_vk.js" in html
     assert "/console/static/console.css" in html
     csp = resp.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp
@@ -122,6 +126,17 @@ async def test_config_has_identities_but_no_tokens(
         {"user_id": 501, "name": "Alice"},
         {"user_id": 502, "name": "Bob"},
     ]
+    assert config["vk"] == {
+        "path": "/sandbox/vk",
+        "groups": [{"account": "vk_shop", "group_id": 123456, "name": "Shop in VK"}],
+    }
+
+
+async def test_config_without_vk_channels_has_no_vk_groups() -> None:
+    settings = ConsoleSettings(EMULATOR_PATH, (SHOP,), -100, ())
+    async with TestClient(TestServer(make_console_app(settings))) as c:
+        config = await (await c.get("/console/config.json")).json()
+    assert config["vk"] == {"path": "/sandbox/vk", "groups": []}
 
 
 @pytest.mark.parametrize("bot", [SHOP, CAFE], ids=["shop", "cafe"])
@@ -306,7 +321,11 @@ async def test_customer_send_ignores_forged_host_header(
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("console.js", "text/javascript"), ("console.css", "text/css")],
+    [
+        ("console.js", "text/javascript"),
+        ("console_vk.js", "text/javascript"),
+        ("console.css", "text/css"),
+    ],
 )
 async def test_static_files_have_correct_content_types(
     client: TestClient[web.Request, web.Application], name: str, content_type: str
@@ -363,18 +382,35 @@ def _asset(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
 
-def test_page_references_only_existing_elements() -> None:
+SCRIPTS = ("console.js", "console_vk.js")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_page_references_only_existing_elements(script: str) -> None:
     """Every $("id") the script looks up exists in the page."""
     ids = set(re.findall(r'\bid="([^"]+)"', _asset("console.html")))
-    used = set(re.findall(r'\$\("([\w-]+)"\)', _asset("console.js")))
-    assert used, "console.js should look elements up by id"
+    used = set(re.findall(r'\$\("([\w-]+)"\)', _asset(script)))
+    assert used, f"{script} should look elements up by id"
     assert used <= ids, f"missing in console.html: {sorted(used - ids)}"
 
 
-def test_script_never_injects_html() -> None:
-    js = _asset("console.js")
+def test_page_ids_are_unique() -> None:
+    ids = re.findall(r'\bid="([^"]+)"', _asset("console.html"))
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_never_injects_html(script: str) -> None:
+    js = _asset(script)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in js
+
+
+def test_vk_script_never_needs_a_token() -> None:
+    """The VK tab talks to the VK emulator's control API, which takes community ids."""
+    js = _asset("console_vk.js")
+    assert "token" not in js.lower()
+    assert "/method/" not in js
 
 
 def test_assets_work_offline() -> None:
@@ -387,5 +423,6 @@ def test_assets_work_offline() -> None:
     assert "@font-face" not in _asset("console.css")
 
 
-def test_script_is_reasonably_small() -> None:
-    assert len(_asset("console.js").splitlines()) < 600
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_is_reasonably_small(script: str) -> None:
+    assert len(_asset(script).splitlines()) < 600
