@@ -13,12 +13,13 @@ import time
 
 from aiohttp import web
 
+from ..common.net import json_response
 from . import api_core, api_manage, api_send
 from .ctx import Ctx, Handler
 from .faults import FaultInjector, FloodLimiter
 from .models import ApiError, BotAccount, Call, JsonDict
 from .state import World
-from .wire import Params, error_response, json_response, read_params
+from .wire import Params, error_response, read_params
 
 METHODS: dict[str, tuple[str, Handler]] = {
     name.lower(): (name, handler)

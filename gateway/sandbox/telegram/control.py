@@ -7,20 +7,17 @@ shows only a token hint. Bad input answers 400 ``{"error": "..."}``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..common import control as common
+from ..common.net import json_response
 from .models import JsonDict
-from .wire import json_response
 
 if TYPE_CHECKING:
     from .emulator import TelegramEmulator
 
-MAX_EVENTS_TIMEOUT = 30.0
 _FILE_KINDS = ("photo", "document", "audio", "voice", "video", "video_note", "animation")
 _SEND_FIELDS = (
     "message_thread_id",
@@ -34,33 +31,6 @@ _SEND_FIELDS = (
     "reply_to_message_id",
     "media_group_id",
 )
-_Endpoint = Callable[[web.Request], Awaitable[Any]]
-
-
-def _endpoint(func: _Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Wrap a control handler: its result becomes JSON, misuse becomes a 400."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            result = await func(request)
-        except (ValueError, KeyError, TypeError) as error:
-            text = str(error) if not isinstance(error, KeyError) else f"missing field {error}"
-            return json_response({"error": text}, status=400)
-        if isinstance(result, web.StreamResponse):
-            return result
-        return json_response(result)
-
-    return handler
-
-
-async def _body(request: web.Request) -> JsonDict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValueError("request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise TypeError("request body must be a JSON object")
-    return body
 
 
 def _opt_int(value: Any) -> int | None:
@@ -81,13 +51,13 @@ class Control:
 
     async def users(self, request: web.Request) -> JsonDict:
         """POST /_control/users: create a user."""
-        body = await _body(request)
+        body = await common.read_body(request)
         fields = ("first_name", "last_name", "username", "language_code", "user_id", "is_bot")
         return self.emu.create_user(**{k: body[k] for k in fields if k in body})
 
     async def groups(self, request: web.Request) -> JsonDict:
         """POST /_control/groups: create a forum group with members and bots."""
-        body = await _body(request)
+        body = await common.read_body(request)
         tokens = list(body.get("bot_tokens") or [])
         tokens += [self.world.bot_by_ref(bot_id=int(i)).token for i in body.get("bot_ids") or []]
         return self.emu.create_forum_group(
@@ -99,17 +69,14 @@ class Control:
 
     async def send(self, request: web.Request) -> JsonDict:
         """POST /_control/send: a user sends a message (media as base64 ``file``)."""
-        body = await _body(request)
+        body = await common.read_body(request)
         kwargs: dict[str, Any] = {k: body[k] for k in _SEND_FIELDS if body.get(k) is not None}
         file = body.get("file")
         if file is not None:
             kind = body.get("kind") or "document"
             if kind not in _FILE_KINDS or not isinstance(file, dict):
                 raise ValueError(f"kind must be one of {_FILE_KINDS} with a file object")
-            try:
-                data = base64.b64decode(file["content_b64"], validate=True)
-            except binascii.Error:
-                raise ValueError("file.content_b64 is not valid base64") from None
+            data = common.decode_file(file)
             name = str(file.get("name") or kind)
             kwargs[kind] = (name, data, str(file.get("mime_type") or ""))
         location = body.get("location")
@@ -127,7 +94,7 @@ class Control:
 
     async def edit(self, request: web.Request) -> JsonDict:
         """POST /_control/edit: a user edits their message."""
-        body = await _body(request)
+        body = await common.read_body(request)
         return await self.emu.user_edits(
             int(body["user_id"]),
             int(body["chat_id"]),
@@ -139,7 +106,7 @@ class Control:
 
     async def press(self, request: web.Request) -> JsonDict:
         """POST /_control/press: a user presses an inline button."""
-        body = await _body(request)
+        body = await common.read_body(request)
         return await self.emu.press_button(
             int(body["user_id"]),
             int(body["chat_id"]),
@@ -150,7 +117,7 @@ class Control:
 
     async def block(self, request: web.Request) -> JsonDict:
         """POST /_control/block: a user blocks or unblocks a bot."""
-        body = await _body(request)
+        body = await common.read_body(request)
         token = self._token(body)
         if token is None:
             raise ValueError("bot_id is required")
@@ -160,13 +127,13 @@ class Control:
 
     async def delete_topic(self, request: web.Request) -> JsonDict:
         """POST /_control/delete_topic: staff deletes a topic."""
-        body = await _body(request)
+        body = await common.read_body(request)
         self.emu.delete_topic(int(body["chat_id"]), int(body["message_thread_id"]))
         return {"ok": True}
 
     async def faults(self, request: web.Request) -> JsonDict:
         """POST /_control/faults: queue a fault (``clear: true`` drops queued ones)."""
-        body = await _body(request)
+        body = await common.read_body(request)
         if body.get("clear"):
             self.emu.clear_faults()
             return {"ok": True, "pending": 0}
@@ -184,7 +151,7 @@ class Control:
 
     async def flood(self, request: web.Request) -> JsonDict:
         """POST /_control/flood: switch flood limits."""
-        body = await _body(request)
+        body = await common.read_body(request)
         self.emu.set_flood_limits(bool(body["enabled"]))
         return {"ok": True, "enabled": self.emu.flood.enabled}
 
@@ -241,18 +208,11 @@ class Control:
             return json_response({"error": "unknown file id"}, status=404)
         return web.Response(body=stored.data, content_type=stored.mime_type)
 
-    async def events(self, request: web.Request) -> JsonDict:
-        """GET /_control/events?after=N&timeout=S: long poll for newer events."""
-        after = int(request.query.get("after", "0"))
-        timeout = min(max(float(request.query.get("timeout", "25")), 0.0), MAX_EVENTS_TIMEOUT)
-        cursor, events = await self.world.events.wait_after(after, timeout)
-        return {"cursor": cursor, "events": events}
 
-
-def add_control_routes(app: web.Application, emulator: TelegramEmulator) -> None:
+def add_routes(app: web.Application, emulator: TelegramEmulator) -> None:
     """Register ``/_control/...`` on ``app``."""
     control = Control(emulator)
-    posts: dict[str, _Endpoint] = {
+    posts: dict[str, common.Endpoint] = {
         "users": control.users,
         "groups": control.groups,
         "send": control.send,
@@ -263,9 +223,10 @@ def add_control_routes(app: web.Application, emulator: TelegramEmulator) -> None
         "faults": control.faults,
         "flood": control.flood,
     }
-    for name, func in posts.items():
-        app.router.add_post(f"/_control/{name}", _endpoint(func))
-    app.router.add_get("/_control/state", _endpoint(control.state))
-    app.router.add_get("/_control/chats/{chat_id}/messages", _endpoint(control.messages))
-    app.router.add_get("/_control/files/{file_id}", _endpoint(control.file))
-    app.router.add_get("/_control/events", _endpoint(control.events))
+    gets: dict[str, common.Endpoint] = {
+        "state": control.state,
+        "chats/{chat_id}/messages": control.messages,
+        "files/{file_id}": control.file,
+        "events": common.events_endpoint(emulator.world.events),
+    }
+    common.add_control_routes(app, posts=posts, gets=gets)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from . import actions
+from ..common.server import EmulatorServer
+from . import actions, control
 from .api import ApiServer, add_routes
-from .control import add_control_routes
 from .faults import FaultInjector, FloodLimiter
 from .models import BotAccount, Call, JsonDict, describe
 from .state import World
@@ -23,8 +23,10 @@ from .webhook import WebhookPoster
 from .wire import MAX_BODY, Params
 
 
-class TelegramEmulator:
+class TelegramEmulator(EmulatorServer):
     """An in-memory Telegram with a Bot API server; see the package docstring."""
+
+    name = "TelegramEmulator"
 
     def __init__(
         self, *, topic_reply_quirk: bool = True, allow_remote_webhooks: bool = False
@@ -32,6 +34,7 @@ class TelegramEmulator:
         """``topic_reply_quirk``: messages in a topic carry ``reply_to_message`` = the
         topic's creation message, as real Telegram does. ``allow_remote_webhooks``: allow
         non-loopback webhook URLs (off: the emulator only talks to this machine)."""
+        super().__init__()
         self._webhooks = WebhookPoster(self._execute_reply)
         self.world = World(
             self._webhooks.post,
@@ -42,47 +45,17 @@ class TelegramEmulator:
         self.flood = FloodLimiter()
         self._closing = asyncio.Event()
         self.api = ApiServer(self.world, self.faults, self.flood, self._closing)
-        self._runner: web.AppRunner | None = None
-        self.base_url: str | None = None
+        self.on_stop(release=self._closing.set)
+        self.on_stop(release=self.world.close, close=self._webhooks.close)
 
     # --- server ---------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
         """An aiohttp app serving Bot API, files and ``/_control``; mountable as a sub-app."""
-        app = web.Application(client_max_size=MAX_BODY)
+        app = self._new_app(MAX_BODY)
         add_routes(app, self.api)
-        add_control_routes(app, self)
-        app.on_shutdown.append(self._on_shutdown)
-        app.on_cleanup.append(self._on_cleanup)
+        control.add_routes(app, self)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 = a free port); returns the base URL for aiogram."""
-        if self._runner is not None:
-            raise RuntimeError("emulator already started")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        self.base_url = f"http://{host}:{bound_port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Release long polls, stop webhook delivery and the server started by start()."""
-        await self._on_shutdown(None)
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-        await self._on_cleanup(None)
-
-    async def _on_shutdown(self, _app: web.Application | None) -> None:
-        self._closing.set()
-        await self.world.close()
-
-    async def _on_cleanup(self, _app: web.Application | None) -> None:
-        await self._webhooks.close()
 
     async def _execute_reply(self, bot: BotAccount, method: str, params: Params) -> None:
         await self.api.call(bot, method, params)
@@ -310,18 +283,21 @@ class TelegramEmulator:
         for message in self.messages(chat_id, bot_token=bot_token):
             if predicate(message):
                 return message
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (remaining := deadline - loop.time()) > 0:
-            cursor, events = await self.world.events.wait_after(cursor, remaining)
-            for event in events:
-                if (
-                    event["type"] in ("message", "edit")
-                    and event["chat_id"] == chat_id
-                    and (bot_id is None or event.get("bot_id") in (None, bot_id))
-                    and predicate(event["message"])
-                ):
-                    return copy.deepcopy(event["message"])
+
+        def pick(event: JsonDict) -> JsonDict | None:
+            if (
+                event["type"] in ("message", "edit")
+                and event["chat_id"] == chat_id
+                and (bot_id is None or event.get("bot_id") in (None, bot_id))
+                and predicate(event["message"])
+            ):
+                copied: JsonDict = copy.deepcopy(event["message"])
+                return copied
+            return None
+
+        found = await self.world.events.first_after(cursor, pick, timeout)
+        if found is not None:
+            return found
         shown = [describe(m) for m in self.messages(chat_id, bot_token=bot_token)[-20:]]
         raise TimeoutError(
             f"no matching message in chat {chat_id} within {timeout} s; it has "

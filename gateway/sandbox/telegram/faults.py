@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from ..common.faults import FaultQueue, check_http_error
 from .models import CONFLICT_POLLING, ApiError, ChatKey, too_many_requests
 
 _DEFAULT_DESCRIPTIONS = {
@@ -69,11 +70,8 @@ class Fault:
         return ApiError(self.status, description, retry_after)
 
 
-class FaultInjector:
+class FaultInjector(FaultQueue[Fault]):
     """A FIFO of one-shot faults consumed by matching API calls."""
-
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
 
     def add(
         self,
@@ -94,8 +92,7 @@ class FaultInjector:
             raise ValueError("delay must not be negative")
         if status is None and not reset and delay == 0:
             raise ValueError("a fault needs a status, a delay or reset=True")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error status, got {status}")
+        check_http_error(status)
         fault = Fault(
             method=method.lower() if method else None,
             bot_id=bot_id,
@@ -106,26 +103,11 @@ class FaultInjector:
             delay=delay,
             reset=reset,
         )
-        self._faults.append(fault)
-        return fault
+        return self.push(fault)
 
     def take(self, method: str, bot_id: int | None) -> Fault | None:
         """Consume one use of the oldest fault matching this call, if any."""
-        for fault in self._faults:
-            if fault.matches(method, bot_id):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    def pending(self) -> list[Fault]:
-        """Faults not yet used up, oldest first."""
-        return list(self._faults)
-
-    def clear(self) -> None:
-        """Drop all queued faults."""
-        self._faults.clear()
+        return self.take_first(lambda fault: fault.matches(method, bot_id))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
+from ..common.net import json_response, optional
 from .models import ApiError, JsonDict, bad_request
 
 MAX_BODY = 50 * 1024 * 1024
@@ -72,15 +73,9 @@ class Params:
 
     def opt_int(self, name: str) -> int | None:
         """An integer parameter, ``None`` if absent; 400 when not a number."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, bool):
-            return int(value)
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad_request(f"invalid {name} specified") from None
+        return optional(
+            self.values.get(name), int, lambda: bad_request(f"invalid {name} specified")
+        )
 
     def req_int(self, name: str, empty: str | None = None) -> int:
         """A required integer parameter."""
@@ -91,13 +86,9 @@ class Params:
 
     def opt_float(self, name: str) -> float | None:
         """A float parameter (coordinates), ``None`` if absent."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise bad_request(f"invalid {name} specified") from None
+        return optional(
+            self.values.get(name), float, lambda: bad_request(f"invalid {name} specified")
+        )
 
     def req_float(self, name: str) -> float:
         """A required float parameter."""
@@ -187,15 +178,6 @@ async def read_multipart(
             uploads[part.name] = Upload(part.filename, data, mime)
         else:
             values[part.name] = await part.text()
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """A UTF-8 JSON answer (emoji and Cyrillic stay readable in logs)."""
-    return web.Response(
-        text=json.dumps(body, ensure_ascii=False),
-        status=status,
-        content_type="application/json",
-    )
 
 
 def ok_response(result: Any) -> web.Response:

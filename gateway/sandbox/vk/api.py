@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..common import html_error, json_response
 from . import api_groups, api_media, api_messages
 from .callback import CallbackDelivery
 from .ctx import Ctx, Handler
-from .faults import Faults, RateLimiter, html_page
+from .faults import Faults, RateLimiter
 from .models import NO_VERSION, UNKNOWN_METHOD, Call, VkApiError
 from .state import VkWorld
-from .wire import Params, error_body, json_response, read_files, read_params
+from .wire import Params, error_body, read_files, read_params
 
 METHODS: dict[str, tuple[str, Handler]] = {
     name.lower(): (name, handler)
@@ -29,10 +30,6 @@ METHODS: dict[str, tuple[str, Handler]] = {
     for name, handler in table.items()
 }
 """Lower-cased method name → (canonical name, handler); VK matches names case-insensitively."""
-
-
-def _html_error(status: int) -> web.Response:
-    return web.Response(status=status, text=html_page(status), content_type="text/html")
 
 
 class ApiServer:
@@ -56,7 +53,7 @@ class ApiServer:
         self.world.calls.append(Call(method, params.loggable()))
         fault = self.faults.take(method, http=True)
         if fault is not None and fault.status is not None:
-            return _html_error(fault.status)
+            return html_error(fault.status)
         try:
             token = params.opt_str("access_token") or ""
             group = self.world.authenticate(token)
@@ -76,7 +73,7 @@ class ApiServer:
 
     def _upload_fault(self) -> web.Response | None:
         fault = self.faults.take(Faults.UPLOAD, http=True)
-        return _html_error(fault.status) if fault and fault.status else None
+        return html_error(fault.status) if fault and fault.status else None
 
     def _group_id(self, request: web.Request) -> int | None:
         raw = request.match_info["group_id"]
@@ -107,7 +104,7 @@ class ApiServer:
         """aiohttp handler of ``/files/{key}/{name}``: the bytes, with Content-Length."""
         stored = self.world.files.by_key(request.match_info["key"])
         if stored is None:
-            return _html_error(404)
+            return html_error(404)
         return web.Response(body=stored.data, content_type=stored.mime)
 
     async def longpoll(self, request: web.Request) -> web.StreamResponse:
@@ -115,7 +112,7 @@ class ApiServer:
         raw = request.match_info["group_id"]
         group = self.world.groups.get(int(raw)) if raw.isdigit() else None
         if group is None:
-            return _html_error(404)
+            return html_error(404)
         query = request.query
         if query.get("act") != "a_check":
             return json_response({"failed": 2})

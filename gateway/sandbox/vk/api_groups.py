@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from yarl import URL
 
+from ..common import is_loopback
 from .ctx import Ctx, Handler
 from .models import (
     API_VERSION,
@@ -19,7 +20,6 @@ from .models import (
     JsonDict,
     VkApiError,
     invalid,
-    is_loopback,
 )
 
 MAX_SERVERS = 10

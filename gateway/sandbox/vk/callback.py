@@ -16,58 +16,43 @@ appended to :attr:`CallbackDelivery.log`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections import deque
+from collections.abc import Callable
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp import ClientError
 
+from ..common.outgoing import OutgoingHttp
 from .models import CallbackServer, JsonDict
 
-CALLBACK_TIMEOUT = ClientTimeout(total=10)
-BACKOFF_CAP = 2.0
 _BODY_LOGGED = 200
 
 
-class CallbackDelivery:
-    """Owns the HTTP client, the per-server queues and the delivery log."""
+class CallbackDelivery(OutgoingHttp):
+    """Confirmations and event deliveries to callback servers, and their log."""
 
     def __init__(self, *, attempts: int = 4, backoff: float = 0.05, confirm_attempts: int = 8):
         """``attempts`` per event and ``confirm_attempts`` per confirmation; the pause
         after a failed attempt starts at ``backoff`` seconds and doubles (up to 2 s)."""
-        self.attempts = attempts
-        self.backoff = backoff
+        super().__init__(attempts=attempts, backoff=backoff)
         self.confirm_attempts = confirm_attempts
         self.log: list[JsonDict] = []
-        self._client: ClientSession | None = None
-        self._queues: dict[int, deque[JsonDict]] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = asyncio.Event()
 
     # --- confirmation -------------------------------------------------------------------
 
     def confirm(self, server: CallbackServer, code: str) -> None:
         """Send the confirmation request in the background; the status becomes ``wait``."""
         server.status = "wait"
-        task = asyncio.get_running_loop().create_task(self._confirm(server, code))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._confirm(server, code))
 
     async def _confirm(self, server: CallbackServer, code: str) -> None:
         body: JsonDict = {"type": "confirmation", "group_id": server.group_id}
         if server.secret_key:
             body["secret"] = server.secret_key
-        for attempt in range(1, self.confirm_attempts + 1):
-            if server.removed:
-                return
-            status, text = await self._post(server, body, attempt)
-            if status == 200:
-                server.status = "ok" if text == code else "failed"
-                return
-            await self._pause(attempt)
-        server.status = "failed"
+        answer = await self._until(
+            server, body, lambda status, _text: status == 200, self.confirm_attempts
+        )
+        if not server.removed:
+            server.status = "ok" if answer == code else "failed"
 
     # --- events ---------------------------------------------------------------------------
 
@@ -76,32 +61,39 @@ class CallbackDelivery:
         body = {**event, "v": server.api_version}
         if server.secret_key:
             body["secret"] = server.secret_key
-        self._queues.setdefault(server.id, deque()).append(body)
-        worker = self._workers.get(server.id)
-        if worker is None or worker.done():
-            loop = asyncio.get_running_loop()
-            self._workers[server.id] = loop.create_task(self._work(server))
 
-    async def _work(self, server: CallbackServer) -> None:
-        queue = self._queues[server.id]
-        while queue and not self._closing.is_set():
-            body = queue[0]
-            for attempt in range(1, self.attempts + 1):
-                if server.removed:
-                    break
-                status, text = await self._post(server, body, attempt)
-                if status == 200 and text == "ok":
-                    break
-                if attempt < self.attempts:
-                    await self._pause(attempt)
-            queue.popleft()
+        async def job() -> None:
+            await self._until(server, body, lambda status, text: status == 200 and text == "ok")
+
+        self.enqueue(server.id, job)
 
     # --- plumbing -------------------------------------------------------------------------
 
+    async def _until(
+        self,
+        server: CallbackServer,
+        body: JsonDict,
+        accepted: Callable[[int, str], bool],
+        attempts: int | None = None,
+    ) -> str | None:
+        """POST ``body`` until ``accepted(status, text)`` or the attempts run out (or the
+        server is removed); the accepted answer's text, ``None`` without one."""
+        answer: str | None = None
+
+        async def attempt(number: int) -> bool:
+            nonlocal answer
+            if server.removed:
+                return True
+            status, text = await self._post(server, body, number)
+            if accepted(status, text):
+                answer = text
+            return answer is not None
+
+        await self.retry(attempt, attempts)
+        return answer
+
     async def _post(self, server: CallbackServer, body: JsonDict, attempt: int) -> tuple[int, str]:
         """POST once; ``(status, body)`` with status 0 for a connection failure."""
-        if self._client is None or self._client.closed:
-            self._client = ClientSession(timeout=CALLBACK_TIMEOUT)
         entry: JsonDict = {
             "url": server.url,
             "server_id": server.id,
@@ -116,7 +108,7 @@ class CallbackDelivery:
         data = json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
         try:
-            async with self._client.post(server.url, data=data, headers=headers) as response:
+            async with self.session().post(server.url, data=data, headers=headers) as response:
                 text = await response.text(errors="replace")
                 entry.update(status=response.status, body=text[:_BODY_LOGGED])
         except (ClientError, TimeoutError, OSError) as exc:
@@ -126,28 +118,3 @@ class CallbackDelivery:
         entry["ok"] = response.status == 200 and (body["type"] == "confirmation" or text == "ok")
         self.log.append(entry)
         return response.status, text
-
-    async def _pause(self, attempt: int) -> None:
-        delay = min(self.backoff * 2 ** (attempt - 1), BACKOFF_CAP)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), delay)
-
-    async def idle(self, timeout: float = 10.0) -> None:
-        """Wait until every queued event and pending confirmation has been dealt with."""
-        async with asyncio.timeout(timeout):
-            while busy := [t for t in (*self._workers.values(), *self._tasks) if not t.done()]:
-                await asyncio.wait(busy)
-
-    async def close(self) -> None:
-        """Stop delivering and close the HTTP client."""
-        self._closing.set()
-        tasks = [t for t in (*self._workers.values(), *self._tasks) if not t.done()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers.clear()
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()

@@ -20,46 +20,17 @@ to by id: no route needs or shows an access token.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..common import control as common
 from .models import JsonDict
-from .wire import json_response
 
 if TYPE_CHECKING:
     from .emulator import VkEmulator
 
-MAX_EVENTS_TIMEOUT = 30.0
 _FILE_KINDS = ("photo", "doc", "voice")
-_Endpoint = Callable[[web.Request], Awaitable[Any]]
-
-
-def _endpoint(func: _Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Wrap a control handler: its result becomes JSON, misuse becomes a 400."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            result = await func(request)
-        except (ValueError, KeyError, TypeError) as error:
-            text = str(error) if not isinstance(error, KeyError) else f"missing field {error}"
-            return json_response({"error": text}, status=400)
-        return json_response(result)
-
-    return handler
-
-
-async def _body(request: web.Request) -> JsonDict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValueError("request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise TypeError("request body must be a JSON object")
-    return body
 
 
 def _file(body: JsonDict) -> dict[str, Any]:
@@ -70,10 +41,7 @@ def _file(body: JsonDict) -> dict[str, Any]:
     kind = body.get("kind") or "doc"
     if kind not in _FILE_KINDS or not isinstance(file, dict):
         raise ValueError(f"kind must be one of {_FILE_KINDS} with a file object")
-    try:
-        data = base64.b64decode(str(file["content_b64"]), validate=True)
-    except binascii.Error:
-        raise ValueError("file.content_b64 is not valid base64") from None
+    data = common.decode_file(file)
     if kind == "doc":
         return {"doc": (str(file.get("name") or "file"), data)}
     return {kind: data}
@@ -106,7 +74,7 @@ class Control:
 
     async def users(self, request: web.Request) -> JsonDict:
         """Create a person."""
-        body = await _body(request)
+        body = await common.read_body(request)
         user_id = body.get("user_id")
         new_id = self.emu.create_user(
             str(body.get("first_name") or "User"),
@@ -117,7 +85,7 @@ class Control:
 
     async def send(self, request: web.Request) -> JsonDict:
         """A person writes to a community."""
-        body = await _body(request)
+        body = await common.read_body(request)
         kwargs: dict[str, Any] = _file(body)
         geo = body.get("geo")
         if isinstance(geo, dict):
@@ -134,20 +102,20 @@ class Control:
 
     async def edit(self, request: web.Request) -> JsonDict:
         """A person edits their message."""
-        body = await _body(request)
+        body = await common.read_body(request)
         return self.emu.user_edit(
             int(body["group_id"]), int(body["user_id"]), int(body["message_id"]), str(body["text"])
         )
 
     async def allow(self, request: web.Request) -> JsonDict:
         """A person allows messages from the community."""
-        body = await _body(request)
+        body = await common.read_body(request)
         self.emu.user_allow(int(body["group_id"]), int(body["user_id"]))
         return {"ok": True, "allowed": True}
 
     async def deny(self, request: web.Request) -> JsonDict:
         """A person forbids messages from the community."""
-        body = await _body(request)
+        body = await common.read_body(request)
         self.emu.user_deny(int(body["group_id"]), int(body["user_id"]))
         return {"ok": True, "allowed": False}
 
@@ -161,16 +129,9 @@ class Control:
             "allowed": bool(self.world.group(group_id).allowed.get(peer_id)),
         }
 
-    async def events(self, request: web.Request) -> JsonDict:
-        """Long poll for feed events after ``after``."""
-        after = int(request.query.get("after", "0"))
-        timeout = min(max(float(request.query.get("timeout", "25")), 0.0), MAX_EVENTS_TIMEOUT)
-        cursor, events = await self.world.feed.wait_after(after, timeout)
-        return {"cursor": cursor, "events": events}
-
     async def faults(self, request: web.Request) -> JsonDict:
         """Queue a fault, or drop all with ``clear``."""
-        body = await _body(request)
+        body = await common.read_body(request)
         if body.get("clear"):
             self.emu.faults.clear()
             return {"ok": True, "pending": 0}
@@ -179,13 +140,13 @@ class Control:
             self.emu.fail_http(method, int(body["status"]), times=times)
         else:
             self.emu.fail(method, int(body["code"]), times=times, message=body.get("message"))
-        return {"ok": True, "pending": self.emu.faults.pending()}
+        return {"ok": True, "pending": len(self.emu.faults.pending())}
 
 
-def add_control_routes(app: web.Application, emulator: VkEmulator) -> None:
+def add_routes(app: web.Application, emulator: VkEmulator) -> None:
     """Register ``/_control/...`` on ``app``."""
     control = Control(emulator)
-    posts: dict[str, _Endpoint] = {
+    posts: dict[str, common.Endpoint] = {
         "users": control.users,
         "send": control.send,
         "edit": control.edit,
@@ -193,10 +154,9 @@ def add_control_routes(app: web.Application, emulator: VkEmulator) -> None:
         "deny": control.deny,
         "faults": control.faults,
     }
-    for name, func in posts.items():
-        app.router.add_post(f"/_control/{name}", _endpoint(func))
-    app.router.add_get("/_control/state", _endpoint(control.state))
-    app.router.add_get(
-        "/_control/conversations/{group_id}/{peer_id}", _endpoint(control.conversation)
-    )
-    app.router.add_get("/_control/events", _endpoint(control.events))
+    gets: dict[str, common.Endpoint] = {
+        "state": control.state,
+        "conversations/{group_id}/{peer_id}": control.conversation,
+        "events": common.events_endpoint(emulator.world.feed),
+    }
+    common.add_control_routes(app, posts=posts, gets=gets)

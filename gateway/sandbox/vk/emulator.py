@@ -14,18 +14,22 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from yarl import URL
 
-from . import actions
+from ..common import is_loopback
+from ..common.faults import RateLimited
+from ..common.server import EmulatorServer
+from . import actions, control
 from .api import ApiServer, add_routes
 from .callback import CallbackDelivery
-from .control import add_control_routes
 from .faults import Fault, Faults, RateLimiter
-from .models import MESSAGE_EVENTS, Call, JsonDict, is_loopback
+from .models import MESSAGE_EVENTS, Call, JsonDict
 from .state import VkWorld
 from .wire import MAX_BODY
 
 
-class VkEmulator:
+class VkEmulator(EmulatorServer, RateLimited):
     """An in-memory VK with a community API server; see the package docstring."""
+
+    name = "VkEmulator"
 
     def __init__(
         self,
@@ -37,30 +41,17 @@ class VkEmulator:
         """``callback_attempts``: deliveries of one event to a callback server before it is
         dropped; ``callback_backoff``: the first pause between them (it doubles);
         ``rps_limit``: see :attr:`rps_limit`."""
-        self.base_url: str | None = None
+        super().__init__()
         self.delivery = CallbackDelivery(attempts=callback_attempts, backoff=callback_backoff)
         self.world = VkWorld(self._base, self.delivery)
         self.faults = Faults()
         self.limiter = RateLimiter()
         self.api = ApiServer(self.world, self.faults, self.limiter, self.delivery)
-        self._runner: web.AppRunner | None = None
         self.rps_limit = rps_limit
+        self.on_stop(release=self.world.close, close=self.delivery.close)
 
-    def _base(self) -> str:
-        if self.base_url is None:
-            raise RuntimeError("VkEmulator: call start() or set_base_url() first")
-        return self.base_url
-
-    @property
-    def rps_limit(self) -> float | None:
-        """Calls a second one access token may make before error 6 (``None``: no limit)."""
-        return self.limiter.limit
-
-    @rps_limit.setter
-    def rps_limit(self, value: float | None) -> None:
-        if value is not None and value <= 0:
-            raise ValueError("rps_limit must be positive")
-        self.limiter.limit = value
+    rps_limit = RateLimited.rate_limit
+    """Calls a second one access token may make before error 6 (``None``: no limit)."""
 
     # --- server ---------------------------------------------------------------------------
 
@@ -69,44 +60,10 @@ class VkEmulator:
 
         Mountable as a sub-app (e.g. at ``/sandbox/vk``); its owner then calls
         :meth:`set_base_url` with the absolute URL of the mount point."""
-        app = web.Application(client_max_size=MAX_BODY)
+        app = self._new_app(MAX_BODY)
         add_routes(app, self.api)
-        add_control_routes(app, self)
-        app.on_shutdown.append(self._on_shutdown)
-        app.on_cleanup.append(self._on_cleanup)
+        control.add_routes(app, self)
         return app
-
-    def set_base_url(self, url: str) -> None:
-        """The absolute URL the app is reachable at; used in every URL handed out."""
-        self.base_url = url.rstrip("/")
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 = a free port); returns the base URL (the API server)."""
-        if self._runner is not None:
-            raise RuntimeError("emulator already started")
-        if not is_loopback(host):
-            raise ValueError("the emulator only listens on the loopback interface")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        self.set_base_url(f"http://{host}:{runner.addresses[0][1]}")
-        assert self.base_url is not None
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Release long polls, stop callback delivery and the server started by start()."""
-        await self._on_shutdown(None)
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-        await self._on_cleanup(None)
-
-    async def _on_shutdown(self, _app: web.Application | None) -> None:
-        self.world.close()
-
-    async def _on_cleanup(self, _app: web.Application | None) -> None:
-        await self.delivery.close()
 
     # --- communities and people -----------------------------------------------------------
 
@@ -288,18 +245,16 @@ class VkEmulator:
         for message in self.conversation(group_id, peer_id):
             if predicate(message):
                 return message
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (remaining := deadline - loop.time()) > 0:
-            cursor, found = await self.world.feed.wait_after(cursor, remaining)
-            for event in found:
-                candidate: JsonDict | None = event.get("message")
-                if (
-                    candidate is not None
-                    and (event["group_id"], event["peer_id"]) == (group_id, peer_id)
-                    and predicate(candidate)
-                ):
-                    return candidate
+
+        def pick(event: JsonDict) -> JsonDict | None:
+            candidate: JsonDict | None = event.get("message")
+            if candidate is None or (event["group_id"], event["peer_id"]) != (group_id, peer_id):
+                return None
+            return candidate if predicate(candidate) else None
+
+        found = await self.world.feed.first_after(cursor, pick, timeout)
+        if found is not None:
+            return found
         texts = [f"{m['id']}: {m['text'][:60]!r}" for m in self.conversation(group_id, peer_id)]
         raise TimeoutError(
             f"no matching message with {peer_id} in community {group_id} within {timeout} s; "

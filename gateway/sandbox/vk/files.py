@@ -15,12 +15,11 @@ import hmac
 import itertools
 import mimetypes
 import secrets
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..common.images import solid_png as solid_png
 from ..telegram.files import image_size
 from .models import JsonDict
 
@@ -74,23 +73,6 @@ class StoredFile:
     def ref(self) -> str:
         """The attachment string ``messages.send`` takes, with the access key."""
         return f"{self.kind}{self.owner_id}_{self.id}_{self.access_key}"
-
-
-def solid_png(width: int, height: int, rgb: tuple[int, int, int] = (74, 118, 168)) -> bytes:
-    """A valid one-colour PNG (sticker images and test pictures)."""
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(tag + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 class FileStore:

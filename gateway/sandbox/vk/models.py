@@ -8,7 +8,6 @@ handlers. Message objects are produced in the shapes of API 5.199
 from __future__ import annotations
 
 import copy
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -28,16 +27,6 @@ CLIENT_INFO: JsonDict = {
 
 MESSAGE_EVENTS = ("message_new", "message_edit", "message_allow", "message_deny")
 """Event types the emulator produces; a callback server gets those switched on for it."""
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class VkApiError(Exception):

@@ -8,23 +8,21 @@ denied them (https://dev.vk.com/ru/api/bots/development/messages).
 
 Every event (``message_new``, ``message_edit``, ``message_allow``, ``message_deny``) goes
 to the community's long poll history and to each of its confirmed callback servers that
-has the event type switched on. :class:`Feed` is a separate, simpler stream of what
+has the event type switched on. :class:`VkFeed` is a separate, simpler stream of what
 happened, for the web console and tests.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import itertools
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..common.feed import Feed
 from .callback import CallbackDelivery
 from .files import FileStore, Uploads
 from .longpoll import CommunityLongPoll
@@ -77,44 +75,12 @@ class Community:
         }
 
 
-class Feed:
-    """An append-only, bounded stream of what happened, for the console's long poll."""
+class VkFeed(Feed):
+    """What happened in the communities' conversations, for the console and ``wait_for``."""
 
-    def __init__(self, maxlen: int = 10_000) -> None:
-        self._events: deque[JsonDict] = deque(maxlen=maxlen)
-        self.cursor = 0
-        self._changed = asyncio.Event()
-        self._closed = False
-
-    def emit(self, kind: str, group_id: int, peer_id: int, **fields: Any) -> None:
+    def emit(self, kind: str, group_id: int, peer_id: int, **fields: Any) -> JsonDict:
         """Record ``kind`` (message, edit, read, allow, deny) in a conversation."""
-        self.cursor += 1
-        event: JsonDict = {"seq": self.cursor, "type": kind, "group_id": group_id}
-        event["peer_id"] = peer_id
-        event.update(copy.deepcopy(fields))
-        self._events.append(event)
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_after(self, cursor: int, timeout: float) -> tuple[int, list[JsonDict]]:
-        """Events newer than ``cursor``, waiting up to ``timeout`` seconds for one."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
-        while True:
-            if cursor > self.cursor:
-                cursor = 0  # a cursor from before a restart: send everything kept
-            events = [e for e in self._events if e["seq"] > cursor]
-            remaining = deadline - loop.time()
-            if events or remaining <= 0 or self._closed:
-                return self.cursor, events
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
-
-    def close(self) -> None:
-        """Release all waiters (server shutdown)."""
-        self._closed = True
-        self._changed.set()
+        return self.record(kind, {"group_id": group_id, "peer_id": peer_id}, fields)
 
 
 class VkWorld:
@@ -129,7 +95,7 @@ class VkWorld:
         self.files = FileStore(base_url)
         self.uploads = Uploads()
         self.calls: list[Call] = []
-        self.feed = Feed()
+        self.feed = VkFeed()
         self._user_ids = itertools.count(100001)
         self._server_ids = itertools.count(1)
 

@@ -10,12 +10,11 @@ HTTP 200 ``{"response": ...}``; failure is *also* HTTP 200, with
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from ..common.net import optional
 from .models import JsonDict, VkApiError, invalid, missing
 
 MAX_BODY = 200 * 1024 * 1024
@@ -42,13 +41,7 @@ class Params:
 
     def opt_int(self, name: str) -> int | None:
         """An integer parameter, ``None`` if absent; error 100 when not a number."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            raise invalid(f"{name} not integer") from None
+        return optional(self.values.get(name), int, lambda: invalid(f"{name} not integer"))
 
     def req_int(self, name: str) -> int:
         """A required integer parameter."""
@@ -59,13 +52,7 @@ class Params:
 
     def opt_float(self, name: str) -> float | None:
         """A number parameter (coordinates), ``None`` if absent."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            raise invalid(f"{name} not a number") from None
+        return optional(self.values.get(name), float, lambda: invalid(f"{name} not a number"))
 
     def flag(self, name: str) -> bool | None:
         """A 0/1 switch (``groups.setCallbackSettings``); ``None`` if absent."""
@@ -118,13 +105,6 @@ async def read_files(request: web.Request) -> list[UploadedFile]:
         mime = part.headers.get("Content-Type", "application/octet-stream")
         files.append(UploadedFile(part.name, part.filename, data, mime))
     return files
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """A UTF-8 JSON answer (Cyrillic and emoji stay readable)."""
-    return web.Response(
-        text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
-    )
 
 
 def error_body(error: VkApiError, method: str, params: Params) -> JsonDict:
