@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from adapters.base import Adapter, StaffAdapter
-    from gateway.config import DeliverySettings, StaffSettings, TelegramChannel, VkChannel
+    from gateway.config import AnyChannel, DeliverySettings, StaffSettings
 
 
-def create(
-    account: str, settings: TelegramChannel | VkChannel, limits: DeliverySettings
-) -> Adapter:
+def create(account: str, settings: AnyChannel, limits: DeliverySettings) -> Adapter:
     """The adapter for one configured channel account (by its ``kind``)."""
     if settings.kind == "telegram":
         from adapters.telegram import TelegramAdapter
@@ -21,6 +19,14 @@ def create(
         from adapters.vk import VkAdapter
 
         return VkAdapter(account, settings, limits)
+    if settings.kind == "viber":
+        from adapters.viber import ViberAdapter
+
+        return ViberAdapter(account, settings, limits)
+    if settings.kind == "whatsapp":
+        from adapters.whatsapp import WhatsAppAdapter
+
+        return WhatsAppAdapter(account, settings, limits)
     raise ValueError(f"unknown channel kind {settings.kind!r}")  # pragma: no cover
 
 

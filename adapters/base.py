@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.model import (
@@ -34,6 +34,8 @@ class Upload:
 
     data: bytes
     file_name: str
+    url: str | None = None
+    """Where the gateway serves these bytes, for adapters with ``media_by_url``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,12 @@ class Adapter(Protocol):
     read_receipts: bool
     """Whether :meth:`mark_read` shows the customer their messages were read."""
     ack: Answer
+    reply_window: timedelta | None
+    """How long after the customer's last message free-form replies are allowed
+    (WhatsApp: 24 hours; then only templates). ``None``: no limit."""
+    media_by_url: bool
+    """The platform fetches outbound files from a URL (no upload): :meth:`send` gets
+    an :class:`Upload` whose ``url`` the gateway serves."""
     """What a webhook answers once the events are durably stored."""
 
     @property
@@ -73,6 +81,11 @@ class Adapter(Protocol):
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Authenticate a webhook request the platform's way; raise ``Unauthorized``."""
+        ...
+
+    def challenge(self, query: Mapping[str, str]) -> Answer:
+        """Answer a ``GET`` verification of the webhook URL (WhatsApp's
+        ``hub.challenge``); platforms without one raise ``Unauthorized``."""
         ...
 
     def handshake(self, payload: Mapping[str, Any]) -> Answer | None:
@@ -155,6 +168,10 @@ class StaffAdapter(Adapter, Protocol):
 
     async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
         """Delete a message the bot sent (``PermanentError`` if it cannot be)."""
+        ...
+
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        """Set the bot's one reaction on a message (replacing its previous one)."""
         ...
 
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:

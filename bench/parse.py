@@ -1,6 +1,6 @@
 """Per-adapter parse + normalise throughput (events/s) on realistic payloads.
 
-    python -m bench.parse             # ~3 s per adapter
+    python -m bench.parse             # ~6 s per adapter (parse, then json.loads)
     python -m bench.parse --seconds 1 # quicker
 
 Each adapter's ``parse`` turns raw webhook bodies (already ``json.loads``-ed, as the
@@ -23,12 +23,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.telegram import TelegramAdapter
+from adapters.viber import ViberAdapter
 from adapters.vk import VkAdapter
 from adapters.vk.profiles import Profile
+from adapters.whatsapp import WhatsAppAdapter
 from bench._common import CUSTOMER_TOKEN, TEXTS, UpdateFactory
-from gateway.config import DeliverySettings, TelegramChannel, VkChannel
+from gateway.config import (
+    DeliverySettings,
+    TelegramChannel,
+    ViberChannel,
+    VkChannel,
+    WhatsAppChannel,
+)
 
 GROUP = 229000001
+WA_NUMBER = "106540352242922"
 NOW = datetime.now(UTC)
 
 
@@ -85,6 +94,56 @@ def vk_bodies(count: int, seed: int = 1) -> list[bytes]:
     return bodies
 
 
+def viber_bodies(count: int, seed: int = 2) -> list[bytes]:
+    """Viber ``message`` callbacks: mostly text, some pictures and files."""
+    rng = random.Random(seed)
+    bodies = []
+    for n in range(count):
+        message: dict[str, Any] = {"type": "text", "text": TEXTS[n % len(TEXTS)][0]}
+        roll = rng.random()
+        if roll < 0.15:
+            media = f"https://dl-media.viber.com/1/share/2/long/bots/generic/{n}.jpg"
+            message = {"type": "picture", "text": "", "media": media, "size": 120_000}
+        elif roll < 0.2:
+            media = f"https://dl-media.viber.com/1/share/2/long/bots/generic/{n}.pdf"
+            message = {"type": "file", "media": media, "size": 48213, "file_name": "a.pdf"}
+        sender = {"id": f"{rng.getrandbits(128):032x}=", "name": "Иван Петров", "language": "ru"}
+        event = {
+            "event": "message",
+            "timestamp": int(NOW.timestamp() * 1000),
+            "chat_hostname": "SN-CHAT-05_",
+            "message_token": 5_741_311_803_571_721_087 + n,
+            "sender": sender | {"avatar": "https://a/x.jpg", "api_version": 10},
+            "message": message,
+            "silent": False,
+        }
+        bodies.append(json.dumps(event, ensure_ascii=False).encode())
+    return bodies
+
+
+def whatsapp_bodies(count: int, seed: int = 3) -> list[bytes]:
+    """Cloud API webhooks with one message each (Meta batches only under load)."""
+    rng = random.Random(seed)
+    bodies = []
+    for n in range(count):
+        wa_id = str(79_000_000_000 + rng.randrange(10**9))
+        message: dict[str, Any] = {"type": "text", "text": {"body": TEXTS[n % len(TEXTS)][0]}}
+        if rng.random() < 0.2:
+            message = {"type": "image", "image": {"id": str(n), "mime_type": "image/jpeg"}}
+        message |= {"from": wa_id, "id": f"wamid.HBgL{n:020d}", "timestamp": "1795460000"}
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
+            "contacts": [{"profile": {"name": "Иван Петров"}, "wa_id": wa_id}],
+            "messages": [message],
+        }
+        entry = {"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}
+        bodies.append(
+            json.dumps({"object": "whatsapp_business_account", "entry": [entry]}).encode()
+        )
+    return bodies
+
+
 def rate(step: Callable[[Any], object], items: Sequence[Any], seconds: float) -> float:
     """Events per second of ``step`` over ``items``, cycled, for about ``seconds``."""
     done, started = 0, time.perf_counter()
@@ -115,13 +174,36 @@ def main(argv: list[str] | None = None) -> int:
         VkChannel(id="vk_shop", kind="vk", token="vk1.bench", group_id=GROUP),
         limits,
     )
+    viber = ViberAdapter(
+        "viber_shop",
+        ViberChannel(id="viber_shop", kind="viber", token="bench-viber", name="Shop"),
+        limits,
+    )
+    whatsapp = WhatsAppAdapter(
+        "wa_shop",
+        WhatsAppChannel(
+            id="wa_shop",
+            kind="whatsapp",
+            token="bench",
+            phone_number_id=WA_NUMBER,
+            app_secret="s",
+            verify_token="v",
+        ),
+        limits,
+    )
     bodies = vk_bodies(opts.events)
     for body in bodies:  # warm the name cache: the steady state of a busy community
         user = str(json.loads(body)["object"]["message"]["from_id"])
         vk.profiles.put(user, Profile(name="Иван Петров", username=None, photo_url=None))
 
     rows: list[tuple[str, float, float]] = []
-    for name, adapter, raw in (("telegram", telegram, tg_bodies), ("vk", vk, bodies)):
+    runs: list[tuple[str, Any, list[bytes]]] = [
+        ("telegram", telegram, tg_bodies),
+        ("vk", vk, bodies),
+        ("viber", viber, viber_bodies(opts.events)),
+        ("whatsapp", whatsapp, whatsapp_bodies(opts.events)),
+    ]
+    for name, adapter, raw in runs:
         payloads = [json.loads(b) for b in raw]
         baseline = rate(json.loads, raw, opts.seconds)
         parsed = rate(lambda p, a=adapter: a.parse(p, NOW), payloads, opts.seconds)

@@ -126,6 +126,8 @@ class App:
         """Register webhooks, start pollers and workers (the HTTP server is listening)."""
         lease = self.settings.bus.lease_seconds
         public = public_url or (str(self.settings.server.public_url or "") or None)
+        if public is not None:
+            self.delivery.media.public_url = public.rstrip("/")
         for account, adapter in self.adapters.items():
             endpoint = (
                 self.settings.staff if account == STAFF_ACCOUNT else self.settings.channel(account)

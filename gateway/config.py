@@ -38,6 +38,8 @@ _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 TELEGRAM_API = "https://api.telegram.org"
 VK_API = "https://api.vk.ru"
+VIBER_API = "https://chatapi.viber.com/pa"
+GRAPH_API = "https://graph.facebook.com"
 STAFF_ACCOUNT = "staff"
 
 
@@ -71,6 +73,9 @@ class ServerSettings(_Section):
     public_url: AnyHttpUrl | None = None
     """The HTTPS address platforms reach this server at; webhooks are registered on it."""
     api_tokens: tuple[SecretStr, ...] = ()
+    media_secret: SecretStr | None = None
+    """Signs the URLs of files the gateway serves to messengers that fetch media by
+    URL (Viber). Unset: derived from the staff bot's token."""
 
     @field_validator("listen")
     @classmethod
@@ -264,7 +269,56 @@ class VkChannel(_Account):
         return self
 
 
-ChannelSettings = Annotated[TelegramChannel | VkChannel, Field(discriminator="kind")]
+class ViberChannel(_Account):
+    """A Viber bot (https://developers.viber.com/docs/api/rest-bot-api/). Viber only
+    posts events to a webhook: set ``server.public_url`` (HTTPS)."""
+
+    kind: Literal["viber"]
+    token: SecretStr
+    """The bot's authentication token (Viber Admin Panel)."""
+    name: str = Field(min_length=1, max_length=28)
+    """The sender name customers see on the bot's messages."""
+    avatar: AnyHttpUrl | None = None
+    """The sender picture (a public JPEG URL, under 100 KB)."""
+    mode: Literal["webhook"] = "webhook"
+    api_server: AnyHttpUrl = AnyHttpUrl(VIBER_API)
+    min_api_version: int = Field(7, ge=1)
+    """Messages ask for at least this Viber client API version (keyboards need 7+)."""
+    welcome: str | None = Field(None, max_length=7000)
+    """Sent when a customer opens the chat with the bot (before they subscribe)."""
+
+
+class TemplateSettings(_Section):
+    """An approved WhatsApp message template operators may send with ``/template``."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: str = "en_US"
+    parameters: int = Field(0, ge=0, le=20)
+    """How many ``{{n}}`` placeholders its body has."""
+    text: str | None = None
+    """The body as approved, with ``{{1}}``…: shown to staff and kept in history."""
+
+
+class WhatsAppChannel(_Account):
+    """A WhatsApp Business phone number on the Cloud API
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/)."""
+
+    kind: Literal["whatsapp"]
+    token: SecretStr
+    """A system user's access token with ``whatsapp_business_messaging``."""
+    phone_number_id: str = Field(pattern=r"^\d+$")
+    app_secret: SecretStr
+    """The Meta app's secret: webhooks are signed with it (``X-Hub-Signature-256``)."""
+    verify_token: SecretStr
+    """Any string; the same as entered for the webhook in the app dashboard."""
+    mode: Literal["webhook"] = "webhook"
+    api_server: AnyHttpUrl = AnyHttpUrl(GRAPH_API)
+    api_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$")
+    templates: tuple[TemplateSettings, ...] = ()
+
+
+AnyChannel = TelegramChannel | VkChannel | ViberChannel | WhatsAppChannel
+ChannelSettings = Annotated[AnyChannel, Field(discriminator="kind")]
 
 
 class Settings(_Section):
@@ -308,22 +362,24 @@ class Settings(_Section):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def channel(self, account: str) -> TelegramChannel | VkChannel | None:
+    def channel(self, account: str) -> AnyChannel | None:
         return next((c for c in self.channels if c.id == account), None)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can redact them wherever they appear."""
         found: list[str] = []
         for endpoint in (self.staff, *self.channels):
-            for name in ("token", "webhook_secret", "secret"):
+            for name in ("token", "webhook_secret", "secret", "app_secret", "verify_token"):
                 value = getattr(endpoint, name, None)
                 if isinstance(value, SecretStr):
                     found.append(value.get_secret_value())
         found.extend(t.get_secret_value() for t in self.server.api_tokens)
+        if self.server.media_secret is not None:
+            found.append(self.server.media_secret.get_secret_value())
         return found
 
 
-_CHANNEL_KINDS = ("telegram", "vk")
+_CHANNEL_KINDS = ("telegram", "vk", "viber", "whatsapp")
 
 
 def yaml_path(loc: tuple[int | str, ...]) -> str:

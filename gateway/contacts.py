@@ -67,7 +67,7 @@ redis.call('HSET', key, 'display_name', ARGV[6], 'username', ARGV[7], 'last_seen
            'reply_account', ARGV[4], 'reply_chat', ARGV[8], 'reply_channel', ARGV[3],
            'chat@' .. ARGV[4] .. ':' .. ARGV[5], ARGV[8])
 if ARGV[9] ~= '' then
-  redis.call('HSET', key, 'last_message', ARGV[9])
+  redis.call('HSET', key, 'last_message', ARGV[9], 'seen@' .. ARGV[4] .. ':' .. ARGV[5], ARGV[2])
 end
 return {cid, created, joined, other, redis.call('HGET', key, 'first_seen'),
         redis.call('HGET', key, 'channel'), redis.call('HGET', key, 'account')}
@@ -220,6 +220,11 @@ class Contacts:
             mapping={"reply_account": account, "reply_chat": chat, "reply_channel": channel},
         )
         return ChatId(chat)
+
+    async def last_seen(self, contact_id: ContactId, account: str, user_id: str) -> datetime | None:
+        """When the person last wrote from this identity (not counting edits)."""
+        raw = await self.redis.hget(keys.contact(contact_id), f"seen@{account}:{user_id}")
+        return datetime.fromisoformat(text(raw)) if raw is not None else None
 
     async def reply_route(self, contact_id: ContactId) -> tuple[AccountId, ChatId] | None:
         """Where an operator's reply goes: the chat of the contact's latest message."""

@@ -38,6 +38,7 @@ from gateway.jobs import (
     StaffGeneral,
     StaffNotice,
     StaffPost,
+    StaffReact,
     StaffReminder,
 )
 from gateway.model import (
@@ -52,11 +53,12 @@ from gateway.model import (
     MessageId,
 )
 from gateway.outbox import Outbox
+from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
 from gateway.staff.tasks import card_buttons, render_card
 from gateway.store import keys
-from gateway.store.messages import MessageRef, peer
+from gateway.store.messages import MessageRef, mark_receipt, peer
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
@@ -86,6 +88,20 @@ class Delivery(Outbox):
                 await self._reminder(job, entry)
             case StaffDelete():
                 await self._delete_job(job, entry)
+            case StaffReact():
+                dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+                try:
+                    await self._call(
+                        self.staff,
+                        dest,
+                        self.staff.react,
+                        self.staff_chat,
+                        job.message_id,
+                        job.emoji,
+                    )
+                except PermanentError as exc:  # a mark is cosmetic: never bother staff
+                    log.info("staff.react_failed", reason=exc.reason)
+                await self._finish(entry, job.out_id, None)
             case StaffCloseTopic():
                 topic = await self.topics.get(job.contact_id)
                 if topic is not None:
@@ -276,6 +292,7 @@ class Delivery(Outbox):
                     "no adapter",
                     reason=f"channel account {dest.account} is not configured",
                 )
+            await self._within_window(adapter, job)
             content, upload = await self._transfer(job.content, adapter)
             send = functools.partial(adapter.send, key=job.out_id)  # idempotent where it can be
             sent = await self._call(adapter, dest, send, dest, content, upload)
@@ -299,8 +316,46 @@ class Delivery(Outbox):
             return
         customer_ref = MessageRef(dest.account, dest.chat_id, sent.message_ids[0])
         await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None))
+        await self._parked_receipt(customer_ref, job)
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
+
+    async def _parked_receipt(self, customer: MessageRef, job: CustomerSend) -> None:
+        """A receipt that overtook the send's answer: show it now (see gateway.receipts)."""
+        parked = await parked_job(self.redis, customer, job.staff_message, job.contact_id)
+        if parked is None:
+            return
+        mark, rank = parked
+        key = keys.message(customer.account, customer.chat_id, customer.message_id)
+
+        def build(pipe: Pipeline) -> None:
+            mark_receipt(pipe, customer, rank)
+            pipe.hdel(key, "parked", "parked_reason")
+            self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, mark.model_dump_json())
+
+        await self.bus.commit(build)
+
+    async def _within_window(self, adapter: Adapter, job: CustomerSend) -> None:
+        """Refuse, before calling the platform, a free-form reply it would refuse: too
+        long after the customer last wrote (WhatsApp's 24-hour window)."""
+        window = adapter.reply_window
+        if window is None or job.content.template is not None:
+            return
+        dest = job.destination
+        seen = await self.contacts.last_seen(job.contact_id, dest.account, dest.chat_id)
+        if seen is not None and self.clock() - seen <= window:
+            return
+        channel = self.settings.channel(dest.account)
+        names = [t.name for t in getattr(channel, "templates", ())]
+        offer = f" (templates: {', '.join(names)})" if names else " (none configured yet)"
+        hours = int(window.total_seconds() // 3600)
+        raise PermanentError(
+            adapter.channel.value,
+            "outside the reply window",
+            reason=f"more than {hours} hours since the customer last wrote, so "
+            f"{adapter.channel.value} only takes an approved template now: /template NAME "
+            f"args…{offer}",
+        )
 
     async def _read_receipt(self, job: CustomerRead, entry: Entry) -> None:
         """Mark the customer's messages read on their messenger, where it has receipts
@@ -336,6 +391,9 @@ class Delivery(Outbox):
             placeholder = render.attachment_unavailable(content.kind.value, exc.reason)
             text = f"{placeholder}\n{content.text}" if content.text else placeholder
             return Content(kind=Kind.TEXT, text=text), None
+        if target.media_by_url:  # the messenger downloads it from us
+            url = await self.media.publish(upload.data, upload.file_name)
+            upload = Upload(data=upload.data, file_name=upload.file_name, url=url)
         return content, upload
 
 

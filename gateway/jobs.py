@@ -80,6 +80,14 @@ class StaffDelete(_Job):
     message_id: MessageId
 
 
+class StaffReact(_Job):
+    """Set the staff bot's reaction on a message in the topic (delivery marks)."""
+
+    type: Literal["staff.react"] = "staff.react"
+    message_id: MessageId
+    emoji: str
+
+
 class StaffCloseTopic(_Job):
     """Close the contact's topic (it was merged into another contact's)."""
 
@@ -130,6 +138,7 @@ Job = Annotated[
     | StaffGeneral
     | StaffReminder
     | StaffDelete
+    | StaffReact
     | StaffCloseTopic
     | StaffCard
     | CallbackAnswer

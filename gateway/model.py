@@ -141,6 +141,15 @@ class Mention(_Frozen):
     user_id: PlatformUserId
 
 
+class Template(_Frozen):
+    """A message template the platform approved in advance (WhatsApp: the only thing a
+    business may send more than 24 hours after the customer last wrote)."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+
 class Content(_Frozen):
     """The payload of a message, independent of who sends it where."""
 
@@ -157,6 +166,8 @@ class Content(_Frozen):
     """Rows of inline buttons under the message (staff side: task cards, choices)."""
     mentions: tuple[Mention, ...] = ()
     """Staff members named in ``text`` (staff side: reminders)."""
+    template: Template | None = None
+    """Send this approved template (``text`` is its rendered preview, for history)."""
 
 
 class Sender(_Frozen):
@@ -222,6 +233,19 @@ class InboundStatus(_Frozen):
     received_at: datetime
 
 
+class InboundReceipt(_Frozen):
+    """What became of a message sent to the customer (Viber ``delivered``/``seen``/
+    ``failed``, WhatsApp statuses); ``message_id`` is the id the send returned."""
+
+    type: Literal["receipt"] = "receipt"
+    key: str
+    sender: Sender
+    message_id: MessageId
+    status: Literal["delivered", "seen", "failed"]
+    reason: str | None = None
+    received_at: datetime
+
+
 class Destination(_Frozen):
     """Where an outbound message goes on its platform."""
 
@@ -237,7 +261,7 @@ class Sent(_Frozen):
     message_ids: tuple[MessageId, ...] = Field(min_length=1)
 
 
-InboundEvent = InboundMessage | InboundCallback | InboundStatus
+InboundEvent = InboundMessage | InboundCallback | InboundStatus | InboundReceipt
 Inbound = Annotated[InboundEvent, Field(discriminator="type")]
 """Everything the inbound stream carries."""
 INBOUND: TypeAdapter[InboundEvent] = TypeAdapter(Inbound)

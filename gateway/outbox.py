@@ -36,6 +36,7 @@ from gateway.config import Settings
 from gateway.contacts import Contacts
 from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
 from gateway.lifecycle import raise_if_cancelling
+from gateway.media import MediaStore
 from gateway.metrics import Metrics
 from gateway.model import (
     AccountId,
@@ -95,6 +96,7 @@ class Outbox:
         self.staff_chat = ChatId(str(settings.staff.chat_id))
         self.done_ttl = settings.bus.dedup_ttl_days * 86400
         self.max_backoff = settings.delivery.max_backoff_seconds
+        self.media = MediaStore(self.redis, settings)
 
     async def _to_topic(
         self,

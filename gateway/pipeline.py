@@ -25,9 +25,11 @@ from gateway.model import (
     InboundCallback,
     InboundEvent,
     InboundMessage,
+    InboundReceipt,
     InboundStatus,
 )
 from gateway.process import Transition
+from gateway.receipts import Receipts
 from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
@@ -39,6 +41,7 @@ from gateway.store.redis import text
 from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
+"""Reactions a bot may set (Telegram's standard list has no check mark)."""
 
 
 def _own_phone(message: InboundMessage) -> str | None:
@@ -52,7 +55,9 @@ def _own_phone(message: InboundMessage) -> str | None:
 
 def routing_key(message: InboundEvent) -> str:
     """Inbound partitioning: per customer chat, or per staff topic (order is per key)."""
-    if message.sender.account == STAFF_ACCOUNT and not isinstance(message, InboundStatus):
+    if message.sender.account == STAFF_ACCOUNT and isinstance(
+        message, InboundMessage | InboundCallback
+    ):
         return f"staff:{message.thread_id or 0}"
     return f"{message.sender.account}:{message.sender.chat_id}"
 
@@ -65,6 +70,10 @@ class Pipeline(Worker):
     @functools.cached_property
     def buttons(self) -> Buttons:
         return Buttons(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
+    @functools.cached_property
+    def receipts(self) -> Receipts:
+        return Receipts(self.settings, self.bus, self.contacts, self.topics, self.processes)
 
     @functools.cached_property
     def timers(self) -> Timers:
@@ -80,6 +89,8 @@ class Pipeline(Worker):
             await self.buttons.handle(message, entry)
         elif isinstance(message, InboundStatus):
             await self._status(message, entry)
+        elif isinstance(message, InboundReceipt):
+            await self.receipts.handle(message, entry)
         elif message.sender.account == STAFF_ACCOUNT:
             await self.desk.handle(message, entry)
         else:

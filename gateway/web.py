@@ -9,6 +9,7 @@ cases is anything enqueued.
 from __future__ import annotations
 
 import json
+import mimetypes
 from typing import Any
 
 import structlog
@@ -79,6 +80,40 @@ def _answer(answer: Answer) -> web.Response:
     )
 
 
+async def verification(request: web.Request) -> web.Response:
+    """``GET /webhook/{channel}/{account}``: a platform checking the URL before it posts
+    (WhatsApp's ``hub.challenge``)."""
+    gateway = request.app[APP_KEY]
+    channel, account = request.match_info["channel"], request.match_info["account"]
+    adapter = gateway.adapters.get(account)
+    if adapter is None or adapter.channel.value != channel:
+        return _error(404, f"no {channel} account {account!r}")
+    try:
+        answer = adapter.challenge(request.query)
+    except Unauthorized as exc:
+        log.warning("webhook.verification_refused", account=account, reason=str(exc))
+        return _error(403, "verification refused")
+    except BadPayload as exc:
+        return _error(400, str(exc))
+    log.info("webhook.verified", account=account)
+    return _answer(answer)
+
+
+async def media(request: web.Request) -> web.Response:
+    """A file the gateway published for a messenger to fetch (see :mod:`gateway.media`)."""
+    store = request.app[APP_KEY].delivery.media
+    media_id, name = request.match_info["media_id"], request.match_info["name"]
+    query = request.query
+    if not store.valid(media_id, name, query.get("e", ""), query.get("s", "")):
+        log.warning("media.refused", peer=request.remote)
+        return _error(403, "invalid or expired link")
+    data = await store.read(media_id)
+    if data is None:
+        return _error(404, "no such file (expired)")
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return web.Response(body=data, content_type=kind, headers={"Cache-Control": "private"})
+
+
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -110,6 +145,8 @@ def install(app: web.Application, gateway: App, *, manage_lifecycle: bool = True
     """Add the gateway's routes (and lifecycle hooks) to an existing application."""
     app[APP_KEY] = gateway
     app.router.add_post("/webhook/{channel}/{account}", webhook)
+    app.router.add_get("/webhook/{channel}/{account}", verification)
+    app.router.add_get("/media/{media_id}/{name}", media)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -161,6 +162,19 @@ class World:
         return await self.in_staff(
             lambda m: (m.get("reply_to_message") or {}).get("message_id") == sent["message_id"]
         )
+
+    def reactions(self, message_id: int) -> list[str]:
+        """The emoji the staff bot set on a staff message, in the order it set them."""
+        found = []
+        for call in self.emulator.calls:
+            if call.method.lower() != "setmessagereaction" or call.status != 200:
+                continue
+            if int(call.params.get("message_id", 0)) != message_id:
+                continue
+            reaction = call.params.get("reaction")
+            items = json.loads(reaction) if isinstance(reaction, str) else reaction or []
+            found += [item["emoji"] for item in items]
+        return found
 
     def topic_of(self, name_part: str) -> int:
         for topic in self.emulator.topics(STAFF_CHAT):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, ReactionTypeEmoji
 
 from adapters.base import Answer, Batch, Upload
 from adapters.telegram.errors import converted
@@ -53,6 +53,8 @@ class TelegramAdapter:
 
     channel = Channel.TELEGRAM
     ack = Answer()
+    reply_window: timedelta | None = None
+    media_by_url = False
     read_receipts = False
     """The Bot API has no way for a bot to mark a user's messages read (only business
     connections can: ``readBusinessMessage``), so the customer sees no receipt."""
@@ -103,6 +105,9 @@ class TelegramAdapter:
         given = headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             raise Unauthorized("wrong or missing X-Telegram-Bot-Api-Secret-Token")
+
+    def challenge(self, query: Mapping[str, str]) -> Answer:
+        raise Unauthorized("this platform verifies webhooks without a GET request")
 
     def handshake(self, payload: Mapping[str, Any]) -> Answer | None:
         return None  # Telegram sends no set-up requests to a webhook
@@ -185,6 +190,16 @@ class TelegramAdapter:
                 if "message is not modified" in str(exc):
                     return  # the same text again: nothing to do
                 raise
+
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        # https://core.telegram.org/bots/api#setmessagereaction: bots set at most one
+        # reaction, from the standard emoji list; the new one replaces the old.
+        async with converted():
+            await self.bot.set_message_reaction(
+                chat_id=int(chat_id),
+                message_id=int(message_id),
+                reaction=[ReactionTypeEmoji(emoji=emoji)],
+            )
 
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
         async with converted():

@@ -21,7 +21,7 @@ import io
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -64,6 +64,8 @@ class VkAdapter:
     """One VK community (one community token)."""
 
     channel = Channel.VK
+    reply_window: timedelta | None = None
+    media_by_url = False
     read_receipts = True  # messages.markAsRead shows the customer "read"
     ack = Answer(body="ok", content_type="text/plain")  # anything else makes VK retry
 
@@ -122,6 +124,9 @@ class VkAdapter:
             given.encode(), secret.get_secret_value().encode()
         ):
             raise Unauthorized("wrong or missing secret")
+
+    def challenge(self, query: Mapping[str, str]) -> Answer:
+        raise Unauthorized("this platform verifies webhooks without a GET request")
 
     def handshake(self, payload: Mapping[str, Any]) -> Answer | None:
         if payload.get("type") != "confirmation":

@@ -64,7 +64,7 @@ def parse_event(
         raise BadPayload(Channel.VK, f"{kind} without a message (API version below 5.103?)")
     try:
         return _messages(message, kind == "message_edit", event_id, account, received_at)
-    except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+    except (AttributeError, LookupError, TypeError, ValueError, OverflowError, OSError) as exc:
         raise BadPayload(Channel.VK, f"malformed {kind}: {exc!r}") from exc
 
 

@@ -19,6 +19,7 @@ HELP = """Commands in a customer's topic:
 /merge <contact id or topic link> — merge that contact into this one
 /unmerge <account> — split a messenger back out into a contact of its own
 /via <account> — send replies through another of the person's messengers
+/template [name args…] — send an approved WhatsApp template (the list without a name)
 /id — the contact's id and where replies go
 /help — this list
 

@@ -8,6 +8,7 @@ only commands are answered (``/overdue``, ``/help``); other talk is the staff's 
 from __future__ import annotations
 
 import functools
+import shlex
 import time
 from datetime import datetime
 
@@ -15,16 +16,19 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT
+from gateway.config import STAFF_ACCOUNT, WhatsAppChannel
 from gateway.jobs import CustomerSend, StaffGeneral, StaffNotice
 from gateway.model import (
     AccountId,
     Button,
     ChatId,
     ContactId,
+    Content,
     Destination,
     InboundMessage,
+    Kind,
     MessageId,
+    Template,
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
@@ -83,6 +87,10 @@ class Desk(Worker):
             elif command.name in PEOPLE:
                 await self.people.command(command, contact_id, message, entry)
                 return
+            elif command.name == "template":
+                notice = await self._template(command, message, entry, contact_id)
+                if notice is None:
+                    return
             else:
                 notice = await self._command(command, contact_id, message.received_at)
         elif message.edited:
@@ -188,7 +196,52 @@ class Desk(Worker):
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)
 
-    async def _reply(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
+    async def _template(
+        self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
+    ) -> str | None:
+        """``/template NAME args…``: send an approved template (WhatsApp). Returns a
+        notice when nothing is sent."""
+        route = await self.contacts.reply_route(contact_id)
+        channel = self.settings.channel(route[0]) if route else None
+        if not isinstance(channel, WhatsAppChannel):
+            return "⚠️ Templates are WhatsApp's; this customer's replies go elsewhere."
+        known = {t.name: t for t in channel.templates}
+        try:
+            name, *args = shlex.split(command.args)
+        except ValueError:
+            name, args = "", []
+        chosen = known.get(name)
+        if chosen is None:
+            listed = "\n".join(
+                f"/template {t.name}"
+                + "".join(f" <{n}>" for n in range(1, t.parameters + 1))
+                + (f" — {t.text}" if t.text else "")
+                for t in channel.templates
+            )
+            return (
+                f"Templates of {channel.id}:\n{listed}"
+                if listed
+                else (f"⚠️ {channel.id} has no templates: add them under channels[].templates.")
+            )
+        if len(args) != chosen.parameters:
+            return f"⚠️ {chosen.name} takes {chosen.parameters} parameter(s), got {len(args)}."
+        preview = chosen.text or chosen.name
+        for n, value in enumerate(args, start=1):
+            preview = preview.replace(f"{{{{{n}}}}}", value)
+        template = Template(name=chosen.name, language=chosen.language, parameters=tuple(args))
+        content = Content(kind=Kind.TEXT, text=f"📋 {preview}", template=template)
+        await self._reply(message, entry, contact_id, content)
+        return None
+
+    async def _reply(
+        self,
+        message: InboundMessage,
+        entry: Entry,
+        contact_id: ContactId,
+        content: Content | None = None,
+    ) -> None:
+        """Send ``content`` (the operator's message itself by default) to the customer."""
+        content = content or message.content
         route = await self.contacts.reply_route(contact_id)
         if route is None:
             await self.commit(entry)
@@ -208,7 +261,7 @@ class Desk(Worker):
             out_id=f"reply:{message.key}",
             contact_id=contact_id,
             destination=Destination(account=account, chat_id=chat, reply_to=reply_to),
-            content=message.content,
+            content=content,
             staff_chat=self.staff_chat,
             staff_message=MessageId(message.message_id),
             operator_id=message.sender.user_id,
@@ -234,7 +287,7 @@ class Desk(Worker):
                 at=at,
                 channel=channel.kind if channel is not None else "",
                 account=account,
-                content=message.content,
+                content=content,
                 message_id=message.message_id,
                 chat=self.staff_chat,
                 operator=operator,

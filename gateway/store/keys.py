@@ -52,6 +52,11 @@ def applied(event_key: str) -> str:
 # Leases ---------------------------------------------------------------------------------
 # Ownership of a partition or a poller by one worker (TTL: bus.lease_seconds, renewed
 # at a third of it). ``members`` is a sorted set of live workers scored by expiry.
+def media(media_id: str) -> str:
+    """Bytes of a file served to a messenger by URL (expires with the URL)."""
+    return f"{PREFIX}:media:{media_id}"
+
+
 def poll_cursor(account: str) -> str:
     """Where an account's long-poll position is kept (after its batch is stored), so a
     restart resumes there instead of at "now" (VK) and nothing in between is skipped."""

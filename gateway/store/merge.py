@@ -32,6 +32,10 @@ _ROUTE = ("reply_account", "reply_chat", "reply_channel", "last_message", "last_
 Effects = Callable[[Pipeline, bp.Merged], None]
 
 
+PER_IDENTITY = ("chat@", "seen@")
+"""Contact fields kept per identity (``chat@account:user``, ``seen@account:user``)."""
+
+
 class MergeRefused(GatewayError):
     """A merge that cannot be done (the message says why, for staff)."""
 
@@ -123,11 +127,12 @@ class Merger:
         stamp = at.astimezone(UTC).isoformat()
         pipe.hset(keys.contact(absorbed), mapping={"merged_into": survivor, "merged_at": stamp})
         pipe.sadd(keys.contact_absorbed(survivor), absorbed)
-        if any(f.startswith("chat@") for f in gone):  # each identity's chat (for /via)
-            pipe.hset(
-                keys.contact(survivor),
-                mapping={f: v for f, v in gone.items() if f.startswith("chat@")},
-            )
+        # Each identity's chat (for /via) and when it last wrote (reply windows).
+        per_identity: dict[FieldT, EncodableT] = {
+            f: v for f, v in gone.items() if f.startswith(PER_IDENTITY)
+        }
+        if per_identity:
+            pipe.hset(keys.contact(survivor), mapping=per_identity)
         if gone.get("last_seen", "") > keep.get("last_seen", ""):
             # Replies go where the person wrote last, whichever contact that was.
             pipe.hset(keys.contact(survivor), mapping={f: gone[f] for f in _ROUTE if f in gone})
@@ -219,16 +224,18 @@ class Merger:
         restored: bool,
     ) -> None:
         account, _, user_id = identity.partition(":")
-        chat_field = f"chat@{identity}"
+        chat_field, seen_field = f"chat@{identity}", f"seen@{identity}"
         chat = data.get(chat_field, user_id)
         route: dict[FieldT, EncodableT] = {
             "reply_account": account,
             "reply_chat": chat,
             chat_field: chat,
         }
+        if seen_field in data:
+            route[seen_field] = data[seen_field]
         pipe.set(keys.identity(account, user_id), target)
         pipe.srem(keys.contact_identities(survivor), identity)
-        pipe.hdel(keys.contact(survivor), chat_field)
+        pipe.hdel(keys.contact(survivor), chat_field, seen_field)
         if restored:
             pipe.hdel(keys.contact(target), "merged_into", "merged_at")
             pipe.hset(keys.contact(target), mapping=route)

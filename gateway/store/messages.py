@@ -27,6 +27,8 @@ class Peer:
     ref: MessageRef
     text: str
     """The customer-side text last seen (to tell real edits from invisible ones)."""
+    receipt: int = 0
+    """How far the customer's messenger reported this message got (0: nothing yet)."""
 
 
 def link(pipe: Pipeline, a: MessageRef, b: MessageRef, text: str | None) -> None:
@@ -54,4 +56,9 @@ async def peer(redis: Redis, ref: MessageRef) -> Peer | None:
     there = MessageRef(
         AccountId(value["account"]), ChatId(value["chat"]), MessageId(value["message"])
     )
-    return Peer(ref=there, text=value.get("text", ""))
+    return Peer(ref=there, text=value.get("text", ""), receipt=int(value.get("receipt") or 0))
+
+
+def mark_receipt(pipe: Pipeline, ref: MessageRef, rank: int) -> None:
+    """Remember the furthest delivery status of ``ref`` (see :class:`Peer`)."""
+    pipe.hset(keys.message(ref.account, ref.chat_id, ref.message_id), "receipt", rank)

@@ -1,0 +1,115 @@
+"""Delivery receipts from customers' messengers → marks on the operator's message.
+
+Viber (``delivered``/``seen``/``failed``) and WhatsApp (statuses) report what became of
+a message the gateway sent. Delivered and seen become the staff bot's reaction on the
+operator's message in the topic (👌, 👀: Telegram's reaction list has no check mark);
+a failure becomes a "⚠️ Not delivered" note under it. Marks only move forward: a late
+"delivered" after "seen" is dropped, since platforms do not promise their order.
+
+A receipt can overtake the send's own answer (WhatsApp says so), before delivery stored
+which staff message the customer's copy belongs to. It is then *parked* on the
+customer-side message, atomically unless the link appeared meanwhile, and delivery
+applies it right after storing the link (:func:`parked_job`).
+"""
+
+from __future__ import annotations
+
+import structlog
+from redis.asyncio.client import Pipeline
+
+from gateway.bus import Entry
+from gateway.jobs import StaffNotice, StaffReact
+from gateway.model import ContactId, InboundReceipt, MessageId
+from gateway.staff import render
+from gateway.store import keys
+from gateway.store.messages import MessageRef, mark_receipt, peer
+from gateway.store.redis import Redis, text
+from gateway.worker import Worker
+
+log = structlog.get_logger(__name__)
+RANK = {"delivered": 1, "seen": 2, "failed": 3}
+STATUS = {rank: status for status, rank in RANK.items()}
+MARKS = {"delivered": "👌", "seen": "👀"}
+
+# KEYS[1] the customer-side message's map entry. ARGV: rank, reason, ttl seconds.
+# Returns 1 if the message is linked already (handle it now), else parks the receipt.
+_PARK = """
+if redis.call('HEXISTS', KEYS[1], 'message') == 1 then return 1 end
+local parked = tonumber(redis.call('HGET', KEYS[1], 'parked') or '0')
+if tonumber(ARGV[1]) > parked then
+  redis.call('HSET', KEYS[1], 'parked', ARGV[1], 'parked_reason', ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 0
+"""
+
+
+def mark_job(
+    out_id: str, contact_id: ContactId, staff_message: MessageId, status: str, reason: str | None
+) -> StaffReact | StaffNotice:
+    """The staff-side job showing ``status`` of the message ``staff_message`` answered."""
+    if status == "failed":
+        return StaffNotice(
+            out_id=out_id,
+            contact_id=contact_id,
+            text=render.not_delivered(reason or "the messenger reported a failure"),
+            reply_to=staff_message,
+        )
+    return StaffReact(
+        out_id=out_id, contact_id=contact_id, message_id=staff_message, emoji=MARKS[status]
+    )
+
+
+class Receipts(Worker):
+    async def handle(self, receipt: InboundReceipt, entry: Entry) -> None:
+        sender = receipt.sender
+        ref = MessageRef(sender.account, sender.chat_id, receipt.message_id)
+        contact = await self.redis.get(keys.identity(sender.account, sender.user_id))
+        rank = RANK[receipt.status]
+        found = await peer(self.redis, ref)
+        if found is None and contact is not None:
+            ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
+            key = keys.message(ref.account, ref.chat_id, ref.message_id)
+            linked = await self.redis.eval(_PARK, 1, key, rank, receipt.reason or "", ttl)
+            if not linked:
+                log.info("inbound.receipt_parked", status=receipt.status)
+                await self.commit(entry)
+                return
+            found = await peer(self.redis, ref)
+        if found is None or contact is None or rank <= found.receipt:
+            log.info("inbound.receipt_skipped", status=receipt.status, known=found is not None)
+            await self.commit(entry)
+            return
+        contact_id = await self.contacts.survivor(ContactId(text(contact)))
+        job = mark_job(
+            f"receipt:{receipt.key}",
+            contact_id,
+            found.ref.message_id,
+            receipt.status,
+            receipt.reason,
+        )
+        effects = self.effects(entry, job)
+
+        def build(pipe: Pipeline) -> None:
+            mark_receipt(pipe, ref, rank)
+            effects(pipe, None)
+
+        await self.bus.commit(build)
+
+
+async def parked_job(
+    redis: Redis, customer: MessageRef, staff_message: MessageId, contact_id: ContactId
+) -> tuple[StaffReact | StaffNotice, int] | None:
+    """A receipt that arrived before ``customer`` was linked: the job to queue now, and
+    its rank (the caller stores it with :func:`mark_receipt` and the job)."""
+    key = keys.message(customer.account, customer.chat_id, customer.message_id)
+    rank, reason = await redis.hmget(key, ["parked", "parked_reason"])
+    if rank is None:
+        return None
+    status = STATUS.get(int(rank))
+    if status is None:
+        return None
+    out_id = f"receipt:parked:{customer.account}:{customer.message_id}"
+    return mark_job(out_id, contact_id, staff_message, status, text(reason or b"") or None), int(
+        rank
+    )
