@@ -1,11 +1,13 @@
 """Web console for ``gateway sandbox``.
 
 The console is a small single-page app (``static/console.{html,js,css}`` plus
-``static/console_vk.js`` for the VK tab) that lets a person play both sides of the gateway
-against the built-in emulators:
+``static/console_vk.js`` for the VK tab, ``static/console_viber.js`` for the Viber tab and
+``static/console_tabs.js``, what those two share) that lets a person play both sides of the
+gateway against the built-in emulators:
 
-* the left pane writes as a *customer*: to a company bot in Telegram (tab "Telegram") or to a
-  community in VK (tab "VK", one community per configured ``kind: vk`` channel);
+* the left pane writes as a *customer*: to a company bot in Telegram (tab "Telegram"), to a
+  community in VK (tab "VK", one community per configured ``kind: vk`` channel) or to a Viber bot
+  (tab "Viber", one bot per ``kind: viber`` channel);
 * the right pane shows the staff forum supergroup and answers in its topics as an *operator*.
 
 The page talks to the emulator's control API directly (same origin, under
@@ -14,7 +16,8 @@ actions that need one go through this module instead: ``POST /console/customer_s
 token-free ``bot_id``, maps it to the bot's token and forwards the call to
 ``{emulator_path}/_control/send``. The VK emulator's control API (under
 ``ConsoleSettings.vk_path``) addresses communities by id and needs no token at all, so the VK
-tab calls it directly.
+tab calls it directly; so does the Viber tab with the Viber emulator's (``viber_path``), which
+addresses bots by their public ``pa:`` id.
 
 Routes (absolute, so the console app is meant to be the root application of the sandbox server;
 the emulator is then mounted into it, e.g. ``app.add_subapp(settings.emulator_path, emulator)``):
@@ -42,6 +45,7 @@ __all__ = [
     "ConsoleBot",
     "ConsoleOperator",
     "ConsoleSettings",
+    "ConsoleViberBot",
     "ConsoleVkGroup",
     "make_console_app",
 ]
@@ -102,12 +106,22 @@ class ConsoleVkGroup:
 
 
 @dataclass(frozen=True)
+class ConsoleViberBot:
+    """A Viber bot the console's Viber tab can write to, by its public id (``pa:...``); the
+    Viber emulator's control API never needs the bot's token."""
+
+    account: str
+    bot_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """Everything the console needs.
 
     ``emulator_path`` is the URL path prefix where the Telegram emulator is mounted on the same
     origin, e.g. ``"/sandbox/telegram"``; ``vk_path`` the VK emulator's (used when ``vk_groups``
-    is not empty).
+    is not empty) and ``viber_path`` the Viber emulator's (used when ``viber_bots`` is not empty).
     """
 
     emulator_path: str
@@ -116,6 +130,8 @@ class ConsoleSettings:
     operators: tuple[ConsoleOperator, ...]
     vk_path: str = "/sandbox/vk"
     vk_groups: tuple[ConsoleVkGroup, ...] = ()
+    viber_path: str = "/sandbox/viber"
+    viber_bots: tuple[ConsoleViberBot, ...] = ()
 
 
 def _normalized_path(path: str) -> str:
@@ -194,6 +210,13 @@ def _public_config(settings: ConsoleSettings) -> dict[str, Any]:
             "groups": [
                 {"account": g.account, "group_id": g.group_id, "name": g.name}
                 for g in settings.vk_groups
+            ],
+        },
+        "viber": {
+            "path": _normalized_path(settings.viber_path),
+            "bots": [
+                {"account": b.account, "bot_id": b.bot_id, "name": b.name}
+                for b in settings.viber_bots
             ],
         },
     }

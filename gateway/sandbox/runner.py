@@ -1,12 +1,16 @@
 """``gateway sandbox``: the real service, wired to the built-in emulators.
 
 Everything runs in one process on one port: the gateway's own routes (webhooks,
-health, metrics), the Telegram Bot API emulator under ``/sandbox/telegram``, the VK
-API emulator under ``/sandbox/vk`` and the web console at ``/``. The config file's
-accounts are kept (their ids, names, operators, limits, VK community ids) while every
-token, webhook secret and API address is replaced by a sandbox value, so no token, no
-internet and no Redis install are needed. VK communities use the Callback API: the
-gateway registers itself with the emulator and asks it for the confirmation code.
+health, metrics, ``/media``), the Telegram Bot API emulator under ``/sandbox/telegram``,
+the VK API emulator under ``/sandbox/vk``, the Viber REST API emulator under
+``/sandbox/viber`` and the web console at ``/``. The config file's accounts are kept
+(their ids, names, operators, limits, VK community ids) while every token, webhook
+secret and API address is replaced by a sandbox value, so no token, no internet and no
+Redis install are needed. ``server.public_url`` becomes the sandbox's own address: the
+gateway registers its webhooks there, and Viber bots' files are served from there
+(the Viber emulator downloads them like Viber does). VK communities use the Callback
+API: the gateway registers itself with the emulator and asks it for the confirmation
+code.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import secrets
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 import yaml
@@ -29,10 +33,12 @@ from gateway.sandbox.console import (
     ConsoleBot,
     ConsoleOperator,
     ConsoleSettings,
+    ConsoleViberBot,
     ConsoleVkGroup,
     make_console_app,
 )
 from gateway.sandbox.telegram import TelegramEmulator
+from gateway.sandbox.viber import ViberEmulator
 from gateway.sandbox.vk import VkEmulator
 from gateway.web import install
 
@@ -41,6 +47,11 @@ EMULATOR_PATH = "/sandbox/telegram"
 VK_PATH = "/sandbox/vk"
 VK_CUSTOMER = ("Ivan", "Petrov")
 """A VK customer who exists from the start, so the console's VK tab is ready to write."""
+VIBER_PATH = "/sandbox/viber"
+VIBER_CUSTOMER = "Olena Kovalenko"
+"""A Viber customer who exists from the start, for the console's Viber tab."""
+VIBER_RECEIPT_DELAY = 0.5
+"""Seconds before a Viber message shows as delivered (a phone is not instant)."""
 STAFF_CHAT = -1009000000001
 STAFF_TOKEN = "9000000001:SANDBOX-staff"  # noqa: S105 - a fake token the emulator accepts
 
@@ -54,7 +65,8 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
         "redis.url": None,
         "data_dir": str(data_dir),
         "server.listen": listen,
-        "server.public_url": None,
+        # Where the gateway registers webhooks and serves Viber's media: this server.
+        "server.public_url": f"http://{listen}",
         "staff.token": STAFF_TOKEN,
         "staff.chat_id": STAFF_CHAT,
         "staff.api_server": base,
@@ -62,7 +74,15 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
         "staff.webhook_secret": secret,
     }
     for i, channel in enumerate(raw.get("channels") or []):
-        if isinstance(channel, dict) and channel.get("kind") == "vk":
+        kind = channel.get("kind") if isinstance(channel, dict) else None
+        if kind == "viber":
+            overrides |= {
+                f"channels.{i}.token": f"SANDBOX-viber-{i}-{secrets.token_hex(12)}",
+                f"channels.{i}.api_server": f"http://{listen}{VIBER_PATH}",
+                f"channels.{i}.mode": "webhook",
+            }
+            continue
+        if kind == "vk":
             overrides |= {
                 f"channels.{i}.token": f"vk1.a.SANDBOX-community-{i}",
                 f"channels.{i}.api_server": f"http://{listen}{VK_PATH}",
@@ -72,6 +92,8 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
                 f"channels.{i}.confirmation": None,
             }
             continue
+        if kind not in (None, "telegram"):
+            continue  # a messenger the sandbox has no emulator for: left as configured
         overrides |= {
             f"channels.{i}.token": f"{9100000000 + i}:SANDBOX-customer-{i}",
             f"channels.{i}.api_server": base,
@@ -91,12 +113,19 @@ def _config_text(path: Path | None) -> str:
     return resources.files("gateway.sandbox").joinpath("bridge_config.yaml").read_text("utf-8")
 
 
-def prepare_emulator(
-    settings: Settings, *, listen: str
-) -> tuple[TelegramEmulator, VkEmulator, ConsoleSettings]:
-    """Both emulators with the config's accounts, people and groups, and what the
-    console shows. ``listen`` is where the sandbox serves (the VK emulator hands out
-    absolute URLs under ``http://{listen}/sandbox/vk``)."""
+class Emulators(NamedTuple):
+    """The sandbox's emulators and what its console shows."""
+
+    telegram: TelegramEmulator
+    vk: VkEmulator
+    viber: ViberEmulator
+    console: ConsoleSettings
+
+
+def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
+    """The emulators with the config's accounts, people and groups, and what the console
+    shows. ``listen`` is where the sandbox serves (the VK and Viber emulators hand out
+    absolute URLs under ``http://{listen}/sandbox/...``)."""
     emulator = TelegramEmulator()
     staff_token = settings.staff.token.get_secret_value()
     emulator.set_bot_username(staff_token, "staff_bot")
@@ -112,19 +141,28 @@ def prepare_emulator(
     )
     vk = VkEmulator()
     vk.set_base_url(f"http://{listen}{VK_PATH}")
-    bots, communities = [], []
+    viber = ViberEmulator(receipt_delay=VIBER_RECEIPT_DELAY)
+    viber.set_base_url(f"http://{listen}{VIBER_PATH}")
+    bots, communities, viber_bots = [], [], []
     for channel in settings.channels:
-        token = channel.token.get_secret_value()
         if channel.kind == "vk":
             name = channel.title or channel.id
-            vk.create_group(channel.group_id, token, name)
+            vk.create_group(channel.group_id, channel.token.get_secret_value(), name)
             communities.append(ConsoleVkGroup(channel.id, channel.group_id, name))
-            continue
-        username = f"{channel.id}_bot"
-        emulator.set_bot_username(token, username)
-        bots.append(ConsoleBot(channel.id, int(token.split(":")[0]), username, token))
+        elif channel.kind == "viber":
+            token = channel.token.get_secret_value()
+            avatar = str(channel.avatar) if channel.avatar else None
+            viber.create_bot(token, channel.name, avatar=avatar)
+            viber_bots.append(ConsoleViberBot(channel.id, viber.bot_id(token), channel.name))
+        elif channel.kind == "telegram":
+            token = channel.token.get_secret_value()
+            username = f"{channel.id}_bot"
+            emulator.set_bot_username(token, username)
+            bots.append(ConsoleBot(channel.id, int(token.split(":")[0]), username, token))
     if communities:
         vk.create_user(*VK_CUSTOMER, screen_name="ivan_petrov")
+    if viber_bots:
+        viber.create_user(VIBER_CUSTOMER, country="UA", language="uk")
     console = ConsoleSettings(
         emulator_path=EMULATOR_PATH,
         customer_bots=tuple(bots),
@@ -132,8 +170,10 @@ def prepare_emulator(
         operators=tuple(ConsoleOperator(user_id, name) for user_id, name in people),
         vk_path=VK_PATH,
         vk_groups=tuple(communities),
+        viber_path=VIBER_PATH,
+        viber_bots=tuple(viber_bots),
     )
-    return emulator, vk, console
+    return Emulators(emulator, vk, viber, console)
 
 
 def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool) -> int:
@@ -147,12 +187,13 @@ def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     gateway_logging.configure(settings.log.level, "console", settings.secrets())
-    emulator, vk, console = prepare_emulator(settings, listen=listen)
+    emulators = prepare_emulator(settings, listen=listen)
     gateway = App(settings)
-    app = make_console_app(console)
+    app = make_console_app(emulators.console)
     install(app, gateway)
-    app.add_subapp(EMULATOR_PATH, emulator.make_app())
-    app.add_subapp(VK_PATH, vk.make_app())
+    app.add_subapp(EMULATOR_PATH, emulators.telegram.make_app())
+    app.add_subapp(VK_PATH, emulators.vk.make_app())
+    app.add_subapp(VIBER_PATH, emulators.viber.make_app())
     url = f"http://{listen}"
 
     async def announce() -> None:

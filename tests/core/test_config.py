@@ -96,11 +96,13 @@ def test_shipped_example_config_is_valid() -> None:
         "SHOP_BOT_TOKEN": "2:real",
         "VK_TOKEN": "vk1.a.real",
         "VK_SECRET": "s3cr3t",
+        "VIBER_TOKEN": "4a5b-viber",
     }
     settings = parse_config((ROOT / "bridge_config.yaml").read_text(), environ=env)
     assert [(c.id, c.kind) for c in settings.channels] == [
         ("tg_shop", "telegram"),
         ("vk_shop", "vk"),
+        ("viber_shop", "viber"),
     ]
 
 

@@ -24,6 +24,7 @@ from gateway.sandbox.console import (
     ConsoleBot,
     ConsoleOperator,
     ConsoleSettings,
+    ConsoleViberBot,
     ConsoleVkGroup,
     make_console_app,
 )
@@ -38,6 +39,10 @@ SETTINGS = ConsoleSettings(
     operators=(ConsoleOperator(user_id=501, name="Alice"), ConsoleOperator(502, "Bob")),
     vk_path="sandbox/vk/",
     vk_groups=(ConsoleVkGroup(account="vk_shop", group_id=123456, name="Shop in VK"),),
+    viber_path="/sandbox/viber/",
+    viber_bots=(
+        ConsoleViberBot(account="viber_shop", bot_id="pa:5012345678901234567", name="Shop"),
+    ),
 )
 
 
@@ -99,6 +104,8 @@ async def test_page_is_served(client: TestClient[web.Request, web.Application]) 
     assert "Messenger gateway — sandbox" in html
     assert "/console/static/console.js" in html
     assert "/console/static/console_vk.js" in html
+    assert "/console/static/console_viber.js" in html
+    assert "/console/static/console_tabs.js" in html
     assert "/console/static/console.css" in html
     csp = resp.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp
@@ -130,6 +137,10 @@ async def test_config_has_identities_but_no_tokens(
         "path": "/sandbox/vk",
         "groups": [{"account": "vk_shop", "group_id": 123456, "name": "Shop in VK"}],
     }
+    assert config["viber"] == {
+        "path": "/sandbox/viber",
+        "bots": [{"account": "viber_shop", "bot_id": "pa:5012345678901234567", "name": "Shop"}],
+    }
 
 
 async def test_config_without_vk_channels_has_no_vk_groups() -> None:
@@ -137,6 +148,7 @@ async def test_config_without_vk_channels_has_no_vk_groups() -> None:
     async with TestClient(TestServer(make_console_app(settings))) as c:
         config = await (await c.get("/console/config.json")).json()
     assert config["vk"] == {"path": "/sandbox/vk", "groups": []}
+    assert config["viber"] == {"path": "/sandbox/viber", "bots": []}
 
 
 @pytest.mark.parametrize("bot", [SHOP, CAFE], ids=["shop", "cafe"])
@@ -382,7 +394,7 @@ def _asset(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
 
-SCRIPTS = ("console.js", "console_vk.js")
+SCRIPTS = ("console.js", "console_tabs.js", "console_vk.js", "console_viber.js")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -411,6 +423,20 @@ def test_vk_script_never_needs_a_token() -> None:
     js = _asset("console_vk.js")
     assert "token" not in js.lower()
     assert "/method/" not in js
+
+
+def test_viber_script_never_needs_a_token() -> None:
+    """The Viber tab names bots by their public id; message tokens travel as strings."""
+    js = _asset("console_viber.js")
+    assert "auth_token" not in js and "x-viber-auth-token" not in js.lower()
+    assert "/send_message" not in js and "message_token_str" in js
+
+
+def test_every_tab_has_a_panel() -> None:
+    html = _asset("console.html")
+    for name in ("telegram", "vk", "viber"):
+        assert f'id="tab-{name}" aria-controls="{name}-customer"' in html
+        assert f'id="{name}-customer" role="tabpanel"' in html
 
 
 def test_assets_work_offline() -> None:

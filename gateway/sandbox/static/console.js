@@ -1,6 +1,7 @@
 /* Messenger gateway — sandbox console.
  *
- * Left pane: a Telegram customer chatting with a company bot. Right pane: the staff forum group.
+ * Left pane: a Telegram customer chatting with a company bot (console_tabs.js, console_vk.js and
+ * console_viber.js add VK and Viber tabs). Right pane: the staff forum group.
  * The page talks to the Bot API emulator's control API on the same origin; the one call that
  * needs a bot token (posting as the customer) goes through /console/customer_send instead.
  *
@@ -572,9 +573,8 @@ function wireStaff(operators) {
 }
 
 async function boot() {
-  for (;;) {
-    try { S.cfg = await api("/console/config.json"); break; } catch { await sleep(2000); }
-  }
+  wireTabs();
+  S.cfg = await loadConfig();
   const { customer_bots: bots, operators } = S.cfg;
   S.bot = bots.find((b) => b.bot_id === recall(LS.bot, null)) || bots[0] || null;
   S.operator = operators.find((o) => o.user_id === recall(LS.operator, null)) || operators[0] || null;

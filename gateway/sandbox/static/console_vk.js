@@ -11,28 +11,13 @@
  */
 "use strict";
 
-const VK_LS = { tab: "gwsandbox.tab", group: "gwsandbox.vk.group", user: "gwsandbox.vk.user" };
-const V = { path: "", groups: [], servers: {}, group: null, users: [], user: null, msgs: [], readUpTo: 0, allowed: false, edit: null, cursor: 0, composer: null };
+const VK_LS = { group: "gwsandbox.vk.group", user: "gwsandbox.vk.user" };
+const V = { path: "", groups: [], servers: {}, group: null, users: [], user: null, msgs: [], readUpTo: 0, allowed: false, edit: null, composer: null };
 
-/** Call the VK emulator's control API; answers JSON or throws with its error text. */
-async function vkApi(path, body) {
-  const resp = await fetch(`${V.path}/_control${path}`, body === undefined ? {}
-    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  const raw = await resp.text();
-  let data = raw;
-  try { data = raw ? JSON.parse(raw) : null; } catch { /* not JSON */ }
-  if (!resp.ok) throw new Error(`${resp.status}: ${(data && data.error) || resp.statusText}`);
-  return data;
-}
-
-/** An emulator file URL as a same-origin path (the emulator hands out absolute URLs); null for
- *  anything else, e.g. VK's default avatar on vk.com. */
-function vkFile(url) {
-  try {
-    const u = new URL(url, window.location.href);
-    return u.pathname.startsWith(`${V.path}/files/`) ? u.pathname : null;
-  } catch { return null; }
-}
+/** Call the VK emulator's control API. */
+const vkApi = (path, body) => controlApi(V.path, path, body);
+/** An emulator file URL as a same-origin path; null for anything else (VK's default avatars). */
+const vkFile = (url) => emulatorFile(V.path, url);
 
 const vkName = (u) => (u ? `${u.first_name} ${u.last_name || ""}`.trim() : "?");
 const mine = (m) => m.out === 0;
@@ -186,18 +171,6 @@ async function vkAddUser(name) {
   vkSelect();
 }
 
-function vkShowTab(tab) {
-  const vk = tab === "vk" && V.groups.length > 0;
-  $("customer-pane").dataset.tab = vk ? "vk" : "telegram";
-  $("telegram-customer").hidden = vk;
-  $("vk-customer").hidden = !vk;
-  for (const [id, on] of [["tab-telegram", !vk], ["tab-vk", vk]]) {
-    $(id).setAttribute("aria-selected", String(on));
-    $(id).tabIndex = on ? 0 : -1;
-  }
-  store(VK_LS.tab, vk ? "vk" : "telegram");
-}
-
 // ---------------------------------------------------------------- live updates
 
 function vkApply(ev) {
@@ -208,32 +181,15 @@ function vkApply(ev) {
   vkRender();
 }
 
-async function vkPollLoop() {
-  let [delay, fresh] = [500, true];
-  for (;;) {
-    try {
-      if (fresh) {
-        const st = await vkApi("/state");
-        V.cursor = st.cursor || 0;
-        for (const g of st.groups || []) V.servers[g.id] = g.callback_servers || [];
-        V.users = st.users || [];
-        V.user = V.users.find((u) => u.id === (V.user ? V.user.id : recall(VK_LS.user, null))) || V.users[0] || null;
-        vkHead();
-        await vkLoad();
-        fresh = false;
-      }
-      const r = await vkApi(`/events?after=${V.cursor}&timeout=25`);
-      if (typeof r.cursor === "number" && r.cursor < V.cursor) { fresh = true; continue; } // restarted
-      for (const ev of r.events || []) vkApply(ev);
-      if (typeof r.cursor === "number") V.cursor = r.cursor;
-      delay = 500;
-    } catch (err) {
-      console.warn("VK event stream:", err);
-      fresh = true;
-      await sleep(delay + Math.random() * 300);
-      delay = Math.min(delay * 2, 15000);
-    }
-  }
+/** The state snapshot the feed continues from. */
+async function vkResync() {
+  const st = await vkApi("/state");
+  for (const g of st.groups || []) V.servers[g.id] = g.callback_servers || [];
+  V.users = st.users || [];
+  V.user = V.users.find((u) => u.id === (V.user ? V.user.id : recall(VK_LS.user, null))) || V.users[0] || null;
+  vkHead();
+  await vkLoad();
+  return st.cursor || 0;
 }
 
 /** Until every community's callback server is confirmed (the gateway registers it while
@@ -253,23 +209,12 @@ async function vkWatchLink() {
 // ---------------------------------------------------------------- start-up
 
 async function vkBoot() {
-  let cfg = null;
-  for (;;) {
-    try { cfg = await (await fetch("/console/config.json")).json(); break; } catch { await sleep(2000); }
-  }
-  if (!cfg.vk || !cfg.vk.groups.length) return; // no VK channel: the tabs stay hidden
+  const cfg = await loadConfig();
+  if (!cfg.vk || !cfg.vk.groups.length) return; // no VK channel: no VK tab
   V.path = cfg.vk.path;
   V.groups = cfg.vk.groups;
   V.group = V.groups.find((g) => g.group_id === recall(VK_LS.group, null)) || V.groups[0];
-  $("customer-tabs").hidden = false;
-  $("tab-telegram").addEventListener("click", () => vkShowTab("telegram"));
-  $("tab-vk").addEventListener("click", () => vkShowTab("vk"));
-  $("customer-tabs").addEventListener("keydown", (e) => {
-    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
-    const next = $("customer-pane").dataset.tab === "vk" ? "telegram" : "vk";
-    vkShowTab(next);
-    $(`tab-${next}`).focus();
-  });
+  addTab("vk");
   V.composer = makeComposer($("vk-composer"), vkSubmit, () => { vkCancelEdit(); V.composer.ta.value = ""; });
   $("vk-group-select").addEventListener("change", (e) => { V.group = V.groups.find((g) => String(g.group_id) === e.target.value) || null; vkSelect(); });
   $("vk-customer-select").addEventListener("change", (e) => { V.user = V.users.find((u) => String(u.id) === e.target.value) || null; vkSelect(); });
@@ -290,10 +235,9 @@ async function vkBoot() {
   const quick = (extra) => vkSend(extra).catch((err) => toast(`Not sent — ${err.message}`));
   $("vk-share-location").addEventListener("click", () => quick({ geo: { latitude: 55.7558 + Math.random() / 200, longitude: 37.6173 + Math.random() / 200 } }));
   $("vk-sticker").addEventListener("click", () => quick({ sticker: true }));
-  vkShowTab(recall(VK_LS.tab, "telegram"));
   vkHead();
   vkRender();
-  vkPollLoop();
+  followFeed("VK", vkApi, vkResync, vkApply);
   vkWatchLink();
 }
 
