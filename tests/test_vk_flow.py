@@ -88,6 +88,9 @@ async def test_a_vk_conversation_end_to_end(
     )
     outgoing = [m for m in vk.conversation(GROUP, ivan) if m["out"] == 1]
     assert len(outgoing) == 2  # each reply exactly once
+    # Answering read the customer's messages (messages.markAsRead up to the latest).
+    latest = max(m["id"] for m in vk.conversation(GROUP, ivan) if m["out"] == 0)
+    await eventually(lambda: vk.read_up_to(GROUP, ivan) == latest)
     assert not await running.redis.exists(keys.dead_letters(keys.CUSTOMER_OUT))
 
 

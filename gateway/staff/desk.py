@@ -16,8 +16,8 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT, WhatsAppChannel
-from gateway.jobs import CustomerSend, StaffGeneral, StaffNotice
+from gateway.config import STAFF_ACCOUNT, AnyChannel, WhatsAppChannel
+from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice
 from gateway.model import (
     AccountId,
     Button,
@@ -40,6 +40,8 @@ from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
+NO_READ_RECEIPTS = frozenset({"telegram", "viber"})
+"""Messengers whose bots cannot mark a customer's messages read."""
 HISTORY_SHOWN = 40
 """Latest messages /history shows (with every process and task)."""
 
@@ -196,6 +198,25 @@ class Desk(Worker):
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)
 
+    async def _read_receipt(
+        self, contact_id: ContactId, account: str, channel: AnyChannel | None
+    ) -> CustomerRead | None:
+        """Answering reads the customer's messages: on messengers that show it (VK,
+        WhatsApp), mark them read up to the latest, with the reply. Telegram bots
+        cannot, so nothing is queued for them."""
+        if channel is None or channel.kind in NO_READ_RECEIPTS:
+            return None
+        latest = await self.contacts.last_message(contact_id)
+        if latest is None or latest[0].account != account:
+            return None
+        destination, message_id = latest
+        return CustomerRead(
+            out_id=f"read:{contact_id}:{message_id}",
+            contact_id=contact_id,
+            destination=destination,
+            message_id=message_id,
+        )
+
     async def _template(
         self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
     ) -> str | None:
@@ -275,8 +296,8 @@ class Desk(Worker):
             except bp.RuleError:
                 return None  # no open task (e.g. closed): the reply still goes out
 
-        queued = self.effects(entry, job)
         channel = self.settings.channel(account)
+        queued = self.effects(entry, job, await self._read_receipt(contact_id, account, channel))
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
             queued(pipe, transition)
