@@ -126,12 +126,14 @@ class Adapter(Protocol):
         upload: Upload | None = None,
         *,
         key: str | None = None,
+        author: str | None = None,
     ) -> Sent:
         """Send ``content``; ``upload`` carries the attachment's bytes when needed.
 
         ``key`` identifies the outbound message: platforms with idempotent sends (VK's
         ``random_id``) derive their key from it, so a retry after a crash is not a
-        second message."""
+        second message. ``author`` is the operator who wrote it, for platforms that
+        show a sender per message (Viber, when configured)."""
         ...
 
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:

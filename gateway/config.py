@@ -286,6 +286,9 @@ class ViberChannel(_Account):
     """Messages ask for at least this Viber client API version (keyboards need 7+)."""
     welcome: str | None = Field(None, max_length=7000)
     """Sent when a customer opens the chat with the bot (before they subscribe)."""
+    operator_as_sender: bool = False
+    """Show the answering operator's name (from ``staff.operators``) as the sender of
+    each reply instead of ``name``."""
 
 
 class TemplateSettings(_Section):

@@ -294,7 +294,9 @@ class Delivery(Outbox):
                 )
             await self._within_window(adapter, job)
             content, upload = await self._transfer(job.content, adapter)
-            send = functools.partial(adapter.send, key=job.out_id)  # idempotent where it can be
+            author = self.operator_names.get(job.operator_id)
+            # The outbound id makes sends idempotent where the platform allows it.
+            send = functools.partial(adapter.send, key=job.out_id, author=author)
             sent = await self._call(adapter, dest, send, dest, content, upload)
         except PermanentError as exc:
             log.warning("customer.not_delivered", reason=exc.reason)

@@ -97,6 +97,7 @@ class Outbox:
         self.done_ttl = settings.bus.dedup_ttl_days * 86400
         self.max_backoff = settings.delivery.max_backoff_seconds
         self.media = MediaStore(self.redis, settings)
+        self.operator_names = {str(o.id): o.name for o in settings.staff.operators}
 
     async def _to_topic(
         self,

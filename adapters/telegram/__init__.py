@@ -160,6 +160,7 @@ class TelegramAdapter:
         upload: Upload | None = None,
         *,
         key: str | None = None,
+        author: str | None = None,
     ) -> Sent:
         # The Bot API has no idempotent send: delivery's done-marker prevents doubles.
         file: str | BufferedInputFile | None = None

@@ -59,6 +59,7 @@ from gateway.ratelimit import Bucket
 
 SIGNATURE_HEADER = "X-Viber-Content-Signature"
 TEXT_LIMIT = 7000
+SENDER_NAME_LIMIT = 28
 CAPTION_LIMIT = 120  # a picture's description
 PICTURE_LIMIT = 1024 * 1024  # bigger pictures go as files
 VIDEO_LIMIT = 26 * 1024 * 1024
@@ -197,10 +198,19 @@ class ViberAdapter:
         upload: Upload | None = None,
         *,
         key: str | None = None,  # the REST API has no idempotency key
+        author: str | None = None,
     ) -> Sent:
         messages = self._messages(content, upload)
-        tokens = await off_loop(self.api.send_messages, destination.chat_id, messages)
+        name = self.settings.name
+        if author and self.settings.operator_as_sender:
+            name = author[:SENDER_NAME_LIMIT]
+        tokens = await off_loop(self._send_all, destination.chat_id, messages, name)
         return Sent(message_ids=tuple(MessageId(str(t)) for t in tokens))
+
+    def _send_all(self, receiver: str, messages: list[Any], name: str) -> list[int]:
+        """viberbot's ``send_messages`` with the sender's name chosen per send."""
+        sender = self.api._message_sender
+        return [sender.send_message(receiver, name, self.config.avatar, m) for m in messages]
 
     def _messages(self, content: Content, upload: Upload | None) -> list[Any]:
         version = self._version

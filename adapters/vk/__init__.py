@@ -260,6 +260,7 @@ class VkAdapter:
         upload: Upload | None = None,
         *,
         key: str | None = None,
+        author: str | None = None,
     ) -> Sent:
         peer = int(destination.chat_id)
         attachment = await self._attachment(peer, content, upload)

@@ -200,6 +200,7 @@ class WhatsAppAdapter:
         upload: Upload | None = None,
         *,
         key: str | None = None,  # the Cloud API has no idempotency key
+        author: str | None = None,
     ) -> Sent:
         to = destination.chat_id
         context = {"context": {"message_id": destination.reply_to}} if destination.reply_to else {}

@@ -211,3 +211,15 @@ async def test_customers_files_download_and_avatars(
     assert avatar is not None and avatar.data == PNG
     plain = viber.create_user("Nina")
     assert await adapter.avatar(plain) is None
+
+
+async def test_the_operator_can_be_the_sender(viber: ViberEmulator, adapter: ViberAdapter) -> None:
+    user = viber.create_user("Ivan")
+    viber.user_subscribe(TOKEN, user)
+    hello = Content(kind=Kind.TEXT, text="hello")
+    await adapter.send(to(user), hello, author="Anna from support, evening shift")
+    adapter.settings = adapter.settings.model_copy(update={"operator_as_sender": True})
+    await adapter.send(to(user), hello, author="Anna from support, evening shift")
+    await adapter.send(to(user), hello)  # no known author: the bot's name
+    names = [m["sender"]["name"] for m in viber.conversation(TOKEN, user)]
+    assert names == ["Shop", "Anna from support, evening s", "Shop"]  # 28 characters
