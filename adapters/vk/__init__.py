@@ -238,8 +238,11 @@ class VkAdapter:
         answer = response.json()
         failed = answer.get("failed") if isinstance(answer, dict) else "?"
         if failed is None:
-            longpoll.ts = answer["ts"]
-            return [u for u in answer["updates"] if isinstance(u, dict)]
+            updates, ts = answer.get("updates"), answer.get("ts")
+            if not isinstance(updates, list) or not str(ts or "").isdigit():
+                raise TransientError(Channel.VK.value, f"long poll answered {answer!r:.200}")
+            longpoll.ts = ts
+            return [u for u in updates if isinstance(u, dict)]
         log.warning("vk.longpoll_failed", account=self.account, failed=failed)
         if failed == 1:  # history outdated or partly lost: go on from the new ts
             longpoll.ts = answer["ts"]

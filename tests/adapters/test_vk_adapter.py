@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from adapters.base import Upload
 from adapters.vk import VkAdapter
@@ -253,3 +254,34 @@ def test_event_ids_in_logs_never_carry_content() -> None:
     adapter = VkAdapter(ACCOUNT, settings, DeliverySettings())
     assert adapter.event_id(payload) == "message_new:abc"
     asyncio.run(adapter.stop())
+
+
+async def test_a_broken_long_poll_server_is_a_transient_error(
+    vk: VkEmulator, adapter: VkAdapter
+) -> None:
+    await listening(adapter)
+    answers = [web.Response(status=502, text="<html>Bad Gateway</html>")]
+    answers.append(web.Response(text="<html>not json</html>"))
+    answers.append(web.json_response({"ts": "x", "updates": "none"}))
+
+    async def garbled(_: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    app = web.Application()
+    app.router.add_get("/lp", garbled)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    real = adapter._longpoll.url
+    adapter._longpoll.url = f"http://127.0.0.1:{runner.addresses[0][1]}/lp"
+    try:
+        for _ in range(3):
+            with pytest.raises(TransientError):
+                await adapter.poll(None, 1)
+    finally:
+        await runner.cleanup()
+    adapter._longpoll.url = real
+    user = vk.create_user("Oleg")
+    vk.user_send(GROUP, user, "still here")
+    [event] = await poll_events(adapter, 1)  # the same long poll goes on
+    assert isinstance(event, InboundMessage) and event.content.text == "still here"
