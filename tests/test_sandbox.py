@@ -18,9 +18,15 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway.config import TelegramChannel, ViberChannel, VkChannel
+from gateway.config import TelegramChannel, ViberChannel, VkChannel, WhatsAppChannel
 from gateway.sandbox.common.images import solid_png
-from gateway.sandbox.runner import VIBER_PATH, VK_PATH, prepare_emulator, sandbox_settings
+from gateway.sandbox.runner import (
+    VIBER_PATH,
+    VK_PATH,
+    WHATSAPP_PATH,
+    prepare_emulator,
+    sandbox_settings,
+)
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +189,67 @@ async def test_sandbox_viber_end_to_end(tmp_path: Path) -> None:
             assert base64.b64encode(await response.read()).decode() == PNG_B64
 
 
+@pytest.mark.timeout(120)
+async def test_sandbox_whatsapp_end_to_end(tmp_path: Path) -> None:
+    """The example config's WhatsApp number, alone (the staff group's sending limit): the
+    gateway subscribes itself, a customer writes, an operator answers, the customer reads it;
+    after WhatsApp's clock moves 25 hours the free-form answer is refused (131047) and shows
+    as not delivered in the topic, while the configured template goes through."""
+    raw = yaml.safe_load((ROOT / "bridge_config.yaml").read_text(encoding="utf-8"))
+    raw["channels"] = [c for c in raw["channels"] if c["kind"] == "whatsapp"]
+    path = tmp_path / "whatsapp.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    async with _sandbox(tmp_path, path) as (base, http):
+        async with http.get(f"{base}/console/config.json") as response:
+            config = await response.json()
+        assert "SANDBOX" not in str(config)
+        [number] = config["whatsapp"]["numbers"]
+        assert number == {
+            "account": "wa_shop",
+            "phone_number_id": "106540352242922",
+            "name": "Shop in WhatsApp",
+        }
+        wa = f"{base}{WHATSAPP_PATH}/_control"
+        state = await _wait_for(
+            http, f"{wa}/state", lambda s: s if s["numbers"][0]["webhook"] else None
+        )
+        assert state["numbers"][0]["webhook"] == f"{base}/webhook/whatsapp/wa_shop"
+        assert "SANDBOX" not in str(state)
+        assert [t["name"] for t in state["templates"]] == ["order_ready"]
+        maria = {"phone_number_id": number["phone_number_id"], "wa_id": state["users"][0]["wa_id"]}
+        chat = f"{wa}/conversations/{maria['phone_number_id']}/{maria['wa_id']}"
+        await _post(http, f"{wa}/send", {**maria, "text": "Привет из WhatsApp"})
+        await _operator_answers(http, base, "Привет из WhatsApp", text="Здравствуйте, Мария!")
+        answer = await _wait_for(
+            http, chat, _with(direction="out", body="Здравствуйте, Мария!", status="delivered")
+        )
+        await _post(http, f"{wa}/read", {**maria, "message_id": answer["id"]})
+        await _wait_for(http, chat, _with(id=answer["id"], status="read"))
+
+        # WhatsApp's clock moves on; the gateway's does not, so WhatsApp itself refuses.
+        await _post(http, f"{wa}/advance", {"seconds": 25 * 3600})
+        async with http.get(chat) as response:
+            assert (await response.json())["window_open"] is False
+        control = f"{base}/sandbox/telegram/_control"
+        staff = f"{control}/chats/{STAFF_CHAT}/messages"
+        copy = await _wait_for(http, staff, _with(text="Привет из WhatsApp"))
+        operator = config["operators"][0]["user_id"]
+        thread = {"chat_id": STAFF_CHAT, "message_thread_id": copy["message_thread_id"]}
+        await _post(http, f"{control}/send", {"user_id": operator, **thread, "text": "Вы тут?"})
+
+        def refused(messages: list[dict[str, Any]]) -> Any:
+            return next((m for m in messages if "Not delivered" in m.get("text", "")), None)
+
+        # the gateway paces the staff group (20 messages a minute): the notice queues a while
+        notice = await _wait_for(http, staff, refused, timeout=70)
+        assert "24 hours" in notice["text"] and "template" in notice["text"]
+        template = '/template order_ready Мария "№ 48213"'
+        await _post(http, f"{control}/send", {"user_id": operator, **thread, "text": template})
+        sent = await _wait_for(http, chat, _with(direction="out", type="template"))
+        assert sent["template"]["params"] == ["Мария", "№ 48213"]
+        assert "Мария" in sent["body"] and "№ 48213" in sent["body"]
+
+
 def _example_config(**vk_extra: Any) -> str:
     raw = yaml.safe_load((ROOT / "bridge_config.yaml").read_text(encoding="utf-8"))
     [vk] = [c for c in raw["channels"] if c["kind"] == "vk"]
@@ -238,3 +305,69 @@ def test_prepare_emulator_creates_the_accounts(tmp_path: Path) -> None:
     ]
     assert token not in repr(console) and console.viber_path == VIBER_PATH
     assert [u.name for u in viber.world.users.values()] == ["Olena Kovalenko"]
+
+
+def test_sandbox_settings_point_whatsapp_numbers_at_the_emulator(tmp_path: Path) -> None:
+    text = _example_config()
+    settings = sandbox_settings(text, listen="127.0.0.1:8091", data_dir=tmp_path)
+    [wa] = [c for c in settings.channels if isinstance(c, WhatsAppChannel)]
+    assert (wa.id, wa.phone_number_id, wa.mode) == ("wa_shop", "106540352242922", "webhook")
+    assert str(wa.api_server).rstrip("/") == "http://127.0.0.1:8091/sandbox/whatsapp"
+    assert wa.token.get_secret_value().startswith("SANDBOX-whatsapp-")
+    assert len(wa.app_secret.get_secret_value()) >= 16
+    assert len(wa.verify_token.get_secret_value()) >= 16
+    assert [t.name for t in wa.templates] == ["order_ready"]  # kept from the config
+    again = sandbox_settings(text, listen="127.0.0.1:8091", data_dir=tmp_path)
+    [wa_again] = [c for c in again.channels if isinstance(c, WhatsAppChannel)]
+    assert wa_again.app_secret != wa.app_secret  # fresh secrets per run
+    assert wa_again.verify_token != wa.verify_token
+
+
+def test_prepare_emulator_creates_whatsapp_numbers_and_templates(tmp_path: Path) -> None:
+    raw = yaml.safe_load(_example_config())
+    [wa_raw] = [c for c in raw["channels"] if c["kind"] == "whatsapp"]
+    # a second number whose template has no text: the emulator still expects 2 parameters
+    raw["channels"].append(
+        {
+            **wa_raw,
+            "id": "wa_cafe",
+            "title": None,
+            "phone_number_id": "106540352242923",
+            "templates": [{"name": "table_ready", "language": "en_US", "parameters": 2}],
+        }
+    )
+    text = yaml.safe_dump(raw, allow_unicode=True)
+    settings = sandbox_settings(text, listen="127.0.0.1:8091", data_dir=tmp_path)
+    emulators = prepare_emulator(settings, listen="127.0.0.1:8091")
+    whatsapp, console = emulators.whatsapp, emulators.console
+    assert whatsapp.base_url == f"http://127.0.0.1:8091{WHATSAPP_PATH}"
+    shop, cafe = [c for c in settings.channels if isinstance(c, WhatsAppChannel)]
+    for channel in (shop, cafe):
+        number = whatsapp.world.authenticate(
+            channel.token.get_secret_value(), channel.phone_number_id
+        )
+        assert number.app_secret == channel.app_secret.get_secret_value()  # signs its webhooks
+        assert number.subscription is None  # the gateway subscribes itself on start
+    assert whatsapp.world.number(shop.phone_number_id).verified_name == "Shop in WhatsApp"
+    order = whatsapp.world.template("order_ready", "ru")
+    assert shop.templates[0].text == order.body and order.param_count == 2
+    assert whatsapp.world.template("table_ready", "en_US").param_count == 2
+    assert [u.name for u in whatsapp.world.users.values()] == ["Maria Sokolova"]
+    assert console.whatsapp_path == WHATSAPP_PATH
+    assert [(n.account, n.phone_number_id, n.name) for n in console.whatsapp_numbers] == [
+        ("wa_shop", "106540352242922", "Shop in WhatsApp"),
+        ("wa_cafe", "106540352242923", "wa_cafe"),
+    ]
+    for channel in (shop, cafe):
+        assert channel.token.get_secret_value() not in repr(console)
+        assert channel.app_secret.get_secret_value() not in repr(console)
+
+
+def test_prepare_emulator_without_whatsapp_has_no_customer(tmp_path: Path) -> None:
+    raw = yaml.safe_load(_example_config())
+    raw["channels"] = [c for c in raw["channels"] if c["kind"] != "whatsapp"]
+    text = yaml.safe_dump(raw, allow_unicode=True)
+    settings = sandbox_settings(text, listen="127.0.0.1:8091", data_dir=tmp_path)
+    emulators = prepare_emulator(settings, listen="127.0.0.1:8091")
+    assert emulators.console.whatsapp_numbers == ()
+    assert not emulators.whatsapp.world.users and not emulators.whatsapp.world.numbers

@@ -1,13 +1,15 @@
 """Web console for ``gateway sandbox``.
 
 The console is a small single-page app (``static/console.{html,js,css}`` plus
-``static/console_vk.js`` for the VK tab, ``static/console_viber.js`` for the Viber tab and
-``static/console_tabs.js``, what those two share) that lets a person play both sides of the
+``static/console_vk.js`` for the VK tab, ``static/console_viber.js`` for the Viber tab,
+``static/console_whatsapp.js`` for the WhatsApp tab and ``static/console_tabs.js``, what those
+share) that lets a person play both sides of the
 gateway against the built-in emulators:
 
 * the left pane writes as a *customer*: to a company bot in Telegram (tab "Telegram"), to a
-  community in VK (tab "VK", one community per configured ``kind: vk`` channel) or to a Viber bot
-  (tab "Viber", one bot per ``kind: viber`` channel);
+  community in VK (tab "VK", one community per configured ``kind: vk`` channel), to a Viber bot
+  (tab "Viber", one bot per ``kind: viber`` channel) or to a WhatsApp Business number (tab
+  "WhatsApp", one number per ``kind: whatsapp`` channel);
 * the right pane shows the staff forum supergroup and answers in its topics as an *operator*.
 
 The page talks to the emulator's control API directly (same origin, under
@@ -17,7 +19,8 @@ token-free ``bot_id``, maps it to the bot's token and forwards the call to
 ``{emulator_path}/_control/send``. The VK emulator's control API (under
 ``ConsoleSettings.vk_path``) addresses communities by id and needs no token at all, so the VK
 tab calls it directly; so does the Viber tab with the Viber emulator's (``viber_path``), which
-addresses bots by their public ``pa:`` id.
+addresses bots by their public ``pa:`` id, and the WhatsApp tab with the WhatsApp emulator's
+(``whatsapp_path``), which addresses numbers by their phone number id.
 
 Routes (absolute, so the console app is meant to be the root application of the sandbox server;
 the emulator is then mounted into it, e.g. ``app.add_subapp(settings.emulator_path, emulator)``):
@@ -47,6 +50,7 @@ __all__ = [
     "ConsoleSettings",
     "ConsoleViberBot",
     "ConsoleVkGroup",
+    "ConsoleWhatsAppNumber",
     "make_console_app",
 ]
 
@@ -116,12 +120,23 @@ class ConsoleViberBot:
 
 
 @dataclass(frozen=True)
+class ConsoleWhatsAppNumber:
+    """A WhatsApp Business number the console's WhatsApp tab can write to, by its phone number
+    id; the WhatsApp emulator's control API needs neither its token nor its app secret."""
+
+    account: str
+    phone_number_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """Everything the console needs.
 
     ``emulator_path`` is the URL path prefix where the Telegram emulator is mounted on the same
     origin, e.g. ``"/sandbox/telegram"``; ``vk_path`` the VK emulator's (used when ``vk_groups``
-    is not empty) and ``viber_path`` the Viber emulator's (used when ``viber_bots`` is not empty).
+    is not empty), ``viber_path`` the Viber emulator's (used when ``viber_bots`` is not empty) and
+    ``whatsapp_path`` the WhatsApp emulator's (used when ``whatsapp_numbers`` is not empty).
     """
 
     emulator_path: str
@@ -132,6 +147,8 @@ class ConsoleSettings:
     vk_groups: tuple[ConsoleVkGroup, ...] = ()
     viber_path: str = "/sandbox/viber"
     viber_bots: tuple[ConsoleViberBot, ...] = ()
+    whatsapp_path: str = "/sandbox/whatsapp"
+    whatsapp_numbers: tuple[ConsoleWhatsAppNumber, ...] = ()
 
 
 def _normalized_path(path: str) -> str:
@@ -217,6 +234,13 @@ def _public_config(settings: ConsoleSettings) -> dict[str, Any]:
             "bots": [
                 {"account": b.account, "bot_id": b.bot_id, "name": b.name}
                 for b in settings.viber_bots
+            ],
+        },
+        "whatsapp": {
+            "path": _normalized_path(settings.whatsapp_path),
+            "numbers": [
+                {"account": n.account, "phone_number_id": n.phone_number_id, "name": n.name}
+                for n in settings.whatsapp_numbers
             ],
         },
     }

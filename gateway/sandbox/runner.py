@@ -3,14 +3,18 @@
 Everything runs in one process on one port: the gateway's own routes (webhooks,
 health, metrics, ``/media``), the Telegram Bot API emulator under ``/sandbox/telegram``,
 the VK API emulator under ``/sandbox/vk``, the Viber REST API emulator under
-``/sandbox/viber`` and the web console at ``/``. The config file's accounts are kept
+``/sandbox/viber``, the WhatsApp Cloud API emulator under ``/sandbox/whatsapp`` and the
+web console at ``/``. The config file's accounts are kept
 (their ids, names, operators, limits, VK community ids) while every token, webhook
 secret and API address is replaced by a sandbox value, so no token, no internet and no
 Redis install are needed. ``server.public_url`` becomes the sandbox's own address: the
 gateway registers its webhooks there, and Viber bots' files are served from there
 (the Viber emulator downloads them like Viber does). VK communities use the Callback
 API: the gateway registers itself with the emulator and asks it for the confirmation
-code.
+code. WhatsApp numbers get their webhook the same way (``webhook_configuration``, which
+the emulator verifies with Meta's ``hub.challenge``) and their webhooks are signed with
+the number's sandbox app secret; the configured templates exist, approved, in the
+emulator.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from gateway.sandbox.console import (
     ConsoleSettings,
     ConsoleViberBot,
     ConsoleVkGroup,
+    ConsoleWhatsAppNumber,
     make_console_app,
 )
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.sandbox.viber import ViberEmulator
 from gateway.sandbox.vk import VkEmulator
+from gateway.sandbox.whatsapp import WhatsAppEmulator
 from gateway.web import install
 
 log = structlog.get_logger(__name__)
@@ -52,6 +58,9 @@ VIBER_CUSTOMER = "Olena Kovalenko"
 """A Viber customer who exists from the start, for the console's Viber tab."""
 VIBER_RECEIPT_DELAY = 0.5
 """Seconds before a Viber message shows as delivered (a phone is not instant)."""
+WHATSAPP_PATH = "/sandbox/whatsapp"
+WHATSAPP_CUSTOMER = ("Maria Sokolova", "79161234567")
+"""A WhatsApp customer (name, ``wa_id``) who exists from the start, for the WhatsApp tab."""
 STAFF_CHAT = -1009000000001
 STAFF_TOKEN = "9000000001:SANDBOX-staff"  # noqa: S105 - a fake token the emulator accepts
 
@@ -80,6 +89,16 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
                 f"channels.{i}.token": f"SANDBOX-viber-{i}-{secrets.token_hex(12)}",
                 f"channels.{i}.api_server": f"http://{listen}{VIBER_PATH}",
                 f"channels.{i}.mode": "webhook",
+            }
+            continue
+        if kind == "whatsapp":
+            # The adapter registers its webhook itself (webhook_configuration) at start.
+            overrides |= {
+                f"channels.{i}.token": f"SANDBOX-whatsapp-{i}-{secrets.token_hex(12)}",
+                f"channels.{i}.api_server": f"http://{listen}{WHATSAPP_PATH}",
+                f"channels.{i}.mode": "webhook",
+                f"channels.{i}.app_secret": secrets.token_hex(16),
+                f"channels.{i}.verify_token": secrets.token_urlsafe(16),
             }
             continue
         if kind == "vk":
@@ -119,6 +138,7 @@ class Emulators(NamedTuple):
     telegram: TelegramEmulator
     vk: VkEmulator
     viber: ViberEmulator
+    whatsapp: WhatsAppEmulator
     console: ConsoleSettings
 
 
@@ -143,7 +163,9 @@ def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
     vk.set_base_url(f"http://{listen}{VK_PATH}")
     viber = ViberEmulator(receipt_delay=VIBER_RECEIPT_DELAY)
     viber.set_base_url(f"http://{listen}{VIBER_PATH}")
-    bots, communities, viber_bots = [], [], []
+    whatsapp = WhatsAppEmulator()
+    whatsapp.set_base_url(f"http://{listen}{WHATSAPP_PATH}")
+    bots, communities, viber_bots, numbers = [], [], [], []
     for channel in settings.channels:
         if channel.kind == "vk":
             name = channel.title or channel.id
@@ -154,6 +176,19 @@ def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
             avatar = str(channel.avatar) if channel.avatar else None
             viber.create_bot(token, channel.name, avatar=avatar)
             viber_bots.append(ConsoleViberBot(channel.id, viber.bot_id(token), channel.name))
+        elif channel.kind == "whatsapp":
+            name = channel.title or channel.id
+            whatsapp.create_number(
+                channel.phone_number_id,
+                _display_number(channel.phone_number_id),
+                channel.token.get_secret_value(),
+                verified_name=name,
+                app_secret=channel.app_secret.get_secret_value(),
+            )
+            for template in channel.templates:
+                body = template.text or _template_body(template.name, template.parameters)
+                whatsapp.create_template(template.name, template.language, body)
+            numbers.append(ConsoleWhatsAppNumber(channel.id, channel.phone_number_id, name))
         elif channel.kind == "telegram":
             token = channel.token.get_secret_value()
             username = f"{channel.id}_bot"
@@ -163,6 +198,8 @@ def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
         vk.create_user(*VK_CUSTOMER, screen_name="ivan_petrov")
     if viber_bots:
         viber.create_user(VIBER_CUSTOMER, country="UA", language="uk")
+    if numbers:
+        whatsapp.create_user(*WHATSAPP_CUSTOMER)
     console = ConsoleSettings(
         emulator_path=EMULATOR_PATH,
         customer_bots=tuple(bots),
@@ -172,8 +209,22 @@ def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
         vk_groups=tuple(communities),
         viber_path=VIBER_PATH,
         viber_bots=tuple(viber_bots),
+        whatsapp_path=WHATSAPP_PATH,
+        whatsapp_numbers=tuple(numbers),
     )
-    return Emulators(emulator, vk, viber, console)
+    return Emulators(emulator, vk, viber, whatsapp, console)
+
+
+def _display_number(phone_number_id: str) -> str:
+    """A made-up display number for a phone number id (+1 555 … like Meta's test numbers)."""
+    return f"+1555{phone_number_id[-7:].rjust(7, '0')}"
+
+
+def _template_body(name: str, parameters: int) -> str:
+    """A body for a template configured without ``text``: its name and ``parameters``
+    placeholders, so the emulator expects as many parameters as the config says."""
+    placeholders = ", ".join(f"{{{{{n}}}}}" for n in range(1, parameters + 1))
+    return f"{name}: {placeholders}" if placeholders else name
 
 
 def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool) -> int:
@@ -194,6 +245,7 @@ def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool
     app.add_subapp(EMULATOR_PATH, emulators.telegram.make_app())
     app.add_subapp(VK_PATH, emulators.vk.make_app())
     app.add_subapp(VIBER_PATH, emulators.viber.make_app())
+    app.add_subapp(WHATSAPP_PATH, emulators.whatsapp.make_app())
     url = f"http://{listen}"
 
     async def announce() -> None:

@@ -91,19 +91,31 @@ def test_yaml_path_format() -> None:
 
 
 def test_shipped_example_config_is_valid() -> None:
+    from gateway.config import WhatsAppChannel
+
     env = {
         "STAFF_BOT_TOKEN": "1:real",
         "SHOP_BOT_TOKEN": "2:real",
         "VK_TOKEN": "vk1.a.real",
         "VK_SECRET": "s3cr3t",
         "VIBER_TOKEN": "4a5b-viber",
+        "WA_TOKEN": "EAAG-real",
+        "WA_APP_SECRET": "0123abcd",
+        "WA_VERIFY_TOKEN": "my-verify-string",
     }
     settings = parse_config((ROOT / "bridge_config.yaml").read_text(), environ=env)
     assert [(c.id, c.kind) for c in settings.channels] == [
         ("tg_shop", "telegram"),
         ("vk_shop", "vk"),
         ("viber_shop", "viber"),
+        ("wa_shop", "whatsapp"),
     ]
+    [whatsapp] = [c for c in settings.channels if isinstance(c, WhatsAppChannel)]
+    assert whatsapp.phone_number_id == "106540352242922"
+    assert whatsapp.app_secret.get_secret_value() == "0123abcd"
+    [template] = whatsapp.templates
+    assert (template.name, template.parameters) == ("order_ready", 2)
+    assert template.text is not None and "{{1}}" in template.text and "{{2}}" in template.text
 
 
 def test_check_config_command(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from gateway.sandbox.console import (
     ConsoleSettings,
     ConsoleViberBot,
     ConsoleVkGroup,
+    ConsoleWhatsAppNumber,
     make_console_app,
 )
 
@@ -42,6 +43,10 @@ SETTINGS = ConsoleSettings(
     viber_path="/sandbox/viber/",
     viber_bots=(
         ConsoleViberBot(account="viber_shop", bot_id="pa:5012345678901234567", name="Shop"),
+    ),
+    whatsapp_path="sandbox/whatsapp/",
+    whatsapp_numbers=(
+        ConsoleWhatsAppNumber(account="wa_shop", phone_number_id="106540352242922", name="Shop"),
     ),
 )
 
@@ -105,6 +110,7 @@ async def test_page_is_served(client: TestClient[web.Request, web.Application]) 
     assert "/console/static/console.js" in html
     assert "/console/static/console_vk.js" in html
     assert "/console/static/console_viber.js" in html
+    assert "/console/static/console_whatsapp.js" in html
     assert "/console/static/console_tabs.js" in html
     assert "/console/static/console.css" in html
     csp = resp.headers["Content-Security-Policy"]
@@ -141,6 +147,12 @@ async def test_config_has_identities_but_no_tokens(
         "path": "/sandbox/viber",
         "bots": [{"account": "viber_shop", "bot_id": "pa:5012345678901234567", "name": "Shop"}],
     }
+    assert config["whatsapp"] == {
+        "path": "/sandbox/whatsapp",
+        "numbers": [
+            {"account": "wa_shop", "phone_number_id": "106540352242922", "name": "Shop"},
+        ],
+    }
 
 
 async def test_config_without_vk_channels_has_no_vk_groups() -> None:
@@ -149,6 +161,7 @@ async def test_config_without_vk_channels_has_no_vk_groups() -> None:
         config = await (await c.get("/console/config.json")).json()
     assert config["vk"] == {"path": "/sandbox/vk", "groups": []}
     assert config["viber"] == {"path": "/sandbox/viber", "bots": []}
+    assert config["whatsapp"] == {"path": "/sandbox/whatsapp", "numbers": []}
 
 
 @pytest.mark.parametrize("bot", [SHOP, CAFE], ids=["shop", "cafe"])
@@ -336,6 +349,7 @@ async def test_customer_send_ignores_forged_host_header(
     [
         ("console.js", "text/javascript"),
         ("console_vk.js", "text/javascript"),
+        ("console_whatsapp.js", "text/javascript"),
         ("console.css", "text/css"),
     ],
 )
@@ -394,7 +408,13 @@ def _asset(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
 
-SCRIPTS = ("console.js", "console_tabs.js", "console_vk.js", "console_viber.js")
+SCRIPTS = (
+    "console.js",
+    "console_tabs.js",
+    "console_vk.js",
+    "console_viber.js",
+    "console_whatsapp.js",
+)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -434,7 +454,7 @@ def test_viber_script_never_needs_a_token() -> None:
 
 def test_every_tab_has_a_panel() -> None:
     html = _asset("console.html")
-    for name in ("telegram", "vk", "viber"):
+    for name in ("telegram", "vk", "viber", "whatsapp"):
         assert f'id="tab-{name}" aria-controls="{name}-customer"' in html
         assert f'id="{name}-customer" role="tabpanel"' in html
 

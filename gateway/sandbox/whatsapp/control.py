@@ -7,14 +7,17 @@ phone number id: no route needs or shows a token or an app secret.
   templates, the clock and the feed cursor;
 * ``POST /_control/users`` – ``{name, wa_id?}`` → the customer;
 * ``POST /_control/send`` – ``{phone_number_id, wa_id, text?, kind?, file?, caption?,
-  location?, button_reply?, reaction?, reply_to?}`` (``file`` = ``{name, mime_type,
-  content_b64}``; ``kind`` = ``image``, ``document``, ``audio``, ``voice``, ``video`` or
-  ``sticker``; ``location`` = ``{latitude, longitude}``; ``button_reply`` = ``{id,
-  title}``; ``reaction`` = ``{message_id, emoji}``) → the webhook message object;
+  location?, contacts?, button_reply?, reaction?, reply_to?}`` (``file`` = ``{name,
+  mime_type, content_b64}``; ``kind`` = ``image``, ``document``, ``audio``, ``voice``,
+  ``video`` or ``sticker``; ``location`` = ``{latitude, longitude}``; ``contacts`` =
+  ``[{name, phone}]``; ``button_reply`` = ``{id, title}``; ``reaction`` = ``{message_id,
+  emoji}``) → the webhook message object;
 * ``POST /_control/read`` – ``{phone_number_id, wa_id, message_id}``;
 * ``POST /_control/advance`` – ``{seconds}`` moves the clock;
 * ``GET /_control/conversations/{phone_number_id}/{wa_id}`` – ``{messages, window_open}``
   (media as ``size`` only);
+* ``GET /_control/media/{media_id}`` – a stored file's bytes (the console shows
+  pictures with it; Meta's download URLs need the bearer token);
 * ``GET /_control/events?after=N&timeout=S`` – long poll of the feed (message, status,
   read_mark);
 * ``POST /_control/faults`` – ``{endpoint, code}`` (a Graph error) or ``{endpoint,
@@ -23,6 +26,7 @@ phone number id: no route needs or shows a token or an app secret.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -33,6 +37,8 @@ from .models import JsonDict
 if TYPE_CHECKING:
     from .emulator import WhatsAppEmulator
 
+_INLINE = re.compile(r"^(image/(jpeg|png|webp|gif)|audio/[a-z0-9.+-]+|video/[a-z0-9.+-]+)$")
+"""Types of stored files the console may show inline; the rest are served as downloads."""
 _FILE_KINDS = ("image", "document", "audio", "voice", "video", "sticker")
 
 
@@ -56,6 +62,9 @@ def _content(body: JsonDict) -> dict[str, Any]:
     location = body.get("location")
     if isinstance(location, dict):
         kwargs["location"] = (float(location["latitude"]), float(location["longitude"]))
+    contacts = body.get("contacts")
+    if isinstance(contacts, list):
+        kwargs["contacts"] = [(str(c["name"]), str(c["phone"])) for c in contacts]
     button = body.get("button_reply")
     if isinstance(button, dict):
         kwargs["button_reply"] = (str(button["id"]), str(button["title"]))
@@ -134,6 +143,22 @@ class Control:
             "window_open": self.world.in_window(number, wa_id),
         }
 
+    async def media(self, request: web.Request) -> web.Response:
+        """A stored file, as it is (no token: the console is same-origin and sandbox-only)."""
+        stored = self.world.media.get(request.match_info["media_id"])
+        if stored is None:
+            raise ValueError("no such media")
+        headers = {
+            "Cache-Control": "private, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        }
+        mime = stored.mime_type.split(";", 1)[0].strip().lower()
+        if not _INLINE.match(mime):  # anything else (a customer's .html) only as a download
+            mime = "application/octet-stream"
+            headers["Content-Disposition"] = "attachment"
+        return web.Response(body=stored.data, content_type=mime, headers=headers)
+
     async def faults(self, request: web.Request) -> JsonDict:
         """Queue a fault, or drop all with ``clear``."""
         body = await read_body(request)
@@ -167,6 +192,7 @@ def add_routes(app: web.Application, emulator: WhatsAppEmulator) -> None:
     gets: dict[str, Endpoint] = {
         "state": control.state,
         "conversations/{phone_number_id}/{wa_id}": control.conversation,
+        "media/{media_id}": control.media,
         "events": events_endpoint(emulator.world.feed),
     }
     add_control_routes(app, posts=posts, gets=gets)
