@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from gateway.errors import ConfigError
+from gateway.staff.quick import MACROS, unknown_macros
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"^\s*(change[_ -]?me|todo|fixme|xxx+|<[^>]*>|your[_ -].*)\s*$", re.I)
@@ -169,6 +170,29 @@ class DedupSettings(_Section):
     """Suggest (never merge) when a new contact's name is close to an existing one's."""
     name_threshold: int = Field(90, ge=50, le=100)
     """How close (rapidfuzz token-sort ratio, 0-100) a name must be to be suggested."""
+
+
+class CompanySettings(_Section):
+    name: str = ""
+    """``{company.name}`` in quick replies."""
+
+
+class QuickReply(_Section):
+    """A prepared answer: ``//name`` in a topic sends ``text`` with its macros filled."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    text: str = Field(min_length=1, max_length=4096)
+    accounts: tuple[str, ...] = ()
+    """Offered only for customers of these accounts (empty: all)."""
+
+    @field_validator("text")
+    @classmethod
+    def _known_macros(cls, value: str) -> str:
+        unknown = unknown_macros(value)
+        if unknown:
+            known = ", ".join("{" + m + "}" for m in sorted(MACROS))
+            raise ValueError(f"unknown macro {{{unknown[0]}}}; known: {known}")
+        return value
 
 
 class Operator(_Section):
@@ -338,6 +362,9 @@ class Settings(_Section):
     contacts: ContactSettings = ContactSettings()
     dedup: DedupSettings = DedupSettings()
     history: HistorySettings = HistorySettings()
+    company: CompanySettings = CompanySettings()
+    templates: tuple[QuickReply, ...] = ()
+    """Quick replies operators send with ``//name`` (see ``gateway.staff.quick``)."""
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
 
@@ -359,6 +386,14 @@ class Settings(_Section):
             if channel.id in seen:
                 raise ValueError(f"channel id {channel.id!r} is used twice")
             seen.add(channel.id)
+        names: set[str] = set()
+        for template in self.templates:
+            if template.name in names:
+                raise ValueError(f"quick reply {template.name!r} is defined twice")
+            names.add(template.name)
+            for account in template.accounts:
+                if account not in seen:
+                    raise ValueError(f"quick reply {template.name!r}: no channel {account!r}")
         return self
 
     @property

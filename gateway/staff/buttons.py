@@ -4,7 +4,8 @@
   the choices they offer (close reasons by their index in the account's list, since a
   reason's text may not fit Telegram's 64 bytes of callback data; operators by id);
 - ``r:read`` / ``r:dismiss`` — a reminder's [Mark read] and [Dismiss] (its [Go to task]
-  and [Go to chat] are links and never reach the gateway).
+  and [Go to chat] are links and never reach the gateway);
+- ``q:<name>`` — a quick reply offered by ``//``: sends it to the customer.
 
 Every press gets an answer (a toast, or an alert when refused); a press by someone who
 is not an operator changes nothing.
@@ -19,8 +20,17 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffGeneral, StaffNotice
-from gateway.model import Button, ContactId, InboundCallback, TopicId
+from gateway.model import (
+    Button,
+    ContactId,
+    Content,
+    InboundCallback,
+    InboundMessage,
+    Kind,
+    TopicId,
+)
 from gateway.process import NumberFor, Process, Transition
+from gateway.staff.desk import Desk
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
 from gateway.store import keys
@@ -33,6 +43,10 @@ CHOICES_PER_ROW = 3
 
 
 class Buttons(Worker):
+    @functools.cached_property
+    def desk(self) -> Desk:
+        return Desk(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
     @functools.cached_property
     def people(self) -> People:
         return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
@@ -57,7 +71,7 @@ class Buttons(Worker):
         action, _, argument = rest.partition(":")
         if scope == "f" and argument.isdigit():
             await self._find_page(action, int(argument), press, entry)
-        elif contact_id is None or scope not in ("t", "r", "c"):
+        elif contact_id is None or scope not in ("t", "r", "c", "q"):
             await self._refuse(press, entry, contact_id, "This button does nothing here.")
         elif scope == "c" and action in ("merge", "distinct") and argument.isdigit():
             await self._same_person(action, ContactId(argument), press, entry, contact_id)
@@ -69,12 +83,34 @@ class Buttons(Worker):
                 out_id=f"delete:{press.key}", contact_id=contact_id, message_id=press.message_id
             )
             await self.commit(entry, remove, self._answer(press, contact_id, answer))
+        elif scope == "q":
+            await self._quick(action, press, entry, contact_id)
         elif scope == "r" and action in ("read", "dismiss"):
             await self._reminder(action, press, entry, contact_id)
         elif scope == "t" and action in CHANGES:
             await self._task(action, argument, press, entry, contact_id)
         else:
             await self._refuse(press, entry, contact_id, "Unknown button.")
+
+    async def _quick(
+        self, name: str, press: InboundCallback, entry: Entry, contact_id: ContactId
+    ) -> None:
+        """A quick reply's button (from ``//``): send it, as if ``//name`` was written."""
+        said = InboundMessage(
+            key=press.key,
+            sender=press.sender,
+            message_id=press.message_id,
+            sent_at=press.received_at,
+            received_at=press.received_at,
+            content=Content(kind=Kind.TEXT, text=f"//{name}"),
+            thread_id=press.thread_id,
+            is_topic_message=True,
+            group_chat=True,
+        )
+        answer = self._answer(press, contact_id, f"Sent “{name}”.")
+        notice = await self.desk.quick(name, said, entry, contact_id, extra=answer)
+        if notice is not None:
+            await self._refuse(press, entry, contact_id, notice)
 
     @staticmethod
     def _answer(

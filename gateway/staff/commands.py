@@ -20,6 +20,7 @@ HELP = """Commands in a customer's topic:
 /unmerge <account> — split a messenger back out into a contact of its own
 /via <account> — send replies through another of the person's messengers
 /template [name args…] — send an approved WhatsApp template (the list without a name)
+//name or /t name — send a quick reply (// alone lists them as buttons)
 /id — the contact's id and where replies go
 /help — this list
 

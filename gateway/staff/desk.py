@@ -17,7 +17,7 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT, AnyChannel, WhatsAppChannel
-from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice
+from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice, _Job
 from gateway.model import (
     AccountId,
     Button,
@@ -35,12 +35,15 @@ from gateway.process import NumberFor, Process, Transition
 from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
+from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
 from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
 NO_READ_RECEIPTS = frozenset({"telegram", "viber"})
+QUICK_LISTED = 30
+QUICK_LABEL = 60  # characters of a quick reply's button (its name and the text's start)
 """Messengers whose bots cannot mark a customer's messages read."""
 HISTORY_SHOWN = 40
 """Latest messages /history shows (with every process and task)."""
@@ -80,6 +83,10 @@ class Desk(Worker):
         notice = None
         if text.startswith("!"):
             log.info("staff.note")
+        elif text.startswith("//"):
+            notice = await self.quick(text[2:].strip(), message, entry, contact_id)
+            if notice is None:
+                return
         elif (command := parse_command(text, self.bot_username)) is not None:
             if command.elsewhere:
                 log.info("staff.command_for_another_bot", command=command.name)
@@ -89,6 +96,10 @@ class Desk(Worker):
             elif command.name in PEOPLE:
                 await self.people.command(command, contact_id, message, entry)
                 return
+            elif command.name == "t":
+                notice = await self.quick(command.args, message, entry, contact_id)
+                if notice is None:
+                    return
             elif command.name == "template":
                 notice = await self._template(command, message, entry, contact_id)
                 if notice is None:
@@ -198,6 +209,52 @@ class Desk(Worker):
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)
 
+    async def quick(
+        self,
+        name: str,
+        message: InboundMessage,
+        entry: Entry,
+        contact_id: ContactId,
+        extra: _Job | None = None,
+    ) -> str | None:
+        """``//name``: send the quick reply with its macros filled; ``//`` alone lists
+        them as buttons. Returns a notice when nothing is sent."""
+        account = await self.account_of(contact_id)
+        offered = [t for t in self.settings.templates if not t.accounts or account in t.accounts]
+        if not name:
+            if not offered:
+                return "No quick replies here: add them under templates: in the config."
+            buttons = tuple(
+                (Button(text=f"{t.name}: {t.text}"[:QUICK_LABEL], data=f"q:{t.name}"),)
+                for t in offered[:QUICK_LISTED]
+            )
+            listing = StaffNotice(
+                out_id=f"quick:{message.key}",
+                contact_id=contact_id,
+                text="Quick replies — press one to send it to the customer:",
+                reply_to=message.message_id,
+                buttons=buttons,
+            )
+            await self.commit(entry, listing)
+            return None
+        chosen = next((t for t in offered if t.name == name), None)
+        if chosen is None:
+            return f"⚠️ No quick reply “{name}” here; nothing was sent. Send // for the list."
+        contact = await self.contacts.get(contact_id)
+        current = await self.processes.current(contact_id)
+        operator = self.operators.get(message.sender.user_id) or message.sender.display_name
+        values = {
+            "contact.name": contact.get("display_name", ""),
+            "contact.first_name": first_name(contact.get("display_name", "")),
+            "operator.name": operator,
+            "process.number": current.number if current is not None else "",
+            "company.name": self.settings.company.name,
+        }
+        content = Content(kind=Kind.TEXT, text=expand(chosen.text, values))
+        await self._reply(message, entry, contact_id, content, extra)
+        log.info("staff.quick_reply", template=chosen.name)
+        return None
+
     async def _read_receipt(
         self, contact_id: ContactId, account: str, channel: AnyChannel | None
     ) -> CustomerRead | None:
@@ -260,8 +317,10 @@ class Desk(Worker):
         entry: Entry,
         contact_id: ContactId,
         content: Content | None = None,
+        extra: _Job | None = None,
     ) -> None:
-        """Send ``content`` (the operator's message itself by default) to the customer."""
+        """Send ``content`` (the operator's message itself by default) to the customer,
+        with ``extra`` (e.g. a button's answer) in the same transaction."""
         content = content or message.content
         route = await self.contacts.reply_route(contact_id)
         if route is None:
@@ -297,7 +356,8 @@ class Desk(Worker):
                 return None  # no open task (e.g. closed): the reply still goes out
 
         channel = self.settings.channel(account)
-        queued = self.effects(entry, job, await self._read_receipt(contact_id, account, channel))
+        read = await self._read_receipt(contact_id, account, channel)
+        queued = self.effects(entry, job, read, extra)
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
             queued(pipe, transition)
