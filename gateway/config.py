@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from gateway.errors import ConfigError
+from gateway.hours import DAYS, Schedule, parse_interval
 from gateway.staff.quick import MACROS, unknown_macros
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -243,8 +245,45 @@ class StaffSettings(TelegramEndpoint):
         return value
 
 
+class WorkingHours(_Section):
+    """When an account is staffed. Response deadlines count only this time."""
+
+    timezone: str | None = None
+    """An IANA zone; unset: the gateway's ``timezone``."""
+    week: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]] = {}
+    """Opening intervals per day, e.g. ``mon: ["09:00-13:00", "14:00-18:00"]``."""
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("week")
+    @classmethod
+    def _intervals(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for intervals in value.values():
+            for interval in intervals:
+                parse_interval(interval)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    def schedule(self, default_zone: ZoneInfo) -> Schedule:
+        zone = ZoneInfo(self.timezone) if self.timezone else default_zone
+        days: dict[str, tuple[str, ...]] = {str(k): v for k, v in self.week.items()}
+        week = tuple(tuple(sorted(parse_interval(i) for i in days.get(day, ()))) for day in DAYS)
+        return Schedule(zone=zone, week=week, holidays=frozenset(self.holidays))
+
+
 class _Account(_Section):
     """What every customer-facing account has, whatever its messenger."""
+
+    working_hours: WorkingHours | None = None
+    """Unset: always staffed (deadlines in plain time)."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     title: str | None = None
@@ -428,6 +467,8 @@ def yaml_path(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in _CHANNEL_KINDS and out.endswith("]"):
             continue  # the discriminated-union tag pydantic inserts; not a YAML key
+        elif part == "[key]":
+            continue  # the key itself was wrong (already named): not a YAML key
         else:
             out += f".{part}" if out else str(part)
     return out or "(root)"

@@ -222,7 +222,11 @@ class Pipeline(Worker):
                     contact.id,
                     at,
                     lambda current, number_for: bp.inbound(
-                        current, at, zone=store.zone, sla=store.sla, number_for=number_for
+                        current,
+                        at,
+                        zone=store.zone,
+                        sla=store.sla_for(message.sender.account),
+                        number_for=number_for,
                     ),
                     self._recorded(message, contact.id, self.effects(entry, post, *suggestions)),
                     once=message.key,

@@ -27,6 +27,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError
+from gateway.hours import Schedule
 
 CARRIED_OVER = "carried_over"
 AUTO = "auto"
@@ -52,6 +53,11 @@ class Sla:
     first_response: timedelta
     next_response: timedelta
     auto_close_after: timedelta | None = None
+    hours: Schedule | None = None
+    """The account's working hours: response deadlines count only working time."""
+
+    def due(self, at: datetime, within: timedelta) -> datetime:
+        return self.hours.add(at, within) if self.hours is not None else at + within
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +154,7 @@ def inbound(
             number=task.number + 1,
             status=Status.NEW,
             opened_at=at,
-            respond_by=at + sla.first_response,
+            respond_by=sla.due(at, sla.first_response),
             awaiting_reply=True,
             last_inbound_at=at,
         )
@@ -159,7 +165,7 @@ def inbound(
         updated = replace(task, last_inbound_at=at)
     else:
         updated = replace(
-            task, awaiting_reply=True, respond_by=at + sla.next_response, last_inbound_at=at
+            task, awaiting_reply=True, respond_by=sla.due(at, sla.next_response), last_inbound_at=at
         )
     process = current.with_task(updated)
     return Transition(process, (_event("task.updated", at, process, updated, CUSTOMER),))
@@ -170,7 +176,7 @@ def _new_day(
 ) -> Transition:
     events: list[Event] = []
     number = number_for(day)
-    respond_by = at + sla.first_response
+    respond_by = sla.due(at, sla.first_response)
     status, responsible = Status.NEW, None
     archived = previous
     carried = previous is not None and previous.task.is_open

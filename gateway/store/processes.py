@@ -16,6 +16,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import structlog
@@ -115,6 +116,15 @@ class ProcessStore:
             next_response=_minutes(settings.sla.next_response_minutes),
             auto_close_after=_minutes(auto) if auto else None,
         )
+        self._slas = {
+            c.id: replace(self.sla, hours=c.working_hours.schedule(settings.zone))
+            for c in settings.channels
+            if c.working_hours is not None
+        }
+
+    def sla_for(self, account: str) -> Sla:
+        """The SLA of an account's customers (its working hours, if it has them)."""
+        return self._slas.get(account, self.sla)
 
     async def current(self, contact_id: str) -> Process | None:
         raw = await self.redis.get(keys.process(contact_id))
