@@ -284,6 +284,10 @@ class _Account(_Section):
 
     working_hours: WorkingHours | None = None
     """Unset: always staffed (deadlines in plain time)."""
+    away_message: str | None = Field(None, min_length=1, max_length=4096)
+    """Sent to a customer who writes outside working hours, once per process."""
+    greeting: str | None = Field(None, min_length=1, max_length=4096)
+    """Sent to a customer with their first message ever (a new contact)."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     title: str | None = None

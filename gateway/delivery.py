@@ -29,6 +29,7 @@ from gateway.errors import PermanentError
 from gateway.jobs import (
     JOB,
     CallbackAnswer,
+    CustomerAuto,
     CustomerRead,
     CustomerSend,
     StaffCard,
@@ -144,6 +145,8 @@ class Delivery(Outbox):
                 await self._finish(entry, job.out_id, sent)
             case CustomerSend():
                 await self._to_customer(job, entry)
+            case CustomerAuto():
+                await self._auto(job, entry)
             case CustomerRead():
                 await self._read_receipt(job, entry)
 
@@ -321,6 +324,28 @@ class Delivery(Outbox):
         await self._parked_receipt(customer_ref, job)
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
+
+    async def _auto(self, job: CustomerAuto, entry: Entry) -> None:
+        """Send a message of the gateway's own (greeting, away message) and leave a note
+        of it in the topic; a failure is only noted there (nobody waits for it)."""
+        dest = job.destination
+        adapter = self.adapters.get(dest.account)
+        try:
+            if adapter is None:
+                raise PermanentError("gateway", "no adapter", reason="the account is gone")
+            send = functools.partial(adapter.send, key=job.out_id)
+            sent = await self._call(adapter, dest, send, dest, job.content)
+        except PermanentError as exc:
+            note = f"🤖 The {job.what} was not delivered: {exc.reason}."
+            sent = None
+        else:
+            note = f"🤖 Sent the {job.what}: {job.content.text}"
+        notice = StaffNotice(out_id=f"note:{job.out_id}", contact_id=job.contact_id, text=note)
+
+        def also(pipe: Pipeline) -> None:
+            self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
+
+        await self._finish(entry, job.out_id, sent, also=also)
 
     async def _parked_receipt(self, customer: MessageRef, job: CustomerSend) -> None:
         """A receipt that overtook the send's answer: show it now (see gateway.receipts)."""

@@ -122,6 +122,17 @@ class CustomerSend(_Job):
     created_at: float
 
 
+class CustomerAuto(_Job):
+    """A message the gateway sends the customer by itself (greeting, away message);
+    staff see a note of it in the topic once it is sent."""
+
+    type: Literal["customer.auto"] = "customer.auto"
+    destination: Destination
+    content: Content
+    what: str
+    """What it is, for the note in the topic ("greeting", "away message")."""
+
+
 class CustomerRead(_Job):
     """Tell the customer's messenger their messages were read (where it supports read
     receipts); ``message_id`` is their latest message."""
@@ -143,6 +154,7 @@ Job = Annotated[
     | StaffCard
     | CallbackAnswer
     | CustomerSend
+    | CustomerAuto
     | CustomerRead,
     Field(discriminator="type"),
 ]
@@ -152,4 +164,5 @@ JOB: TypeAdapter[Job] = TypeAdapter(Job)
 def family(job: _Job) -> str:
     """The outbound stream family a job goes to: what customers receive is ordered
     per contact apart from what staff see, so a slow topic never delays a reply."""
-    return keys.CUSTOMER_OUT if isinstance(job, CustomerSend | CustomerRead) else keys.STAFF_OUT
+    customer = CustomerSend | CustomerAuto | CustomerRead
+    return keys.CUSTOMER_OUT if isinstance(job, customer) else keys.STAFF_OUT

@@ -17,16 +17,19 @@ from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
-from gateway.jobs import StaffEdit, StaffNotice, StaffPost
+from gateway.jobs import CustomerAuto, StaffEdit, StaffNotice, StaffPost
 from gateway.model import (
     INBOUND,
     Button,
     ContactId,
+    Content,
+    Destination,
     InboundCallback,
     InboundEvent,
     InboundMessage,
     InboundReceipt,
     InboundStatus,
+    Kind,
 )
 from gateway.process import Transition
 from gateway.receipts import Receipts
@@ -148,6 +151,39 @@ class Pipeline(Worker):
 
         return build
 
+    def _automatic(
+        self, message: InboundMessage, contact_id: str, created: bool, effects: Effects
+    ) -> Effects:
+        """``effects`` plus what the account answers by itself: the greeting on a new
+        contact's first message, the away message outside working hours (its id is the
+        process's, so delivery sends it once per process however often they write)."""
+        account = message.sender.account
+        channel = self.settings.channel(account)
+        destination = Destination(account=account, chat_id=message.sender.chat_id)
+
+        def auto(out_id: str, text: str, what: str) -> CustomerAuto:
+            content = Content(kind=Kind.TEXT, text=text)
+            return CustomerAuto(
+                out_id=out_id,
+                contact_id=ContactId(contact_id),
+                destination=destination,
+                content=content,
+                what=what,
+            )
+
+        def build(pipe: Writer, transition: Transition | None) -> None:
+            effects(pipe, transition)
+            if transition is None or channel is None:
+                return  # seen before (redelivered): its answers were queued then
+            if created and channel.greeting:
+                self.queue(pipe, auto(f"greeting:{contact_id}", channel.greeting, "greeting"))
+            hours = self.processes.sla_for(account).hours
+            if channel.away_message and hours and not hours.is_open(message.received_at):
+                out_id = f"away:{contact_id}:{transition.process.number}"
+                self.queue(pipe, auto(out_id, channel.away_message, "away message"))
+
+        return build
+
     async def _phone_offer(self, message: InboundMessage, contact_id: str) -> list[StaffNotice]:
         """A phone number written in the text: offer staff to save it (confirmed by a
         person, since "call 8 800 …" may be anyone's number)."""
@@ -228,7 +264,14 @@ class Pipeline(Worker):
                         sla=store.sla_for(message.sender.account),
                         number_for=number_for,
                     ),
-                    self._recorded(message, contact.id, self.effects(entry, post, *suggestions)),
+                    self._automatic(
+                        message,
+                        contact.id,
+                        resolved.created,
+                        self._recorded(
+                            message, contact.id, self.effects(entry, post, *suggestions)
+                        ),
+                    ),
                     once=message.key,
                     may_open=True,
                 )

@@ -11,7 +11,7 @@ import yaml
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError
-from tests.conftest import Clock, StartGateway, World, text_of
+from tests.conftest import Clock, StartGateway, World, eventually, text_of
 
 MSK = ZoneInfo("Europe/Moscow")
 OFFICE = {
@@ -54,3 +54,38 @@ def test_working_hours_are_validated_with_their_paths() -> None:
         with pytest.raises(ConfigError) as info:
             parse_config(text)
         assert path in dict(info.value.errors), (path, info.value.errors)
+
+
+async def test_greeting_once_and_the_away_message_once_per_process(
+    world: World, start_gateway: StartGateway
+) -> None:
+    clock = Clock(datetime(2026, 11, 27, 19, 0, tzinfo=MSK))  # Friday, after hours
+
+    def hours(data: dict[str, Any]) -> None:
+        data["channels"][0] |= {
+            "working_hours": OFFICE,
+            "greeting": "Здравствуйте! Спасибо, что написали.",
+            "away_message": "Мы работаем пн–пт 9–18, ответим утром.",
+        }
+
+    await start_gateway(clock=clock, tweak=hours)
+    ivan = world.customer()
+
+    def received(text: str) -> int:
+        return sum(text_of(m) == text for m in world.emulator.messages(ivan["id"]))
+
+    await world.say(ivan, text="Вы тут?")
+    await world.in_private(ivan, lambda m: text_of(m).startswith("Мы работаем"))
+    await world.say(ivan, text="Алло")
+    await world.in_staff(lambda m: text_of(m) == "Алло")
+    note = await world.in_staff(lambda m: text_of(m).startswith("🤖 Sent the away message"))
+    assert note["message_thread_id"] == world.topic_of("Ivan")
+    clock.now = datetime(2026, 11, 28, 11, 0, tzinfo=MSK)  # Saturday: a new process
+    await world.say(ivan, text="Суббота")
+    await world.in_staff(lambda m: text_of(m) == "Суббота")
+    await eventually(lambda: received("Мы работаем пн–пт 9–18, ответим утром.") == 2)
+    clock.now = datetime(2026, 11, 30, 10, 0, tzinfo=MSK)  # Monday, open
+    await world.say(ivan, text="Понедельник")
+    await world.in_staff(lambda m: text_of(m) == "Понедельник")
+    assert received("Здравствуйте! Спасибо, что написали.") == 1  # the first message only
+    assert received("Мы работаем пн–пт 9–18, ответим утром.") == 2  # Friday and Saturday
