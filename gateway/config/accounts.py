@@ -1,0 +1,172 @@
+"""Channel accounts (``channels[]``): one model per messenger, told apart by ``kind``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from gateway.config.sections import (
+    GRAPH_API,
+    VIBER_API,
+    VK_API,
+    TelegramEndpoint,
+    _Section,
+)
+from gateway.hours import DAYS, Schedule, parse_interval
+
+
+class WorkingHours(_Section):
+    """When an account is staffed. Response deadlines count only this time."""
+
+    timezone: str | None = None
+    """An IANA zone; unset: the gateway's ``timezone``."""
+    week: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]] = Field(
+        default_factory=dict
+    )
+    """Opening intervals per day, e.g. ``mon: ["09:00-13:00", "14:00-18:00"]``."""
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("week")
+    @classmethod
+    def _intervals(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for intervals in value.values():
+            for interval in intervals:
+                parse_interval(interval)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    def schedule(self, default_zone: ZoneInfo) -> Schedule:
+        zone = ZoneInfo(self.timezone) if self.timezone else default_zone
+        days: dict[str, tuple[str, ...]] = {str(k): v for k, v in self.week.items()}
+        week = tuple(tuple(sorted(parse_interval(i) for i in days.get(day, ()))) for day in DAYS)
+        return Schedule(zone=zone, week=week, holidays=frozenset(self.holidays))
+
+
+class _Account(_Section):
+    """What every customer-facing account has, whatever its messenger."""
+
+    working_hours: WorkingHours | None = None
+    """Unset: always staffed (deadlines in plain time)."""
+    away_message: str | None = Field(None, min_length=1, max_length=4096)
+    """Sent to a customer who writes outside working hours, once per process."""
+    greeting: str | None = Field(None, min_length=1, max_length=4096)
+    """Sent to a customer with their first message ever (a new contact)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    title: str | None = None
+    close_reasons: tuple[str, ...] = ()
+    """Reasons operators choose from when closing a task of this account (empty: free text)."""
+    require_close_reason: bool = False
+    create_clients: bool = True
+    """New senders become ``client`` contacts; ``false``: ``lead`` (not a customer yet)."""
+
+
+class TelegramChannel(TelegramEndpoint, _Account):
+    kind: Literal["telegram"]
+
+
+class VkChannel(_Account):
+    """A VK community (https://dev.vk.com/ru/api/bots/getting-started)."""
+
+    kind: Literal["vk"]
+    token: SecretStr
+    """The community access token (Manage community → API usage → Access tokens)."""
+    group_id: int = Field(gt=0)
+    mode: Literal["webhook", "polling"] = "polling"
+    """``webhook``: the Callback API posts events to ``/webhook/vk/{id}``;
+    ``polling``: the gateway reads the Bots Long Poll server."""
+    secret: SecretStr | None = None
+    """Callback API "secret key": VK puts it in every event; others are refused."""
+    confirmation: str | None = None
+    """The string the Callback API's ``confirmation`` event must be answered with;
+    unset: asked from VK (``groups.getCallbackConfirmationCode``) at start."""
+    api_server: AnyHttpUrl = AnyHttpUrl(VK_API)
+    """VK API base URL (an emulator's in tests and the sandbox)."""
+    api_version: str = Field("5.199", pattern=r"^5\.\d+$")
+
+    @field_validator("api_version")
+    @classmethod
+    def _modern(cls, value: str) -> str:
+        # Below 5.103 message_new.object is the message itself, not {message, client_info}.
+        if int(value.split(".")[1]) < 103:
+            raise ValueError("the gateway reads events of VK API 5.103 and later")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> VkChannel:
+        if self.mode == "webhook" and self.secret is None:
+            raise ValueError("webhook mode (Callback API) needs secret, as set in the community")
+        return self
+
+
+class ViberChannel(_Account):
+    """A Viber bot (https://developers.viber.com/docs/api/rest-bot-api/). Viber only
+    posts events to a webhook: set ``server.public_url`` (HTTPS)."""
+
+    kind: Literal["viber"]
+    token: SecretStr
+    """The bot's authentication token (Viber Admin Panel)."""
+    name: str = Field(min_length=1, max_length=28)
+    """The sender name customers see on the bot's messages."""
+    avatar: AnyHttpUrl | None = None
+    """The sender picture (a public JPEG URL, under 100 KB)."""
+    mode: Literal["webhook"] = "webhook"
+    api_server: AnyHttpUrl = AnyHttpUrl(VIBER_API)
+    min_api_version: int = Field(7, ge=1)
+    """Messages ask for at least this Viber client API version (keyboards need 7+)."""
+    welcome: str | None = Field(None, max_length=7000)
+    """Sent when a customer opens the chat with the bot (before they subscribe)."""
+    operator_as_sender: bool = False
+    """Show the answering operator's name (from ``staff.operators``) as the sender of
+    each reply instead of ``name``."""
+
+
+class TemplateSettings(_Section):
+    """An approved WhatsApp message template operators may send with ``/template``."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: str = "en_US"
+    parameters: int = Field(0, ge=0, le=20)
+    """How many ``{{n}}`` placeholders its body has."""
+    text: str | None = None
+    """The body as approved, with ``{{1}}``…: shown to staff and kept in history."""
+
+
+class WhatsAppChannel(_Account):
+    """A WhatsApp Business phone number on the Cloud API
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/)."""
+
+    kind: Literal["whatsapp"]
+    token: SecretStr
+    """A system user's access token with ``whatsapp_business_messaging``."""
+    phone_number_id: str = Field(pattern=r"^\d+$")
+    app_secret: SecretStr
+    """The Meta app's secret: webhooks are signed with it (``X-Hub-Signature-256``)."""
+    verify_token: SecretStr
+    """Any string; the same as entered for the webhook in the app dashboard."""
+    mode: Literal["webhook"] = "webhook"
+    api_server: AnyHttpUrl = AnyHttpUrl(GRAPH_API)
+    api_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$")
+    templates: tuple[TemplateSettings, ...] = ()
+
+
+AnyChannel = TelegramChannel | VkChannel | ViberChannel | WhatsAppChannel
+ChannelSettings = Annotated[AnyChannel, Field(discriminator="kind")]
