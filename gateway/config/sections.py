@@ -184,6 +184,8 @@ class QuickReply(_Section):
 class Operator(_Section):
     id: int
     name: str = Field(min_length=1)
+    max_chats: int = Field(5, ge=1, le=1000)
+    """How many open tasks the operator handles at once (``/status`` shows the load)."""
 
 
 class TelegramEndpoint(_Section):

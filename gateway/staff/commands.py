@@ -22,6 +22,7 @@ HELP = """Commands in a customer's topic:
 /template [name args…] — send an approved WhatsApp template (the list without a name)
 //name or /t name — send a quick reply (// alone lists them as buttons)
 /id — the contact's id and where replies go
+/online, /offline, /status — your availability; everyone's, with their load
 /help — this list
 
 Any other message here is sent to the customer.
@@ -31,6 +32,8 @@ Start a message with ! to keep it as an internal note (not sent)."""
 GENERAL_HELP = """Commands in the General topic:
 /overdue — tasks past their deadline, longest waiting first, with links
 /find <name, @username, phone or e-mail> — find a person and their topic
+/online, /offline — say whether you take work now
+/status — every operator: online or not, and open tasks against capacity
 /help — this list
 
 In a customer's topic, /help lists the task commands."""

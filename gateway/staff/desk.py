@@ -35,6 +35,8 @@ from gateway.process import NumberFor, Process, Transition
 from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
+from gateway.staff.presence import COMMANDS as PRESENCE
+from gateway.staff.presence import Presence
 from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
 from gateway.store.messages import MessageRef, peer
@@ -50,6 +52,10 @@ HISTORY_SHOWN = 40
 
 
 class Desk(Worker):
+    @functools.cached_property
+    def presence(self) -> Presence:
+        return Presence(self.redis, self.settings)
+
     @functools.cached_property
     def people(self) -> People:
         return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
@@ -96,6 +102,8 @@ class Desk(Worker):
             elif command.name in PEOPLE:
                 await self.people.command(command, contact_id, message, entry)
                 return
+            elif command.name in PRESENCE:
+                notice = await self._presence(command, message)
             elif command.name == "t":
                 notice = await self.quick(command.args, message, entry, contact_id)
                 if notice is None:
@@ -129,6 +137,8 @@ class Desk(Worker):
             buttons: tuple[tuple[Button, ...], ...] = ()
             if command.name == "find":
                 reply, buttons = await self.people.find(command.args)
+            elif command.name in PRESENCE:
+                reply = await self._presence(command, message)
             else:
                 reply = await self._general_command(command, message.received_at)
             answer = StaffGeneral(
@@ -140,12 +150,25 @@ class Desk(Worker):
             )
         await self.commit(entry, answer)
 
+    async def _presence(self, command: Command, message: InboundMessage) -> str:
+        """``/online``, ``/offline`` (for the sender) and ``/status`` (everyone)."""
+        operator = message.sender.user_id
+        if command.name in ("online", "offline"):
+            await self.presence.set(operator, command.name == "online", message.received_at)
+            name = self.operators.get(operator) or message.sender.display_name
+            load = await self.presence.load(operator)
+            return f"{name} is {command.name} ({load} open task(s))."
+        return await self.presence.status(self.operators)
+
     async def _general_command(self, command: Command, now: datetime) -> str:
         if command.name == "overdue":
             return await self._overdue_digest(now)
         if command.name == "help":
             return GENERAL_HELP
-        return f"/{command.name} works in a customer's topic. Here: /overdue, /find, /help."
+        return (
+            f"/{command.name} works in a customer's topic. "
+            "Here: /overdue, /find, /online, /offline, /status, /help."
+        )
 
     async def _overdue_digest(self, now: datetime) -> str:
         overdue = await self.processes.overdue(now)

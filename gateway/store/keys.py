@@ -209,6 +209,11 @@ REMIND = "remind"
 # Who is waiting for an answer: member contact, score = respond_by (ms). Maintained with
 # the process state; the overdue digest reads it instead of scanning every contact.
 AWAITING = f"{PREFIX}:awaiting"
+OWNED = f"{PREFIX}:owned"
+"""Contacts whose open task has a responsible operator, scored by the operator's id
+(an operator's load is a ZCOUNT of their id)."""
+PRESENCE = f"{PREFIX}:presence"
+"""Operator id → ``online|offline:<iso time>`` (``/online``, ``/offline``)."""
 
 
 # Events ------------------------------------------------------------------------------------

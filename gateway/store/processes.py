@@ -260,6 +260,11 @@ class ProcessStore:
             pipe.zadd(keys.TIMERS, {remind: respond_by}, nx=True)
         else:
             pipe.zrem(keys.TIMERS, remind)
+        # The operators' load follows the state too (see keys.OWNED).
+        if task.is_open and task.responsible and task.responsible.isdigit():
+            pipe.zadd(keys.OWNED, {contact_id: int(task.responsible)})
+        else:
+            pipe.zrem(keys.OWNED, contact_id)
         if waiting:
             pipe.zadd(keys.AWAITING, {contact_id: respond_by})
         else:
@@ -271,6 +276,7 @@ class ProcessStore:
         pipe.delete(keys.process(contact_id))
         pipe.zrem(keys.TIMERS, f"{keys.AUTO_CLOSE}:{contact_id}", f"{keys.REMIND}:{contact_id}")
         pipe.zrem(keys.AWAITING, contact_id)
+        pipe.zrem(keys.OWNED, contact_id)
 
 
 def record_event(pipe: Writes | Pipeline, contact_id: str, event: bp.Event) -> None:
