@@ -10,12 +10,13 @@ the same jobs, which delivery sends once.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT
+from gateway.config import STAFF_ACCOUNT, Responsible
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
 from gateway.jobs import CustomerAuto, StaffEdit, StaffNotice, StaffPost
 from gateway.model import (
@@ -33,9 +34,11 @@ from gateway.model import (
 )
 from gateway.process import Transition
 from gateway.receipts import Receipts
+from gateway.routing import Router
 from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
+from gateway.staff.presence import Presence
 from gateway.staff.timers import Timers
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
@@ -77,6 +80,10 @@ class Pipeline(Worker):
     @functools.cached_property
     def receipts(self) -> Receipts:
         return Receipts(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
+    @functools.cached_property
+    def router(self) -> Router:
+        return Router(self.redis, self.settings, Presence(self.redis, self.settings))
 
     @functools.cached_property
     def timers(self) -> Timers:
@@ -150,6 +157,42 @@ class Pipeline(Worker):
                 )
 
         return build
+
+    async def _assign(
+        self, contact_id: ContactId, at: datetime, responsible: Responsible, key: str
+    ) -> None:
+        """Route the contact's new task (see :mod:`gateway.routing`). It runs after the
+        message is stored: if this fails, the task stays new for whoever takes it."""
+        choice = await self.router.choose(responsible)
+        if choice.assignee is None:
+            if choice.told:  # broadcast
+                names = ", ".join(o.name for o in choice.told)
+                text = (
+                    f"📣 New task for {responsible.role}: {names} — the first to /take it owns it."
+                )
+                await self.commit(
+                    None, StaffNotice(out_id=f"told:{key}", contact_id=contact_id, text=text)
+                )
+            else:
+                log.info("routing.nobody_available", role=responsible.role)
+            return
+        operator = choice.assignee
+        notice = StaffNotice(
+            out_id=f"assigned:{key}", contact_id=contact_id, text=f"📌 Assigned to {operator.name}."
+        )
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            if transition is not None:
+                self.queue(pipe, notice)
+
+        await self.processes.apply(
+            contact_id,
+            at,
+            lambda current, _: bp.assign(current, at, str(operator.id)),
+            effects,
+            once=f"assign:{key}",
+        )
+        log.info("routing.assigned", operator=operator.id)
 
     def _automatic(
         self, message: InboundMessage, contact_id: str, created: bool, effects: Effects
@@ -280,6 +323,10 @@ class Pipeline(Worker):
             break
         else:
             raise RuntimeError("the contact kept being merged while its message was handled")
+        responsible = channel.responsible if channel is not None else None
+        opened = transition is not None and any(e.type == "task.opened" for e in transition.events)
+        if opened and responsible is not None:
+            await self._assign(contact.id, at, responsible, message.key)
         created = resolved.created
         number = transition.process.number if transition else None
         log.info("inbound.accepted", kind=message.content.kind, new_contact=created, process=number)

@@ -245,6 +245,17 @@ def take(current: Process | None, at: datetime, operator: str) -> Transition:
     return Transition(process, (_event("task.taken", at, process, updated, operator),))
 
 
+def assign(current: Process | None, at: datetime, operator: str) -> Transition | None:
+    """Route a new, unowned task to ``operator`` (it stays ``new`` until they take it
+    or reply); ``None`` when it has an owner already (taken meanwhile)."""
+    current, task = _open(current)
+    if task.status is not Status.NEW or task.responsible is not None:
+        return None
+    updated = replace(task, responsible=operator)
+    process = current.with_task(updated)
+    return Transition(process, (_event("task.assigned", at, process, updated, None, to=operator),))
+
+
 def transfer(current: Process | None, at: datetime, actor: str, to: str) -> Transition:
     """Hand the task to an operator or a role; it waits as ``returned`` until taken."""
     current, task = _open(current)

@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from gateway.config.accounts import (
     AnyChannel,
     ChannelSettings,
+    Responsible,
     TelegramChannel,
     TemplateSettings,
     ViberChannel,
@@ -79,6 +80,7 @@ __all__ = [
     "QuickReply",
     "RedisSettings",
     "ReminderSettings",
+    "Responsible",
     "ServerSettings",
     "Settings",
     "SlaSettings",
@@ -134,6 +136,20 @@ class Settings(_Section):
             if channel.id in seen:
                 raise ValueError(f"channel id {channel.id!r} is used twice")
             seen.add(channel.id)
+        operators = {o.id for o in self.staff.operators}
+        roles = {r for o in self.staff.operators for r in o.roles}
+        for channel in self.channels:
+            route = channel.responsible
+            if route is not None and route.operator is not None and route.operator not in operators:
+                raise ValueError(
+                    f"channel {channel.id!r}: responsible operator {route.operator} is not in "
+                    "staff.operators"
+                )
+            if route is not None and route.role is not None and route.role not in roles:
+                raise ValueError(
+                    f"channel {channel.id!r}: no operator has the role {route.role!r} "
+                    "(staff.operators[].roles)"
+                )
         names: set[str] = set()
         for template in self.templates:
             if template.name in names:

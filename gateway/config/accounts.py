@@ -60,11 +60,30 @@ class WorkingHours(_Section):
         return Schedule(zone=zone, week=week, holidays=frozenset(self.holidays))
 
 
+class Responsible(_Section):
+    """Who gets an account's new tasks: one operator, or a role with a strategy."""
+
+    operator: int | None = None
+    role: str | None = None
+    strategy: Literal["round_robin", "least_busy", "broadcast"] = "round_robin"
+    """``round_robin``: the next online member with room; ``least_busy``: the online
+    member with the fewest open tasks; ``broadcast``: nobody is assigned, the role is
+    told, and the first to take or reply owns it."""
+
+    @model_validator(mode="after")
+    def _one(self) -> Responsible:
+        if (self.operator is None) == (self.role is None):
+            raise ValueError("give exactly one of operator and role")
+        return self
+
+
 class _Account(_Section):
     """What every customer-facing account has, whatever its messenger."""
 
     working_hours: WorkingHours | None = None
     """Unset: always staffed (deadlines in plain time)."""
+    responsible: Responsible | None = None
+    """Unset: new tasks wait for whoever takes them."""
     away_message: str | None = Field(None, min_length=1, max_length=4096)
     """Sent to a customer who writes outside working hours, once per process."""
     greeting: str | None = Field(None, min_length=1, max_length=4096)

@@ -185,7 +185,9 @@ class Operator(_Section):
     id: int
     name: str = Field(min_length=1)
     max_chats: int = Field(5, ge=1, le=1000)
-    """How many open tasks the operator handles at once (``/status`` shows the load)."""
+    """How many open tasks the operator handles at once; no new ones beyond it."""
+    roles: tuple[str, ...] = ()
+    """CRM positions (``sales``, ``service``…) accounts route new tasks to."""
 
 
 class TelegramEndpoint(_Section):

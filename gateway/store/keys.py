@@ -57,6 +57,11 @@ def media(media_id: str) -> str:
     return f"{PREFIX}:media:{media_id}"
 
 
+def round_robin(role: str) -> str:
+    """The turn counter of a role's round-robin assignment (shared by every replica)."""
+    return f"{PREFIX}:rr:{role}"
+
+
 def poll_cursor(account: str) -> str:
     """Where an account's long-poll position is kept (after its batch is stored), so a
     restart resumes there instead of at "now" (VK) and nothing in between is skipped."""

@@ -1,0 +1,70 @@
+"""Who gets a new task: the account's ``responsible`` operator, or a member of its role.
+
+Only operators who said ``/online`` and have room (open tasks below ``max_chats``) get
+new tasks. ``round_robin`` walks the role's members in a fixed order with a counter
+shared by every replica (one ``INCR``), skipping those away or full; ``least_busy``
+picks the member with the fewest open tasks (ties by the order); ``broadcast`` assigns
+nobody and names everyone available, and the first to take or reply owns the task.
+When nobody is available the task stays new, unassigned, for whoever takes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import Operator, Responsible, Settings
+from gateway.staff.presence import Presence
+from gateway.store import keys
+from gateway.store.redis import Redis, text
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    assignee: Operator | None
+    """Who the task is assigned to (``None``: nobody)."""
+    told: tuple[Operator, ...] = ()
+    """Who is told about it (``broadcast``: every available member of the role)."""
+
+
+class Router:
+    def __init__(self, redis: Redis, settings: Settings, presence: Presence) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.presence = presence
+
+    async def _available(self, members: list[Operator]) -> list[tuple[Operator, int]]:
+        """Members who are online and below capacity, with their load, in order."""
+        raw = await self.redis.hmget(keys.PRESENCE, [str(o.id) for o in members])
+        out = []
+        for operator, state in zip(members, raw, strict=True):
+            if state is None or not text(state).startswith("online:"):
+                continue
+            load = await self.presence.load(str(operator.id))
+            if load < operator.max_chats:
+                out.append((operator, load))
+        return out
+
+    async def choose(self, responsible: Responsible) -> Choice:
+        operators = self.settings.staff.operators
+        if responsible.operator is not None:
+            fixed = next(o for o in operators if o.id == responsible.operator)
+            return Choice(fixed, (fixed,))
+        role = responsible.role or ""
+        members = sorted((o for o in operators if role in o.roles), key=lambda o: o.id)
+        available = await self._available(members)
+        if not available:
+            return Choice(None)
+        if responsible.strategy == "broadcast":
+            return Choice(None, tuple(o for o, _ in available))
+        if responsible.strategy == "least_busy":
+            chosen = min(available, key=lambda pair: (pair[1], pair[0].id))[0]
+            return Choice(chosen, (chosen,))
+        # round_robin: the next member after the last one chosen, among those available.
+        turn = int(await self.redis.incr(keys.round_robin(role)))
+        start = (turn - 1) % len(members)
+        ids = {o.id for o, _ in available}
+        for step in range(len(members)):
+            candidate = members[(start + step) % len(members)]
+            if candidate.id in ids:
+                return Choice(candidate, (candidate,))
+        return Choice(None)  # pragma: no cover - available is never empty here

@@ -1,0 +1,116 @@
+"""Routing new tasks (issue 6): round robin and least busy among online operators with
+room, a fixed responsible, broadcast, and config validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import parse_config
+from gateway.errors import ConfigError
+from gateway.staff.presence import Presence
+from tests.conftest import STAFF_CHAT, StartGateway, World, text_of
+
+BORIS, VERA = 700002, 700003
+
+
+def team(strategy: str, anna_max: int = 5) -> Any:
+    def tweak(data: dict[str, Any]) -> None:
+        data["staff"]["operators"] = [
+            {"id": 700001, "name": "Anna", "roles": ["sales"], "max_chats": anna_max},
+            {"id": BORIS, "name": "Boris", "roles": ["sales"]},
+            {"id": VERA, "name": "Vera", "roles": ["service"]},
+        ]
+        data["channels"][0]["responsible"] = {"role": "sales", "strategy": strategy}
+
+    return tweak
+
+
+async def new_task(world: World, name: str) -> str:
+    """A new customer writes; the routing notice in their topic."""
+    customer = world.customer(name, name.lower())
+    await world.say(customer, text=f"hello from {name}")
+    said = await world.in_staff(lambda m: text_of(m) == f"hello from {name}")
+    topic = said["message_thread_id"]
+    notice = await world.in_staff(
+        lambda m: m.get("message_thread_id") == topic and text_of(m).startswith(("📌", "📣"))
+    )
+    return text_of(notice)
+
+
+async def test_round_robin_among_online_operators_with_room(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(tweak=team("round_robin", anna_max=2))
+    presence = Presence(running.redis, running.settings)
+    now = datetime.now(UTC)
+    online = await world.emulator.user_sends(
+        world.operator["id"], chat_id=STAFF_CHAT, text="/online"
+    )
+    assert text_of(await world.answer_to(online)) == "Anna is online (0 open task(s))."
+    await presence.set(str(BORIS), True, now)
+    await presence.set(str(VERA), True, now)  # online, but not in sales
+
+    got = [await new_task(world, name) for name in ("Ivan", "Maria", "Oleg", "Nina")]
+    assert got == [
+        "📌 Assigned to Anna.",
+        "📌 Assigned to Boris.",
+        "📌 Assigned to Anna.",
+        "📌 Assigned to Boris.",  # Anna is at capacity (2): her turn is skipped
+    ]
+    await presence.set(str(BORIS), False, now)
+    # Anna is full and Boris away: nobody is assigned; the task waits for whoever takes it.
+    customer = world.customer("Lev", "lev")
+    await world.say(customer, text="hello from Lev")
+    await world.in_staff(lambda m: text_of(m) == "hello from Lev")
+    status = text_of(
+        await world.answer_to(
+            await world.emulator.user_sends(
+                world.operator["id"], chat_id=STAFF_CHAT, text="/status"
+            )
+        )
+    )
+    assert "Anna: online" in status and "tasks 2/2 · at capacity" in status
+    assert "⚪️ Boris: offline" in status and "tasks 2/5" in status
+
+
+async def test_least_busy_and_broadcast(world: World, start_gateway: StartGateway) -> None:
+    running = await start_gateway(tweak=team("least_busy"))
+    presence = Presence(running.redis, running.settings)
+    now = datetime.now(UTC)
+    await presence.set("700001", True, now)
+    assert await new_task(world, "Ivan") == "📌 Assigned to Anna."  # both 0: the first
+    await presence.set(str(BORIS), True, now)
+    assert await new_task(world, "Maria") == "📌 Assigned to Boris."  # Anna has 1
+    assert await new_task(world, "Oleg") == "📌 Assigned to Anna."  # 1 and 1: the first
+
+
+async def test_broadcast_names_everyone_available(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(tweak=team("broadcast"))
+    presence = Presence(running.redis, running.settings)
+    for operator in ("700001", str(BORIS)):
+        await presence.set(operator, True, datetime.now(UTC))
+    notice = await new_task(world, "Ivan")
+    assert notice == "📣 New task for sales: Anna, Boris — the first to /take it owns it."
+
+
+def test_responsible_must_exist() -> None:
+    base = {
+        "staff": {"token": "1:a", "chat_id": -1001, "operators": [{"id": 1, "name": "A"}]},
+        "channels": [{"id": "tg_shop", "kind": "telegram", "token": "2:b"}],
+    }
+    for responsible, words in (
+        ({"operator": 2}, "not in staff.operators"),
+        ({"role": "sales"}, "no operator has the role 'sales'"),
+        ({"operator": 1, "role": "sales"}, "exactly one"),
+    ):
+        data = yaml.safe_load(yaml.safe_dump(base))
+        data["channels"][0]["responsible"] = responsible
+        with pytest.raises(ConfigError) as info:
+            parse_config(yaml.safe_dump(data))
+        assert words in str(info.value), info.value
