@@ -114,3 +114,27 @@ def test_responsible_must_exist() -> None:
         with pytest.raises(ConfigError) as info:
             parse_config(yaml.safe_dump(data))
         assert words in str(info.value), info.value
+
+
+async def test_waiting_tasks_are_handed_out_when_someone_comes_online(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway(tweak=team("round_robin"))
+
+    async def in_general(text: str) -> str:
+        sent = await world.emulator.user_sends(world.operator["id"], chat_id=STAFF_CHAT, text=text)
+        return text_of(await world.answer_to(sent))
+
+    for name in ("Ivan", "Maria"):  # nobody online: both wait
+        customer = world.customer(name, name.lower())
+        await world.say(customer, text=f"hello from {name}")
+        await world.in_staff(lambda m, n=name: text_of(m) == f"hello from {n}")
+    queue = await in_general("/queue")
+    assert queue.startswith("⏳ Waiting for an owner (2), oldest first:")
+    assert queue.index("[sales] Ivan") < queue.index("[sales] Maria")
+    assert "https://t.me/c/" in queue
+
+    online = await in_general("/online")
+    assert online == "Anna is online (2 open task(s); 2 waiting task(s) handed to you)."
+    await world.in_staff(lambda m: text_of(m) == "📌 Assigned to Anna (came online).")
+    assert await in_general("/queue") == "✅ No task is waiting for an owner."

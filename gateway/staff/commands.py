@@ -32,8 +32,9 @@ Start a message with ! to keep it as an internal note (not sent)."""
 GENERAL_HELP = """Commands in the General topic:
 /overdue — tasks past their deadline, longest waiting first, with links
 /find <name, @username, phone or e-mail> — find a person and their topic
-/online, /offline — say whether you take work now
+/online, /offline — say whether you take work now (online hands you waiting tasks)
 /status — every operator: online or not, and open tasks against capacity
+/queue — new tasks waiting for an owner, by role, oldest first, with links
 /help — this list
 
 In a customer's topic, /help lists the task commands."""

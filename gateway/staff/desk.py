@@ -39,6 +39,7 @@ from gateway.staff.presence import COMMANDS as PRESENCE
 from gateway.staff.presence import Presence
 from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
+from gateway.staff.waiting import WaitingTasks
 from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
 
@@ -52,6 +53,10 @@ HISTORY_SHOWN = 40
 
 
 class Desk(Worker):
+    @functools.cached_property
+    def waiting(self) -> WaitingTasks:
+        return WaitingTasks(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
     @functools.cached_property
     def presence(self) -> Presence:
         return Presence(self.redis, self.settings)
@@ -153,11 +158,20 @@ class Desk(Worker):
     async def _presence(self, command: Command, message: InboundMessage) -> str:
         """``/online``, ``/offline`` (for the sender) and ``/status`` (everyone)."""
         operator = message.sender.user_id
+        if command.name == "queue":
+            return await self.waiting.listing()
         if command.name in ("online", "offline"):
             await self.presence.set(operator, command.name == "online", message.received_at)
             name = self.operators.get(operator) or message.sender.display_name
+            given = ""
+            configured = next(
+                (o for o in self.settings.staff.operators if str(o.id) == operator), None
+            )
+            if command.name == "online" and configured is not None:
+                got = await self.waiting.hand_out(configured, message.received_at, message.key)
+                given = f"; {got} waiting task(s) handed to you" if got else ""
             load = await self.presence.load(operator)
-            return f"{name} is {command.name} ({load} open task(s))."
+            return f"{name} is {command.name} ({load} open task(s){given})."
         return await self.presence.status(self.operators)
 
     async def _general_command(self, command: Command, now: datetime) -> str:

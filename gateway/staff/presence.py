@@ -14,7 +14,7 @@ from gateway.staff.tasks import local_time
 from gateway.store import keys
 from gateway.store.redis import Redis, text
 
-COMMANDS = frozenset({"online", "offline", "status"})
+COMMANDS = frozenset({"online", "offline", "status", "queue"})
 
 
 class Presence:

@@ -1,0 +1,110 @@
+"""Tasks waiting for an owner: ``/queue``, and handing them out when someone comes online.
+
+A new task nobody was available for stays ``new`` and unassigned. When an operator
+says ``/online`` they get the waiting tasks of their roles, oldest first, up to their
+capacity (``broadcast`` roles excepted: those are taken, not handed out). Both read the
+index of customers waiting for an answer (``keys.AWAITING``), oldest deadline first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from gateway import process as bp
+from gateway.config import Operator, Responsible
+from gateway.jobs import StaffNotice
+from gateway.model import ContactId
+from gateway.process import Process, Status, Transition
+from gateway.staff.commands import topic_link
+from gateway.staff.presence import Presence
+from gateway.store import keys
+from gateway.store.redis import text
+from gateway.worker import Worker, Writer
+
+log = structlog.get_logger(__name__)
+LISTED = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    contact_id: ContactId
+    process: Process
+    responsible: Responsible | None
+
+
+def _takes(operator: Operator, responsible: Responsible | None) -> bool:
+    if responsible is None or responsible.strategy == "broadcast":
+        return False
+    if responsible.operator is not None:
+        return responsible.operator == operator.id
+    return responsible.role in operator.roles
+
+
+class WaitingTasks(Worker):
+    async def unassigned(self) -> list[Waiting]:
+        """New tasks without an owner, the longest waiting first."""
+        found = []
+        for member in await self.redis.zrange(keys.AWAITING, 0, -1):
+            contact_id = ContactId(text(member if isinstance(member, bytes | str) else b""))
+            process = await self.processes.current(contact_id)
+            if process is None:
+                continue
+            task = process.task
+            if task.status is not Status.NEW or task.responsible is not None:
+                continue
+            channel = self.settings.channel(await self.account_of(contact_id))
+            found.append(Waiting(contact_id, process, channel.responsible if channel else None))
+        return found
+
+    async def listing(self) -> str:
+        """``/queue``: the waiting tasks by role, oldest first, with links."""
+        waiting = await self.unassigned()
+        if not waiting:
+            return "✅ No task is waiting for an owner."
+        lines = [f"⏳ Waiting for an owner ({len(waiting)}), oldest first:"]
+        for item in waiting[:LISTED]:
+            route = item.responsible
+            role = route.role if route and route.role else "anyone"
+            name = (await self.contacts.get(item.contact_id)).get("display_name", "?")
+            line = f"• [{role}] {name} — {item.process.number}, task {item.process.task.number}"
+            topic = await self.topics.get(item.contact_id)
+            if topic is not None:
+                line += f"\n  {topic_link(self.staff_chat, topic)}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    async def hand_out(self, operator: Operator, at: datetime, key: str) -> int:
+        """Give ``operator`` (just online) the waiting tasks of their roles, oldest
+        first, up to their capacity; how many they got."""
+        presence = Presence(self.redis, self.settings)
+        given = 0
+        for item in await self.unassigned():
+            if await presence.load(str(operator.id)) >= operator.max_chats:
+                break
+            if not _takes(operator, item.responsible):
+                continue
+            notice = StaffNotice(
+                out_id=f"assigned:{key}:{item.contact_id}",
+                contact_id=item.contact_id,
+                text=f"📌 Assigned to {operator.name} (came online).",
+            )
+
+            def effects(
+                pipe: Writer, transition: Transition | None, n: StaffNotice = notice
+            ) -> None:
+                if transition is not None:
+                    self.queue(pipe, n)
+
+            transition = await self.processes.apply(
+                item.contact_id,
+                at,
+                lambda current, _: bp.assign(current, at, str(operator.id)),
+                effects,
+                once=f"assign:{key}:{item.contact_id}",
+            )
+            given += transition is not None
+        log.info("routing.handed_out", operator=operator.id, tasks=given)
+        return given
