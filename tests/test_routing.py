@@ -138,3 +138,34 @@ async def test_waiting_tasks_are_handed_out_when_someone_comes_online(
     assert online == "Anna is online (2 open task(s); 2 waiting task(s) handed to you)."
     await world.in_staff(lambda m: text_of(m) == "📌 Assigned to Anna (came online).")
     assert await in_general("/queue") == "✅ No task is waiting for an owner."
+
+
+async def test_view_only_operators_see_but_cannot_write(
+    world: World, start_gateway: StartGateway
+) -> None:
+    def rights(data: dict[str, Any]) -> None:
+        other = data["channels"][0] | {"id": "tg_other", "token": "3003:other-bot-token-ccc"}
+        data["channels"].append(other)  # the same emulator, another bot
+        data["staff"]["operators"] = [{"id": 700001, "name": "Anna", "accounts": ["tg_other"]}]
+
+    await start_gateway(tweak=rights)
+    ivan = world.customer("Ivan", "ivan")
+    await world.say(ivan, text="hello")
+    topic = (await world.in_staff(lambda m: text_of(m) == "hello"))["message_thread_id"]
+    reply = await world.operator_says(topic, text="Здравствуйте!")
+    refused = text_of(await world.answer_to(reply))
+    assert refused.startswith("⚠️ Not sent: you can see tg_shop's customers but not write")
+    assert not any(text_of(m) == "Здравствуйте!" for m in world.emulator.messages(ivan["id"]))
+
+
+def test_operator_accounts_must_exist() -> None:
+    data = {
+        "staff": {
+            "token": "1:a",
+            "chat_id": -1001,
+            "operators": [{"id": 1, "name": "A", "accounts": ["nowhere"]}],
+        },
+        "channels": [{"id": "tg_shop", "kind": "telegram", "token": "2:b"}],
+    }
+    with pytest.raises(ConfigError, match="no channel 'nowhere'"):
+        parse_config(yaml.safe_dump(data))

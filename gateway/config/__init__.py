@@ -137,6 +137,10 @@ class Settings(_Section):
                 raise ValueError(f"channel id {channel.id!r} is used twice")
             seen.add(channel.id)
         operators = {o.id for o in self.staff.operators}
+        for operator in self.staff.operators:
+            for account in operator.accounts:
+                if account not in seen:
+                    raise ValueError(f"operator {operator.name!r}: no channel {account!r}")
         roles = {r for o in self.staff.operators for r in o.roles}
         for channel in self.channels:
             route = channel.responsible

@@ -188,6 +188,11 @@ class Operator(_Section):
     """How many open tasks the operator handles at once; no new ones beyond it."""
     roles: tuple[str, ...] = ()
     """CRM positions (``sales``, ``service``…) accounts route new tasks to."""
+    accounts: tuple[str, ...] = ()
+    """Accounts whose customers this operator may write to (empty: all). Elsewhere
+    they see the topics, but their replies are refused with an explanation."""
+    admin: bool = False
+    """May do everything, whatever ``accounts`` says."""
 
 
 class TelegramEndpoint(_Section):

@@ -124,15 +124,7 @@ class Desk(Worker):
         else:
             await self._reply(message, entry, contact_id)
             return
-        job = None
-        if notice is not None:
-            job = StaffNotice(
-                out_id=f"notice:{message.key}",
-                contact_id=contact_id,
-                text=notice,
-                reply_to=message.message_id,
-            )
-        await self.commit(entry, job)
+        await self.commit(entry, self._notice(message, contact_id, notice) if notice else None)
 
     async def _in_general(self, message: InboundMessage, entry: Entry) -> None:
         """General topic: staff talk among themselves; only commands are answered."""
@@ -245,6 +237,28 @@ class Desk(Worker):
         except bp.RuleError as exc:
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)
+
+    @staticmethod
+    def _notice(message: InboundMessage, contact_id: ContactId, text: str) -> StaffNotice:
+        """The gateway's answer to an operator's message, under it in the topic."""
+        return StaffNotice(
+            out_id=f"notice:{message.key}",
+            contact_id=contact_id,
+            text=text,
+            reply_to=message.message_id,
+        )
+
+    def _may_not_send(self, operator: str, account: str) -> str | None:
+        """Why ``operator`` may not write to ``account``'s customers (``None``: may)."""
+        configured = next((o for o in self.settings.staff.operators if str(o.id) == operator), None)
+        if configured is None or configured.admin or not configured.accounts:
+            return None
+        if account in configured.accounts:
+            return None
+        return (
+            f"⚠️ Not sent: you can see {account}'s customers but not write to them "
+            "(staff.operators[].accounts). Ask a colleague or an admin."
+        )
 
     async def quick(
         self,
@@ -374,6 +388,10 @@ class Desk(Worker):
                 # messenger, whichever the person used last.
                 account, chat = found.ref.account, found.ref.chat_id
                 reply_to = found.ref.message_id
+        refused = self._may_not_send(message.sender.user_id, account)
+        if refused is not None:  # (a button's "sent" answer is not given)
+            await self.commit(entry, self._notice(message, contact_id, refused))
+            return
         job = CustomerSend(
             out_id=f"reply:{message.key}",
             contact_id=contact_id,
