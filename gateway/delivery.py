@@ -80,7 +80,9 @@ class Delivery(Outbox):
             case StaffEdit():
                 await self._edit(job, entry)
             case StaffNotice():
-                content = Content(kind=Kind.TEXT, text=job.text, buttons=job.buttons)
+                content = Content(
+                    kind=Kind.TEXT, text=job.text, buttons=job.buttons, mentions=job.mentions
+                )
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
             case StaffCard():

@@ -49,6 +49,8 @@ class StaffNotice(_Job):
     text: str
     reply_to: MessageId | None = None
     buttons: tuple[tuple[Button, ...], ...] = ()
+    mentions: tuple[Mention, ...] = ()
+    """Operators named in ``text`` who get notified (an assignment)."""
 
 
 class StaffGeneral(_Job):

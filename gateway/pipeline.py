@@ -34,7 +34,7 @@ from gateway.model import (
 )
 from gateway.process import Transition
 from gateway.receipts import Receipts
-from gateway.routing import Router
+from gateway.routing import Router, naming
 from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
@@ -166,19 +166,22 @@ class Pipeline(Worker):
         choice = await self.router.choose(responsible)
         if choice.assignee is None:
             if choice.told:  # broadcast
-                names = ", ".join(o.name for o in choice.told)
-                text = (
-                    f"📣 New task for {responsible.role}: {names} — the first to /take it owns it."
+                text, named = naming(
+                    f"📣 New task for {responsible.role}: ",
+                    choice.told,
+                    " — the first to /take it owns it.",
                 )
-                await self.commit(
-                    None, StaffNotice(out_id=f"told:{key}", contact_id=contact_id, text=text)
+                told = StaffNotice(
+                    out_id=f"told:{key}", contact_id=contact_id, text=text, mentions=named
                 )
+                await self.commit(None, told)
             else:
                 log.info("routing.nobody_available", role=responsible.role)
             return
         operator = choice.assignee
+        text, named = naming("📌 Assigned to ", [operator], ".")
         notice = StaffNotice(
-            out_id=f"assigned:{key}", contact_id=contact_id, text=f"📌 Assigned to {operator.name}."
+            out_id=f"assigned:{key}", contact_id=contact_id, text=text, mentions=named
         )
 
         def effects(pipe: Writer, transition: Transition | None) -> None:

@@ -10,9 +10,11 @@ When nobody is available the task stays new, unassigned, for whoever takes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.config import Operator, Responsible, Settings
+from gateway.model import Mention, PlatformUserId
 from gateway.staff.presence import Presence
 from gateway.store import keys
 from gateway.store.redis import Redis, text
@@ -68,3 +70,22 @@ class Router:
             if candidate.id in ids:
                 return Choice(candidate, (candidate,))
         return Choice(None)  # pragma: no cover - available is never empty here
+
+
+def naming(
+    prefix: str, operators: Sequence[Operator], suffix: str
+) -> tuple[str, tuple[Mention, ...]]:
+    """``prefix`` + the operators' names (each a mention that notifies them) + ``suffix``."""
+    text, mentions = prefix, []
+    for n, operator in enumerate(operators):
+        if n:
+            text += ", "
+        mentions.append(
+            Mention(
+                offset=len(text),
+                length=len(operator.name),
+                user_id=PlatformUserId(str(operator.id)),
+            )
+        )
+        text += operator.name
+    return text + suffix, tuple(mentions)

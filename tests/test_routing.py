@@ -55,6 +55,9 @@ async def test_round_robin_among_online_operators_with_room(
     await presence.set(str(VERA), True, now)  # online, but not in sales
 
     got = [await new_task(world, name) for name in ("Ivan", "Maria", "Oleg", "Nina")]
+    notice = next(m for m in world.staff_messages() if text_of(m) == "📌 Assigned to Boris.")
+    # The assignee is mentioned: Telegram notifies them.
+    assert [(e["type"], e["user"]["id"]) for e in notice["entities"]] == [("text_mention", BORIS)]
     assert got == [
         "📌 Assigned to Anna.",
         "📌 Assigned to Boris.",

@@ -18,6 +18,7 @@ from gateway.config import Operator, Responsible
 from gateway.jobs import StaffNotice
 from gateway.model import ContactId
 from gateway.process import Process, Status, Transition
+from gateway.routing import naming
 from gateway.staff.commands import topic_link
 from gateway.staff.presence import Presence
 from gateway.store import keys
@@ -86,10 +87,12 @@ class WaitingTasks(Worker):
                 break
             if not _takes(operator, item.responsible):
                 continue
+            text, named = naming("📌 Assigned to ", [operator], " (came online).")
             notice = StaffNotice(
                 out_id=f"assigned:{key}:{item.contact_id}",
                 contact_id=item.contact_id,
-                text=f"📌 Assigned to {operator.name} (came online).",
+                text=text,
+                mentions=named,
             )
 
             def effects(
