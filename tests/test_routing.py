@@ -3,12 +3,14 @@ room, a fixed responsible, broadcast, and config validation."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from gateway import process as bp
 from gateway.config import parse_config
 from gateway.errors import ConfigError
 from gateway.staff.presence import Presence
@@ -172,3 +174,30 @@ def test_operator_accounts_must_exist() -> None:
     }
     with pytest.raises(ConfigError, match="no channel 'nowhere'"):
         parse_config(yaml.safe_dump(data))
+
+
+async def test_two_workers_assigning_one_task_at_once_have_one_winner(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(workers=False)
+    store = running.app.processes
+    contact = "4242"
+    now = datetime.now(UTC)
+
+    def opened(current: Any, number_for: Any) -> Any:
+        return bp.inbound(current, now, zone=store.zone, sla=store.sla, number_for=number_for)
+
+    await store.apply(contact, now, opened, may_open=True)
+    # Two workers (two connections' worth of concurrency) race to assign the same task.
+    results = await asyncio.gather(
+        *(
+            store.apply(contact, now, lambda cur, _, op=op: bp.assign(cur, now, op))
+            for op in ("700001", str(BORIS)) * 5
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    current = await store.current(contact)
+    assert current is not None
+    assert current.task.responsible == winners[0].process.task.responsible
+    assert await Presence(running.redis, running.settings).load(current.task.responsible) == 1
