@@ -201,3 +201,27 @@ async def test_two_workers_assigning_one_task_at_once_have_one_winner(
     assert current is not None
     assert current.task.responsible == winners[0].process.task.responsible
     assert await Presence(running.redis, running.settings).load(current.task.responsible) == 1
+
+
+async def test_closing_a_task_hands_the_next_waiting_one_to_its_owner(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway(tweak=team("round_robin", anna_max=1))
+
+    async def in_general(text: str) -> str:
+        sent = await world.emulator.user_sends(world.operator["id"], chat_id=STAFF_CHAT, text=text)
+        return text_of(await world.answer_to(sent))
+
+    topics = {}
+    for name in ("Ivan", "Maria"):
+        customer = world.customer(name, name.lower())
+        await world.say(customer, text=f"hello from {name}")
+        said = await world.in_staff(lambda m, n=name: text_of(m) == f"hello from {n}")
+        topics[name] = said["message_thread_id"]
+    assert await in_general("/online") == (
+        "Anna is online (1 open task(s); 1 waiting task(s) handed to you)."
+    )
+    close = await world.operator_says(topics["Ivan"], text="/close")
+    await world.answer_to(close)
+    handed = await world.in_staff(lambda m: text_of(m) == "📌 Assigned to Anna (had room again).")
+    assert handed["message_thread_id"] == topics["Maria"]

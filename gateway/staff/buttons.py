@@ -33,6 +33,7 @@ from gateway.process import NumberFor, Process, Transition
 from gateway.staff.desk import Desk
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
+from gateway.staff.waiting import after_close
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.redis import text
@@ -173,7 +174,8 @@ class Buttons(Worker):
             self.effects(entry, self._answer(press, contact_id, text))(pipe, transition)
 
         try:
-            await self.processes.apply(contact_id, at, step, effects, once=press.key)
+            done = await self.processes.apply(contact_id, at, step, effects, once=press.key)
+            await after_close(self.desk.waiting, done, at, press.key)
         except bp.RuleError as exc:
             await self._refuse(press, entry, contact_id, str(exc))
 

@@ -39,7 +39,7 @@ from gateway.staff.presence import COMMANDS as PRESENCE
 from gateway.staff.presence import Presence
 from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
-from gateway.staff.waiting import WaitingTasks
+from gateway.staff.waiting import WaitingTasks, after_close
 from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
 
@@ -233,7 +233,8 @@ class Desk(Worker):
 
         try:
             step = self.tasks.step(command.name, command.args, operator, at, account)
-            await self.processes.apply(contact_id, at, step, effects, once=message.key)
+            done = await self.processes.apply(contact_id, at, step, effects, once=message.key)
+            await after_close(self.waiting, done, at, message.key)
         except bp.RuleError as exc:
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)

@@ -16,6 +16,7 @@ from gateway import process as bp
 from gateway.jobs import StaffNotice, StaffReminder
 from gateway.model import ContactId, Mention, PlatformUserId
 from gateway.process import NumberFor, Process, Transition
+from gateway.staff.waiting import WaitingTasks, after_close
 from gateway.store import keys
 from gateway.store.processes import record_event
 from gateway.worker import Worker, Writer
@@ -51,6 +52,8 @@ class Timers(Worker):
         transition = await store.apply(contact_id, now, step, effects)
         if transition is not None:
             log.info("process.auto_closed", contact_id=contact_id)
+            waiting = WaitingTasks(self.settings, self.bus, self.contacts, self.topics, store)
+            await after_close(waiting, transition, now, f"auto:{contact_id}:{now.timestamp()}")
 
     async def remind(self, contact_id: str, now: datetime) -> None:
         """The customer still waits past the deadline: remind the topic, mentioning who

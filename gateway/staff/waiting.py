@@ -77,7 +77,9 @@ class WaitingTasks(Worker):
             lines.append(line)
         return "\n".join(lines)
 
-    async def hand_out(self, operator: Operator, at: datetime, key: str) -> int:
+    async def hand_out(
+        self, operator: Operator, at: datetime, key: str, why: str = "came online"
+    ) -> int:
         """Give ``operator`` (just online) the waiting tasks of their roles, oldest
         first, up to their capacity; how many they got."""
         presence = Presence(self.redis, self.settings)
@@ -87,7 +89,7 @@ class WaitingTasks(Worker):
                 break
             if not _takes(operator, item.responsible):
                 continue
-            text, named = naming("📌 Assigned to ", [operator], " (came online).")
+            text, named = naming("📌 Assigned to ", [operator], f" ({why}).")
             notice = StaffNotice(
                 out_id=f"assigned:{key}:{item.contact_id}",
                 contact_id=item.contact_id,
@@ -111,3 +113,19 @@ class WaitingTasks(Worker):
             given += transition is not None
         log.info("routing.handed_out", operator=operator.id, tasks=given)
         return given
+
+
+async def after_close(
+    waiting: WaitingTasks, transition: Transition | None, at: datetime, key: str
+) -> None:
+    """A closed task freed room: its owner, if online, gets the oldest waiting task(s)
+    of their roles (the same hand-out as ``/online``)."""
+    if transition is None or not any(e.type == "task.closed" for e in transition.events):
+        return
+    owner = transition.process.task.responsible
+    operator = next((o for o in waiting.settings.staff.operators if str(o.id) == owner), None)
+    if operator is None:
+        return
+    state = await waiting.redis.hget(keys.PRESENCE, str(operator.id))
+    if state is not None and text(state).startswith("online:"):
+        await waiting.hand_out(operator, at, f"freed:{key}", "had room again")
