@@ -126,7 +126,9 @@ class Delivery(Outbox):
                 await self._finish(entry, job.out_id, None)
             case StaffGeneral():
                 general = Destination(
-                    account=self.staff.account, chat_id=self.staff_chat, reply_to=job.reply_to
+                    account=self.staff.account,
+                    chat_id=ChatId(job.chat) if job.chat else self.staff_chat,
+                    reply_to=job.reply_to,
                 )
                 content = Content(kind=Kind.TEXT, text=job.text, buttons=job.buttons)
                 if job.edit is not None:

@@ -63,6 +63,8 @@ class StaffGeneral(_Job):
     buttons: tuple[tuple[Button, ...], ...] = ()
     edit: MessageId | None = None
     """Replace this message of the bot (a /find page) instead of sending a new one."""
+    chat: str | None = None
+    """Another chat than the staff group: an operator's private chat with the bot."""
 
 
 class StaffReminder(_Job):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.conftest import STAFF_CHAT, Clock, StartGateway, World, text_of
+from tests.conftest import STAFF_CHAT, STAFF_TOKEN, Clock, StartGateway, World, text_of
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -48,3 +48,22 @@ async def test_availability_and_load_follow_the_tasks(
     in_topic = await world.operator_says(topics[1], text="/offline")
     assert text_of(await world.answer_to(in_topic)) == "Anna is offline (1 open task(s))."
     assert "⚪️ Anna: offline since 23.11 10:00 · tasks 1/2" in await in_general("/status")
+
+
+async def test_operators_say_online_in_a_private_chat_with_the_staff_bot(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    operator = world.operator["id"]
+    await world.emulator.user_sends(operator, bot_token=STAFF_TOKEN, text="/online")
+    answer = await world.in_private(
+        world.operator, lambda m: text_of(m).startswith("Anna is online"), timeout=10
+    )
+    assert text_of(answer) == "Anna is online (0 open task(s))."
+    await world.emulator.user_sends(operator, bot_token=STAFF_TOKEN, text="/status")
+    await world.in_private(world.operator, lambda m: "🟢 Anna: online since" in text_of(m))
+    stranger = world.customer("Mallory", "mallory")
+    await world.emulator.user_sends(stranger["id"], bot_token=STAFF_TOKEN, text="/online")
+    await world.emulator.user_sends(operator, bot_token=STAFF_TOKEN, text="/offline")
+    await world.in_private(world.operator, lambda m: text_of(m).startswith("Anna is offline"))
+    assert not world.emulator.messages(stranger["id"], bot_token=STAFF_TOKEN)[1:]

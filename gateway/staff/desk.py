@@ -72,8 +72,7 @@ class Desk(Worker):
     async def handle(self, message: InboundMessage, entry: Entry) -> None:
         sender = message.sender
         if sender.chat_id != self.staff_chat:
-            log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
-            await self.commit(entry)
+            await self._private(message, entry)
             return
         if not self.is_operator(sender):
             log.warning("staff.not_an_operator", user=sender.user_id)
@@ -125,6 +124,29 @@ class Desk(Worker):
             await self._reply(message, entry, contact_id)
             return
         await self.commit(entry, self._notice(message, contact_id, notice) if notice else None)
+
+    async def _private(self, message: InboundMessage, entry: Entry) -> None:
+        """A private chat with the staff bot: listed operators may say /online,
+        /offline, /status and /queue there; anything else is ignored."""
+        sender = message.sender
+        command = parse_command(message.content.text or "", self.bot_username)
+        private = not message.group_chat and str(sender.chat_id) == str(sender.user_id)
+        if not private or sender.user_id not in self.operators or command is None:
+            log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
+            await self.commit(entry)
+            return
+        reply = (
+            await self._presence(command, message)
+            if command.name in PRESENCE
+            else "Here: /online, /offline, /status, /queue. Everything else is in the group."
+        )
+        answer = StaffGeneral(
+            out_id=f"private:{message.key}",
+            contact_id=ContactId("general"),
+            text=reply,
+            chat=sender.chat_id,
+        )
+        await self.commit(entry, answer)
 
     async def _in_general(self, message: InboundMessage, entry: Entry) -> None:
         """General topic: staff talk among themselves; only commands are answered."""
