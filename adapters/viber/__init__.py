@@ -38,11 +38,12 @@ from viberbot.api.messages.data_types.contact import Contact as ViberContact
 from viberbot.api.messages.data_types.location import Location as ViberLocation
 
 from adapters.base import Answer, Batch, Upload
+from adapters.files import fetch_capped
 from adapters.text import split_text
 from adapters.viber.errors import ViberStatus, off_loop
 from adapters.viber.parse import parse_callback
 from gateway.config import DeliverySettings, ViberChannel
-from gateway.errors import PermanentError, TransientError, Unauthorized
+from gateway.errors import PermanentError, Unauthorized
 from gateway.model import (
     AccountId,
     Attachment,
@@ -289,23 +290,9 @@ class ViberAdapter:
         return Upload(data=data, file_name=name or "file")
 
     def _fetch(self, url: str, limit: int) -> bytes:
-        with self.sender.session.get(url, stream=True, timeout=self.sender.timeout) as response:
-            if response.status_code >= 500:
-                raise TransientError(self.channel.value, f"file: HTTP {response.status_code}")
-            if response.status_code != 200:
-                raise PermanentError(
-                    self.channel.value, f"HTTP {response.status_code}", reason="the file is gone"
-                )
-            buffer = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                buffer += chunk
-                if len(buffer) > limit:
-                    raise PermanentError(
-                        self.channel.value,
-                        "file too large",
-                        reason=f"the file is larger than the {limit // 2**20} MB forwarded",
-                    )
-        return bytes(buffer)
+        return fetch_capped(
+            self.sender.session, url, limit, channel=self.channel.value, timeout=self.sender.timeout
+        )
 
     async def avatar(self, user_id: str) -> Upload | None:
         """``get_user_details`` (Viber allows it once per user per 12 hours: the avatar

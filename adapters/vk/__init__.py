@@ -30,6 +30,7 @@ from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE
 
 from adapters.base import Answer, Batch, Upload
+from adapters.files import fetch_capped
 from adapters.vk import send as out
 from adapters.vk.errors import off_loop
 from adapters.vk.parse import parse_event
@@ -340,24 +341,7 @@ class VkAdapter:
         return Upload(data=data, file_name=name)
 
     def _fetch(self, url: str, limit: int) -> bytes:
-        """GET ``url`` streaming, refusing more than ``limit`` bytes."""
-        with self.upload.http.get(url, stream=True) as response:
-            if response.status_code >= 500:
-                raise TransientError(Channel.VK.value, f"file: HTTP {response.status_code}")
-            if response.status_code != 200:
-                raise PermanentError(
-                    Channel.VK.value, f"HTTP {response.status_code}", reason="the file is gone"
-                )
-            buffer = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                buffer += chunk
-                if len(buffer) > limit:
-                    raise PermanentError(
-                        Channel.VK.value,
-                        "file too large",
-                        reason=f"the file is larger than the {limit // 2**20} MB forwarded",
-                    )
-        return bytes(buffer)
+        return fetch_capped(self.upload.http, url, limit, channel=self.channel.value)
 
     async def avatar(self, user_id: str) -> Upload | None:
         profile = await self._profile(user_id)
