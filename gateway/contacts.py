@@ -177,6 +177,11 @@ class Contacts:
     async def exists(self, contact_id: str) -> bool:
         return bool(await self.redis.exists(keys.contact(contact_id)))
 
+    async def of_identity(self, account: str, user_id: str) -> ContactId | None:
+        """The contact that now stands for an identity (``None``: never seen)."""
+        found = await self.redis.get(keys.identity(account, user_id))
+        return await self.survivor(ContactId(text(found))) if found is not None else None
+
     async def survivor(self, contact_id: ContactId) -> ContactId:
         """The contact that now stands for ``contact_id`` (itself, unless merged)."""
         seen = {contact_id}

@@ -43,7 +43,6 @@ from gateway.staff.timers import Timers
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.processes import ContactMerged
-from gateway.store.redis import text
 from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -110,12 +109,11 @@ class Pipeline(Worker):
         """Allowed or denied messages: a notice in the person's topic. Someone who never
         wrote has no topic yet; their first message will open one."""
         sender = status.sender
-        found = await self.redis.get(keys.identity(sender.account, sender.user_id))
-        if found is None:
+        contact_id = await self.contacts.of_identity(sender.account, sender.user_id)
+        if contact_id is None:
             log.info("inbound.status_of_stranger", allowed=status.allowed)
             await self.commit(entry)
             return
-        contact_id = await self.contacts.survivor(ContactId(text(found)))
         notice = StaffNotice(
             out_id=f"status:{status.key}",
             contact_id=contact_id,

@@ -14,8 +14,11 @@ applies it right after storing the link (:func:`parked_job`).
 
 from __future__ import annotations
 
+import functools
+
 import structlog
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from gateway.bus import Entry
 from gateway.jobs import StaffNotice, StaffReact
@@ -61,26 +64,29 @@ def mark_job(
 
 
 class Receipts(Worker):
+    @functools.cached_property
+    def _park(self) -> AsyncScript:
+        return self.redis.register_script(_PARK)
+
     async def handle(self, receipt: InboundReceipt, entry: Entry) -> None:
         sender = receipt.sender
         ref = MessageRef(sender.account, sender.chat_id, receipt.message_id)
-        contact = await self.redis.get(keys.identity(sender.account, sender.user_id))
+        contact_id = await self.contacts.of_identity(sender.account, sender.user_id)
         rank = RANK[receipt.status]
         found = await peer(self.redis, ref)
-        if found is None and contact is not None:
+        if found is None and contact_id is not None:
             ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
             key = keys.message(ref.account, ref.chat_id, ref.message_id)
-            linked = await self.redis.eval(_PARK, 1, key, rank, receipt.reason or "", ttl)
+            linked = await self._park(keys=[key], args=[rank, receipt.reason or "", ttl])
             if not linked:
                 log.info("inbound.receipt_parked", status=receipt.status)
                 await self.commit(entry)
                 return
             found = await peer(self.redis, ref)
-        if found is None or contact is None or rank <= found.receipt:
+        if found is None or contact_id is None or rank <= found.receipt:
             log.info("inbound.receipt_skipped", status=receipt.status, known=found is not None)
             await self.commit(entry)
             return
-        contact_id = await self.contacts.survivor(ContactId(text(contact)))
         job = mark_job(
             f"receipt:{receipt.key}",
             contact_id,

@@ -17,7 +17,7 @@ from gateway.config import Operator, Responsible, Settings
 from gateway.model import Mention, PlatformUserId
 from gateway.staff.presence import Presence
 from gateway.store import keys
-from gateway.store.redis import Redis, text
+from gateway.store.redis import Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +36,10 @@ class Router:
 
     async def _available(self, members: list[Operator]) -> list[tuple[Operator, int]]:
         """Members who are online and below capacity, with their load, in order."""
-        raw = await self.redis.hmget(keys.PRESENCE, [str(o.id) for o in members])
+        online = await self.presence.online([str(o.id) for o in members])
         out = []
-        for operator, state in zip(members, raw, strict=True):
-            if state is None or not text(state).startswith("online:"):
+        for operator in members:
+            if str(operator.id) not in online:
                 continue
             load = await self.presence.load(str(operator.id))
             if load < operator.max_chats:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from redis.asyncio.client import Pipeline as RedisPipeline
 
 from gateway.bus import Bus, Entry
-from gateway.config import Settings
+from gateway.config import Operator, Settings
 from gateway.contacts import Contacts
 from gateway.jobs import _Job, family
 from gateway.model import ContactId, Sender
@@ -48,7 +48,12 @@ class Worker:
         self.tasks = TaskCommands(settings)
         self.staff_chat = str(settings.staff.chat_id)
         self.operators = {str(o.id): o.name for o in settings.staff.operators}
+        self._configured = {str(o.id): o for o in settings.staff.operators}
         self.history = History(self.redis, settings.history.retention_days)
+
+    def operator(self, user_id: str) -> Operator | None:
+        """The operator as configured in ``staff.operators`` (``None``: not listed)."""
+        return self._configured.get(user_id)
 
     def is_operator(self, sender: Sender) -> bool:
         """Listed operators are obeyed; with no list, any (human) member of the group."""

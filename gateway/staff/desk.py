@@ -178,9 +178,7 @@ class Desk(Worker):
             await self.presence.set(operator, command.name == "online", message.received_at)
             name = self.operators.get(operator) or message.sender.display_name
             given = ""
-            configured = next(
-                (o for o in self.settings.staff.operators if str(o.id) == operator), None
-            )
+            configured = self.operator(operator)
             if command.name == "online" and configured is not None:
                 got = await self.waiting.hand_out(configured, message.received_at, message.key)
                 given = f"; {got} waiting task(s) handed to you" if got else ""
@@ -273,7 +271,7 @@ class Desk(Worker):
 
     def _may_not_send(self, operator: str, account: str) -> str | None:
         """Why ``operator`` may not write to ``account``'s customers (``None``: may)."""
-        configured = next((o for o in self.settings.staff.operators if str(o.id) == operator), None)
+        configured = self.operator(operator)
         if configured is None or configured.admin or not configured.accounts:
             return None
         if account in configured.accounts:

@@ -26,6 +26,17 @@ class Presence:
         state = "online" if online else "offline"
         await self.redis.hset(keys.PRESENCE, operator, f"{state}:{at.astimezone(UTC).isoformat()}")
 
+    async def online(self, operators: list[str]) -> frozenset[str]:
+        """Which of ``operators`` last said ``/online``."""
+        if not operators:
+            return frozenset()
+        states = await self.redis.hmget(keys.PRESENCE, operators)
+        return frozenset(
+            operator
+            for operator, state in zip(operators, states, strict=True)
+            if state is not None and text(state).startswith("online:")
+        )
+
     async def load(self, operator: str) -> int:
         if not operator.isdigit():
             return 0

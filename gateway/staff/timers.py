@@ -7,6 +7,7 @@ Both are idempotent and check the state again before acting: a timer can fire la
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import structlog
@@ -27,6 +28,10 @@ MAX_MENTIONS = 10
 
 
 class Timers(Worker):
+    @functools.cached_property
+    def waiting(self) -> WaitingTasks:
+        return WaitingTasks(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
     async def auto_close(self, contact_id: str, now: datetime) -> None:
         """Close the task answered by an operator after the customer's silence."""
         store = self.processes
@@ -52,8 +57,7 @@ class Timers(Worker):
         transition = await store.apply(contact_id, now, step, effects)
         if transition is not None:
             log.info("process.auto_closed", contact_id=contact_id)
-            waiting = WaitingTasks(self.settings, self.bus, self.contacts, self.topics, store)
-            await after_close(waiting, transition, now, f"auto:{contact_id}:{now.timestamp()}")
+            await after_close(self.waiting, transition, now, f"auto:{contact_id}:{now.timestamp()}")
 
     async def remind(self, contact_id: str, now: datetime) -> None:
         """The customer still waits past the deadline: remind the topic, mentioning who

@@ -122,10 +122,7 @@ async def after_close(
     of their roles (the same hand-out as ``/online``)."""
     if transition is None or not any(e.type == "task.closed" for e in transition.events):
         return
-    owner = transition.process.task.responsible
-    operator = next((o for o in waiting.settings.staff.operators if str(o.id) == owner), None)
-    if operator is None:
-        return
-    state = await waiting.redis.hget(keys.PRESENCE, str(operator.id))
-    if state is not None and text(state).startswith("online:"):
+    owner = transition.process.task.responsible or ""
+    operator = waiting.operator(owner)
+    if operator is not None and await Presence(waiting.redis, waiting.settings).online([owner]):
         await waiting.hand_out(operator, at, f"freed:{key}", "had room again")
