@@ -104,21 +104,62 @@ async def test_broadcast_names_everyone_available(
     assert notice == "📣 New task for sales: Anna, Boris — the first to /take it owns it."
 
 
-def test_responsible_must_exist() -> None:
+def test_every_reference_is_checked_with_its_yaml_path() -> None:
     base = {
-        "staff": {"token": "1:a", "chat_id": -1001, "operators": [{"id": 1, "name": "A"}]},
+        "staff": {
+            "token": "1:a",
+            "chat_id": -1001,
+            "operators": [{"id": 1, "name": "A", "roles": ["sales"]}],
+        },
         "channels": [{"id": "tg_shop", "kind": "telegram", "token": "2:b"}],
     }
-    for responsible, words in (
-        ({"operator": 2}, "not in staff.operators"),
-        ({"role": "sales"}, "no operator has the role 'sales'"),
-        ({"operator": 1, "role": "sales"}, "exactly one"),
-    ):
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"channels.0.responsible": {"operator": 2}}, "channels[0].responsible.operator", "2 is"),
+        ({"channels.0.responsible": {"role": "sale"}}, "channels[0].responsible.role", "'sale'"),
+        (
+            {"channels.0.responsible": {"operator": 1, "role": "sales"}},
+            "channels[0].responsible",
+            "one of",
+        ),
+        ({"channels.0.department": "shop"}, "channels[0].department", "no department"),
+        ({"staff.operators.0.department": "x"}, "staff.operators[0].department", "'x'"),
+        # Declared roles catch a typo in an operator's roles, too.
+        (
+            {"staff.roles": [{"name": "sales"}], "staff.operators.0.roles": ["sales", "servce"]},
+            "staff.operators[0].roles[1]",
+            "no role 'servce' (staff.roles)",
+        ),
+        (
+            {
+                "staff.roles": [{"name": "sales"}, {"name": "vip"}],
+                "channels.0.responsible": {"role": "vip"},
+            },
+            "channels[0].responsible.role",
+            "no operator has the role 'vip'",
+        ),
+        (
+            {"staff.departments": [{"name": "shop", "head": 9}]},
+            "staff.departments[0].head",
+            "9 is not in staff.operators",
+        ),
+        (
+            {"staff.departments": [{"name": "shop"}, {"name": "shop"}]},
+            "staff.departments[1]",
+            "defined twice",
+        ),
+    ]
+    for changes, path, words in cases:
         data = yaml.safe_load(yaml.safe_dump(base))
-        data["channels"][0]["responsible"] = responsible
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node[int(part)] if part.isdigit() else node[part]
+            node[last] = value
         with pytest.raises(ConfigError) as info:
             parse_config(yaml.safe_dump(data))
-        assert words in str(info.value), info.value
+        errors = dict(info.value.errors)
+        assert path in errors and words in errors[path], (changes, errors)
 
 
 async def test_waiting_tasks_are_handed_out_when_someone_comes_online(

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from gateway.config.accounts import (
     AnyChannel,
@@ -28,8 +28,8 @@ from gateway.config.accounts import (
     ViberChannel,
     VkChannel,
     WhatsAppChannel,
-    WorkingHours,
 )
+from gateway.config.references import problems
 from gateway.config.sections import (
     _ENV_REF,
     _PLACEHOLDER,
@@ -43,6 +43,7 @@ from gateway.config.sections import (
     ContactSettings,
     DedupSettings,
     DeliverySettings,
+    Department,
     EmbeddedRedis,
     HistorySettings,
     LogSettings,
@@ -51,10 +52,12 @@ from gateway.config.sections import (
     QuickReply,
     RedisSettings,
     ReminderSettings,
+    Role,
     ServerSettings,
     SlaSettings,
     StaffSettings,
     TelegramEndpoint,
+    WorkingHours,
     _Section,
 )
 from gateway.errors import ConfigError
@@ -72,6 +75,7 @@ __all__ = [
     "ContactSettings",
     "DedupSettings",
     "DeliverySettings",
+    "Department",
     "EmbeddedRedis",
     "HistorySettings",
     "LogSettings",
@@ -81,6 +85,7 @@ __all__ = [
     "RedisSettings",
     "ReminderSettings",
     "Responsible",
+    "Role",
     "ServerSettings",
     "Settings",
     "SlaSettings",
@@ -126,43 +131,6 @@ class Settings(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
-
-    @model_validator(mode="after")
-    def _unique_accounts(self) -> Settings:
-        seen: set[str] = set()
-        for channel in self.channels:
-            if channel.id == STAFF_ACCOUNT:
-                raise ValueError(f"channel id {STAFF_ACCOUNT!r} is reserved for the staff bot")
-            if channel.id in seen:
-                raise ValueError(f"channel id {channel.id!r} is used twice")
-            seen.add(channel.id)
-        operators = {o.id for o in self.staff.operators}
-        for operator in self.staff.operators:
-            for account in operator.accounts:
-                if account not in seen:
-                    raise ValueError(f"operator {operator.name!r}: no channel {account!r}")
-        roles = {r for o in self.staff.operators for r in o.roles}
-        for channel in self.channels:
-            route = channel.responsible
-            if route is not None and route.operator is not None and route.operator not in operators:
-                raise ValueError(
-                    f"channel {channel.id!r}: responsible operator {route.operator} is not in "
-                    "staff.operators"
-                )
-            if route is not None and route.role is not None and route.role not in roles:
-                raise ValueError(
-                    f"channel {channel.id!r}: no operator has the role {route.role!r} "
-                    "(staff.operators[].roles)"
-                )
-        names: set[str] = set()
-        for template in self.templates:
-            if template.name in names:
-                raise ValueError(f"quick reply {template.name!r} is defined twice")
-            names.add(template.name)
-            for account in template.accounts:
-                if account not in seen:
-                    raise ValueError(f"quick reply {template.name!r}: no channel {account!r}")
-        return self
 
     @property
     def zone(self) -> ZoneInfo:
@@ -263,6 +231,7 @@ def parse_config(
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)
+        errors.extend(problems(settings))
     except ValidationError as exc:
         errors.extend(_validation_errors(exc, skip={path for path, _ in errors}))
     if errors or settings is None:

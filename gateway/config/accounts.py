@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AnyHttpUrl,
@@ -19,45 +17,9 @@ from gateway.config.sections import (
     VIBER_API,
     VK_API,
     TelegramEndpoint,
+    WorkingHours,
     _Section,
 )
-from gateway.hours import DAYS, Schedule, parse_interval
-
-
-class WorkingHours(_Section):
-    """When an account is staffed. Response deadlines count only this time."""
-
-    timezone: str | None = None
-    """An IANA zone; unset: the gateway's ``timezone``."""
-    week: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]] = Field(
-        default_factory=dict
-    )
-    """Opening intervals per day, e.g. ``mon: ["09:00-13:00", "14:00-18:00"]``."""
-    holidays: tuple[date, ...] = ()
-
-    @field_validator("week")
-    @classmethod
-    def _intervals(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for intervals in value.values():
-            for interval in intervals:
-                parse_interval(interval)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
-
-    def schedule(self, default_zone: ZoneInfo) -> Schedule:
-        zone = ZoneInfo(self.timezone) if self.timezone else default_zone
-        days: dict[str, tuple[str, ...]] = {str(k): v for k, v in self.week.items()}
-        week = tuple(tuple(sorted(parse_interval(i) for i in days.get(day, ()))) for day in DAYS)
-        return Schedule(zone=zone, week=week, holidays=frozenset(self.holidays))
 
 
 class Responsible(_Section):
@@ -88,6 +50,9 @@ class _Account(_Section):
     """Sent to a customer who writes outside working hours, once per process."""
     greeting: str | None = Field(None, min_length=1, max_length=4096)
     """Sent to a customer with their first message ever (a new contact)."""
+    department: str | None = None
+    """The department (``staff.departments``) whose head hears of this account's
+    tasks nobody takes in time (``sla.take_within_minutes``)."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     title: str | None = None

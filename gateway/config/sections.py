@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AnyHttpUrl,
@@ -15,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.hours import DAYS, Schedule, parse_interval
 from gateway.staff.quick import MACROS, unknown_macros
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -113,6 +116,13 @@ class SlaSettings(_Section):
     """A new task must be answered within this time of the customer's message."""
     next_response_minutes: float = Field(30, gt=0)
     """After an operator answered, the customer's next message restarts the clock with this."""
+    take_within_minutes: float | None = Field(None, gt=0)
+    """A new (or transferred) task nobody takes within this time escalates: a notice
+    in its topic mentions ``escalate_to``. Unset: never. Counts working time when the
+    account has working hours."""
+    escalate_to: Literal["role", "head", "both"] = "both"
+    """``role``: the members of the task's role (those online; all if nobody is);
+    ``head``: the head of the account's (or the owner's) department; ``both``."""
 
 
 class ProcessSettings(_Section):
@@ -163,6 +173,42 @@ class CompanySettings(_Section):
     """``{company.name}`` in quick replies."""
 
 
+class WorkingHours(_Section):
+    """When an account is staffed. Response deadlines count only this time."""
+
+    timezone: str | None = None
+    """An IANA zone; unset: the gateway's ``timezone``."""
+    week: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]] = Field(
+        default_factory=dict
+    )
+    """Opening intervals per day, e.g. ``mon: ["09:00-13:00", "14:00-18:00"]``."""
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("week")
+    @classmethod
+    def _intervals(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for intervals in value.values():
+            for interval in intervals:
+                parse_interval(interval)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    def schedule(self, default_zone: ZoneInfo) -> Schedule:
+        zone = ZoneInfo(self.timezone) if self.timezone else default_zone
+        days: dict[str, tuple[str, ...]] = {str(k): v for k, v in self.week.items()}
+        week = tuple(tuple(sorted(parse_interval(i) for i in days.get(day, ()))) for day in DAYS)
+        return Schedule(zone=zone, week=week, holidays=frozenset(self.holidays))
+
+
 class QuickReply(_Section):
     """A prepared answer: ``//name`` in a topic sends ``text`` with its macros filled."""
 
@@ -170,6 +216,8 @@ class QuickReply(_Section):
     text: str = Field(min_length=1, max_length=4096)
     accounts: tuple[str, ...] = ()
     """Offered only for customers of these accounts (empty: all)."""
+    roles: tuple[str, ...] = ()
+    """Offered only to operators with one of these roles (empty: everyone)."""
 
     @field_validator("text")
     @classmethod
@@ -193,6 +241,29 @@ class Operator(_Section):
     they see the topics, but their replies are refused with an explanation."""
     admin: bool = False
     """May do everything, whatever ``accounts`` says."""
+    department: str | None = None
+    """Their department (``staff.departments``)."""
+    working_hours: WorkingHours | None = None
+    """Their shifts: outside them they get no new tasks, even if online. Unset: any time."""
+
+
+_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+class Role(_Section):
+    """A CRM position (``sales``, ``service``…): accounts route new tasks to a role."""
+
+    name: str = Field(pattern=_NAME)
+    title: str | None = None
+
+
+class Department(_Section):
+    """A group of operators with a head, who hears of tasks nobody takes in time."""
+
+    name: str = Field(pattern=_NAME)
+    title: str | None = None
+    head: int | None = None
+    """The head's Telegram user id (one of ``staff.operators``)."""
 
 
 class TelegramEndpoint(_Section):
@@ -228,6 +299,16 @@ class StaffSettings(TelegramEndpoint):
     """The staff forum supergroup (an id like -1001234567890)."""
     operators: tuple[Operator, ...] = ()
     """Who may answer and command. Empty: any member of the staff group."""
+    roles: tuple[Role, ...] = ()
+    """The roles operators have and accounts route to. Empty: whatever
+    ``operators[].roles`` name (declare them to have typos caught)."""
+    departments: tuple[Department, ...] = ()
+    idle_offline_minutes: float | None = Field(None, gt=0)
+    """An online operator who does nothing in the staff group (no message, command or
+    button) for this long is set offline and told so privately. Unset: never."""
+    notify_privately: bool = False
+    """Also tell an operator of each task assigned to them in a private chat with the
+    staff bot, with a link to the topic (they must have started the bot)."""
     topic_name: str = "{name} · {channel}"
 
     @field_validator("chat_id")

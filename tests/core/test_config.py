@@ -74,9 +74,9 @@ def test_secrets_never_printed() -> None:
 
 def test_duplicate_and_reserved_ids() -> None:
     twice = {**GOOD, "channels": GOOD["channels"] * 2}
-    assert "used twice" in " ".join(errors_of(twice).values())
+    assert "defined twice" in errors_of(twice)["channels[1]"]
     reserved = {**GOOD, "channels": [{"id": "staff", "kind": "telegram", "token": "4:x"}]}
-    assert "reserved" in " ".join(errors_of(reserved).values())
+    assert "reserved" in errors_of(reserved)["channels[0].id"]
 
 
 def test_yaml_syntax_error_has_a_line() -> None:

@@ -1,0 +1,90 @@
+"""Checks across sections: every name the config refers to exists, reported with the
+YAML path of the reference (``channels[1].responsible.role: …``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from gateway.config.sections import STAFF_ACCOUNT
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+Problem = tuple[str, str]
+
+
+def _twice(names: Iterable[str], path: str, what: str) -> list[Problem]:
+    seen: set[str] = set()
+    found = []
+    for i, name in enumerate(names):
+        if name in seen:
+            found.append((f"{path}[{i}]", f"{what} {name!r} is defined twice"))
+        seen.add(name)
+    return found
+
+
+def problems(settings: Settings) -> list[Problem]:
+    """Every dangling or duplicate reference, each with the path where it is written."""
+    staff = settings.staff
+    found: list[Problem] = []
+    accounts = [c.id for c in settings.channels]
+    found += _twice(accounts, "channels", "channel id")
+    found += [
+        (f"channels[{i}].id", f"{STAFF_ACCOUNT!r} is reserved for the staff bot")
+        for i, account in enumerate(accounts)
+        if account == STAFF_ACCOUNT
+    ]
+    found += _twice((str(o.id) for o in staff.operators), "staff.operators", "operator")
+    found += _twice((r.name for r in staff.roles), "staff.roles", "role")
+    found += _twice((d.name for d in staff.departments), "staff.departments", "department")
+    found += _twice((t.name for t in settings.templates), "templates", "quick reply")
+
+    operators = {o.id for o in staff.operators}
+    declared = {r.name for r in staff.roles}
+    roles = declared or {r for o in staff.operators for r in o.roles}
+    where_roles = "staff.roles" if declared else "staff.operators[].roles"
+    departments = {d.name for d in staff.departments}
+
+    def role(path: str, name: str | None) -> None:
+        if name is not None and name not in roles:
+            found.append((path, f"no role {name!r} ({where_roles})"))
+
+    def department(path: str, name: str | None) -> None:
+        if name is not None and name not in departments:
+            found.append((path, f"no department {name!r} (staff.departments)"))
+
+    def account(path: str, name: str) -> None:
+        if name not in accounts:
+            found.append((path, f"no channel {name!r}"))
+
+    for i, operator in enumerate(staff.operators):
+        here = f"staff.operators[{i}]"
+        for j, name in enumerate(operator.accounts):
+            account(f"{here}.accounts[{j}]", name)
+        if declared:
+            for j, name in enumerate(operator.roles):
+                role(f"{here}.roles[{j}]", name)
+        department(f"{here}.department", operator.department)
+    for i, unit in enumerate(staff.departments):
+        if unit.head is not None and unit.head not in operators:
+            found.append((f"staff.departments[{i}].head", f"{unit.head} is not in staff.operators"))
+    for i, channel in enumerate(settings.channels):
+        here = f"channels[{i}]"
+        department(f"{here}.department", channel.department)
+        route = channel.responsible
+        if route is None:
+            continue
+        if route.operator is not None and route.operator not in operators:
+            found.append(
+                (f"{here}.responsible.operator", f"{route.operator} is not in staff.operators")
+            )
+        role(f"{here}.responsible.role", route.role)
+        if route.role in declared and not any(route.role in o.roles for o in staff.operators):
+            found.append((f"{here}.responsible.role", f"no operator has the role {route.role!r}"))
+    for i, template in enumerate(settings.templates):
+        for j, name in enumerate(template.accounts):
+            account(f"templates[{i}].accounts[{j}]", name)
+        for j, name in enumerate(template.roles):
+            role(f"templates[{i}].roles[{j}]", name)
+    return found
