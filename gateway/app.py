@@ -105,6 +105,8 @@ class App:
             {
                 keys.AUTO_CLOSE: self.pipeline.timers.auto_close,
                 keys.REMIND: self.pipeline.timers.remind,
+                keys.TAKE: self.pipeline.watch.take_timeout,
+                keys.IDLE: self.pipeline.watch.idle,
             },
             clock=self.clock,
         )

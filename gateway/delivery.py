@@ -130,7 +130,10 @@ class Delivery(Outbox):
                     chat_id=ChatId(job.chat) if job.chat else self.staff_chat,
                     reply_to=job.reply_to,
                 )
-                content = Content(kind=Kind.TEXT, text=job.text, buttons=job.buttons)
+                said = job.text
+                if job.link_topic and (topic := await self.topics.get(job.contact_id)):
+                    said += f"\n{topic_link(self.staff_chat, topic)}"
+                content = Content(kind=Kind.TEXT, text=said, buttons=job.buttons)
                 if job.edit is not None:
                     try:
                         await self._call(
@@ -145,8 +148,17 @@ class Delivery(Outbox):
                         log.info("staff.general_edit_failed", reason=exc.reason)
                     await self._finish(entry, job.out_id, None)
                     return
-                sent = await self._call(self.staff, general, self.staff.send, general, content)
-                await self._finish(entry, job.out_id, sent)
+                try:
+                    posted = await self._call(
+                        self.staff, general, self.staff.send, general, content
+                    )
+                except PermanentError as exc:
+                    if job.chat is None:
+                        raise
+                    # An operator who never started the bot cannot be written to.
+                    log.info("staff.private_chat_unreachable", reason=exc.reason)
+                    posted = None
+                await self._finish(entry, job.out_id, posted)
             case CustomerSend():
                 await self._to_customer(job, entry)
             case CustomerAuto():

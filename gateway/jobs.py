@@ -65,6 +65,9 @@ class StaffGeneral(_Job):
     """Replace this message of the bot (a /find page) instead of sending a new one."""
     chat: str | None = None
     """Another chat than the staff group: an operator's private chat with the bot."""
+    link_topic: bool = False
+    """Append a link to ``contact_id``'s topic (looked up when sent: queued in the
+    contact's partition, after the message that opens the topic)."""
 
 
 class StaffReminder(_Job):

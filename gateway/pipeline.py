@@ -34,12 +34,13 @@ from gateway.model import (
 )
 from gateway.process import Transition
 from gateway.receipts import Receipts
-from gateway.routing import Router, naming
+from gateway.routing import Router, assigned, naming
 from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
 from gateway.staff.presence import Presence
 from gateway.staff.timers import Timers
+from gateway.staff.watch import Watch
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.processes import ContactMerged
@@ -83,6 +84,10 @@ class Pipeline(Worker):
     @functools.cached_property
     def router(self) -> Router:
         return Router(self.redis, self.settings, Presence(self.redis, self.settings))
+
+    @functools.cached_property
+    def watch(self) -> Watch:
+        return Watch(self.settings, self.bus, self.contacts, self.topics, self.processes)
 
     @functools.cached_property
     def timers(self) -> Timers:
@@ -161,7 +166,7 @@ class Pipeline(Worker):
     ) -> None:
         """Route the contact's new task (see :mod:`gateway.routing`). It runs after the
         message is stored: if this fails, the task stays new for whoever takes it."""
-        choice = await self.router.choose(responsible)
+        choice = await self.router.choose(responsible, at)
         if choice.assignee is None:
             if choice.told:  # broadcast
                 text, named = naming(
@@ -169,22 +174,21 @@ class Pipeline(Worker):
                     choice.told,
                     " — the first to /take it owns it.",
                 )
-                told = StaffNotice(
-                    out_id=f"told:{key}", contact_id=contact_id, text=text, mentions=named
+                await self.commit(
+                    None,
+                    StaffNotice(
+                        out_id=f"told:{key}", contact_id=contact_id, text=text, mentions=named
+                    ),
                 )
-                await self.commit(None, told)
             else:
                 log.info("routing.nobody_available", role=responsible.role)
             return
         operator = choice.assignee
-        text, named = naming("📌 Assigned to ", [operator], ".")
-        notice = StaffNotice(
-            out_id=f"assigned:{key}", contact_id=contact_id, text=text, mentions=named
-        )
+        told = assigned(self.settings, operator, contact_id, key)
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
             if transition is not None:
-                self.queue(pipe, notice)
+                self.queue(pipe, *told)
 
         await self.processes.apply(
             contact_id,

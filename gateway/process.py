@@ -55,9 +55,15 @@ class Sla:
     auto_close_after: timedelta | None = None
     hours: Schedule | None = None
     """The account's working hours: response deadlines count only working time."""
+    take_within: timedelta | None = None
+    """A new or transferred task not taken within this escalates (``None``: never)."""
 
     def due(self, at: datetime, within: timedelta) -> datetime:
         return self.hours.add(at, within) if self.hours is not None else at + within
+
+    def take_by(self, at: datetime) -> datetime | None:
+        """When a task waiting to be taken since ``at`` escalates."""
+        return self.due(at, self.take_within) if self.take_within is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,8 @@ class Task:
     seen_at: datetime | None = None
     seen_by: str | None = None
     """Who marked the customer's messages read ("Mark read" on a reminder), and when."""
+    take_by: datetime | None = None
+    """While new or returned: when it escalates if nobody takes it (cleared once it did)."""
 
     @property
     def unread(self) -> bool:
@@ -157,6 +165,7 @@ def inbound(
             respond_by=sla.due(at, sla.first_response),
             awaiting_reply=True,
             last_inbound_at=at,
+            take_by=sla.take_by(at),
         )
         process = replace(current, tasks=(*current.tasks, new))
         return Transition(process, (_event("task.opened", at, process, new, CUSTOMER),))
@@ -186,14 +195,7 @@ def _new_day(
             respond_by = old.respond_by  # midnight never resets an SLA clock
         if old.status is Status.IN_WORK:
             status, responsible = Status.IN_WORK, old.responsible  # the owner keeps it
-        closed = replace(
-            old,
-            status=Status.CLOSED,
-            closed_at=at,
-            close_reason=CARRIED_OVER,
-            continued_in=number,
-            awaiting_reply=False,
-        )
+        closed = _closed(old, at, CARRIED_OVER, continued_in=number)
         archived = previous.with_task(closed)
         events.append(
             _event(
@@ -214,6 +216,7 @@ def _new_day(
         awaiting_reply=True,
         responsible=responsible,
         last_inbound_at=at,
+        take_by=sla.take_by(at) if status is Status.NEW else None,
     )
     process = Process(number=number, day=day, opened_at=at, tasks=(task,))
     extra = {"carried_from": previous.number} if previous is not None and carried else {}
@@ -229,7 +232,9 @@ def reply(current: Process | None, at: datetime, operator: str) -> Transition:
     events: list[Event] = []
     updated = replace(task, awaiting_reply=False, answered_at=at)
     if task.status is not Status.IN_WORK or task.responsible is None:
-        updated = replace(updated, status=Status.IN_WORK, responsible=operator, transferred_to=None)
+        updated = replace(
+            updated, status=Status.IN_WORK, responsible=operator, transferred_to=None, take_by=None
+        )
         events.append(_event("task.taken", at, current, updated, operator))
     process = current.with_task(updated)
     events.append(_event("task.updated", at, process, updated, operator, answered="true"))
@@ -240,28 +245,65 @@ def take(current: Process | None, at: datetime, operator: str) -> Transition:
     current, task = _open(current)
     if task.status is Status.IN_WORK and task.responsible == operator:
         raise RuleError("You already have this task.")
-    updated = replace(task, status=Status.IN_WORK, responsible=operator, transferred_to=None)
+    updated = replace(
+        task, status=Status.IN_WORK, responsible=operator, transferred_to=None, take_by=None
+    )
     process = current.with_task(updated)
     return Transition(process, (_event("task.taken", at, process, updated, operator),))
 
 
+def is_role(owner: str | None) -> bool:
+    """``transferred_to`` names a role (operators are Telegram ids: digits)."""
+    return owner is not None and not owner.isdigit()
+
+
+def waits_for_owner(task: Task) -> bool:
+    """Nobody in particular is to take it: new and unassigned, or transferred to a role."""
+    if task.status is Status.NEW:
+        return task.responsible is None
+    return task.status is Status.RETURNED and is_role(task.transferred_to)
+
+
 def assign(current: Process | None, at: datetime, operator: str) -> Transition | None:
-    """Route a new, unowned task to ``operator`` (it stays ``new`` until they take it
-    or reply); ``None`` when it has an owner already (taken meanwhile)."""
+    """Route a task nobody in particular has (new, or transferred to a role) to
+    ``operator``; it waits until they take it or reply. ``None`` when someone has it
+    already (taken meanwhile)."""
     current, task = _open(current)
-    if task.status is not Status.NEW or task.responsible is not None:
+    if not waits_for_owner(task):
         return None
-    updated = replace(task, responsible=operator)
+    if task.status is Status.NEW:
+        updated = replace(task, responsible=operator)
+    else:
+        updated = replace(task, transferred_to=operator)
     process = current.with_task(updated)
     return Transition(process, (_event("task.assigned", at, process, updated, None, to=operator),))
 
 
-def transfer(current: Process | None, at: datetime, actor: str, to: str) -> Transition:
-    """Hand the task to an operator or a role; it waits as ``returned`` until taken."""
+def transfer(
+    current: Process | None, at: datetime, actor: str, to: str, sla: Sla | None = None
+) -> Transition:
+    """Hand the task to an operator or a role; it waits as ``returned`` until taken
+    (and escalates after ``sla.take_within``, counted from now)."""
     current, task = _open(current)
-    updated = replace(task, status=Status.RETURNED, transferred_to=to)
+    if task.status is Status.RETURNED and task.transferred_to == to:
+        raise RuleError("It is already waiting for them.")
+    take_by = sla.take_by(at) if sla is not None else None
+    updated = replace(task, status=Status.RETURNED, transferred_to=to, take_by=take_by)
     process = current.with_task(updated)
     return Transition(process, (_event("task.transferred", at, process, updated, actor, to=to),))
+
+
+def escalate(current: Process | None, at: datetime) -> Transition | None:
+    """Nobody took the task in time: mark it escalated (once per wait); ``None`` when
+    it was taken, closed or transferred again meanwhile, or is not due yet."""
+    if current is None or not current.task.is_open:
+        return None
+    task = current.task
+    if task.status is Status.IN_WORK or task.take_by is None or at < task.take_by:
+        return None
+    updated = replace(task, take_by=None)
+    process = current.with_task(updated)
+    return Transition(process, (_event("task.escalated", at, process, updated, SYSTEM),))
 
 
 def close(
@@ -280,9 +322,7 @@ def close(
         raise RuleError(f"A reason is required to close this task: {listed}.")
     if reason is not None and reasons and reason not in reasons:
         raise RuleError(f"Unknown reason {reason!r}. Choose one of: {', '.join(reasons)}.")
-    updated = replace(
-        task, status=Status.CLOSED, closed_at=at, close_reason=reason, awaiting_reply=False
-    )
+    updated = _closed(task, at, reason)
     process = current.with_task(updated)
     data = {"reason": reason} if reason else {}
     return Transition(process, (_event("task.closed", at, process, updated, actor, **data),))
@@ -299,8 +339,10 @@ def reopen(current: Process | None, at: datetime, actor: str, *, zone: ZoneInfo)
         task,
         status=Status.IN_WORK,
         responsible=actor,
+        transferred_to=None,
         closed_at=None,
         close_reason=None,
+        take_by=None,
     )
     process = current.with_task(updated)
     return Transition(process, (_event("task.reopened", at, process, updated, actor),))
@@ -384,14 +426,7 @@ def merge(survivor: Process | None, absorbed: Process | None, at: datetime) -> M
     events: list[Event] = []
     old = drop.task
     if old.is_open:
-        closed = replace(
-            old,
-            status=Status.CLOSED,
-            closed_at=at,
-            close_reason=MERGED,
-            continued_in=keep.number,
-            awaiting_reply=False,
-        )
+        closed = _closed(old, at, MERGED, continued_in=keep.number)
         drop = drop.with_task(closed)
         events.append(_event("task.closed", at, drop, closed, SYSTEM, reason=MERGED))
         if old.awaiting_reply:
@@ -429,6 +464,18 @@ def _wait_in(process: Process, waiting: Task, at: datetime) -> tuple[Process, li
 def minutes_late(task: Task, at: datetime) -> int:
     """Whole minutes past the task's deadline at ``at`` (0 if not yet late)."""
     return max(0, int((at - task.respond_by).total_seconds() // 60))
+
+
+def _closed(task: Task, at: datetime, reason: str | None, continued_in: str | None = None) -> Task:
+    return replace(
+        task,
+        status=Status.CLOSED,
+        closed_at=at,
+        close_reason=reason,
+        continued_in=continued_in,
+        awaiting_reply=False,
+        take_by=None,
+    )
 
 
 def _open(current: Process | None) -> tuple[Process, Task]:

@@ -1,20 +1,24 @@
 """Who gets a new task: the account's ``responsible`` operator, or a member of its role.
 
-Only operators who said ``/online`` and have room (open tasks below ``max_chats``) get
-new tasks. ``round_robin`` walks the role's members in a fixed order with a counter
-shared by every replica (one ``INCR``), skipping those away or full; ``least_busy``
-picks the member with the fewest open tasks (ties by the order); ``broadcast`` assigns
-nobody and names everyone available, and the first to take or reply owns the task.
-When nobody is available the task stays new, unassigned, for whoever takes it.
+Only operators who said ``/online``, are within their working hours (if they have
+any) and have room (open tasks below ``max_chats``) get new tasks. ``round_robin``
+walks the role's members in a fixed order with a counter shared by every replica (one
+``INCR``), skipping those away or full; ``least_busy`` picks the member with the fewest
+open tasks (ties by the order); ``broadcast`` assigns nobody and names everyone
+available, and the first to take or reply owns the task. When nobody is available the
+task stays new, unassigned, and is handed out when someone of the role comes online or
+has room again (:mod:`gateway.staff.waiting`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.config import Operator, Responsible, Settings
-from gateway.model import Mention, PlatformUserId
+from gateway.jobs import StaffGeneral, StaffNotice, _Job
+from gateway.model import ContactId, Mention, PlatformUserId
 from gateway.staff.presence import Presence
 from gateway.store import keys
 from gateway.store.redis import Redis
@@ -34,26 +38,28 @@ class Router:
         self.settings = settings
         self.presence = presence
 
-    async def _available(self, members: list[Operator]) -> list[tuple[Operator, int]]:
-        """Members who are online and below capacity, with their load, in order."""
+    async def available(
+        self, members: Sequence[Operator], at: datetime
+    ) -> list[tuple[Operator, int]]:
+        """Members who are online, on shift and below capacity, with their load, in order."""
         online = await self.presence.online([str(o.id) for o in members])
         out = []
         for operator in members:
-            if str(operator.id) not in online:
+            if str(operator.id) not in online or not self.presence.on_shift(str(operator.id), at):
                 continue
             load = await self.presence.load(str(operator.id))
             if load < operator.max_chats:
                 out.append((operator, load))
         return out
 
-    async def choose(self, responsible: Responsible) -> Choice:
+    async def choose(self, responsible: Responsible, at: datetime) -> Choice:
         operators = self.settings.staff.operators
         if responsible.operator is not None:
             fixed = next(o for o in operators if o.id == responsible.operator)
             return Choice(fixed, (fixed,))
         role = responsible.role or ""
         members = sorted((o for o in operators if role in o.roles), key=lambda o: o.id)
-        available = await self._available(members)
+        available = await self.available(members, at)
         if not available:
             return Choice(None)
         if responsible.strategy == "broadcast":
@@ -89,3 +95,25 @@ def naming(
         )
         text += operator.name
     return text + suffix, tuple(mentions)
+
+
+def assigned(
+    settings: Settings, operator: Operator, contact_id: ContactId, out: str, why: str = ""
+) -> list[_Job]:
+    """What tells ``operator`` a task is theirs: a mention in the topic, and with
+    ``staff.notify_privately`` a private message with a link to it."""
+    text, named = naming("📌 Assigned to ", [operator], f" ({why})." if why else ".")
+    jobs: list[_Job] = [
+        StaffNotice(out_id=f"assigned:{out}", contact_id=contact_id, text=text, mentions=named)
+    ]
+    if settings.staff.notify_privately:
+        jobs.append(
+            StaffGeneral(
+                out_id=f"assigned-dm:{out}",
+                contact_id=contact_id,
+                text="📌 A task is assigned to you:",
+                chat=str(operator.id),
+                link_topic=True,
+            )
+        )
+    return jobs

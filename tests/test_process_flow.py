@@ -210,7 +210,7 @@ async def test_task_commands_in_the_topic(world: World, start_gateway: StartGate
     await command("/close sold", "✅ Closed BP-20261123-0001, task 1: sold")
     await command("/close sold", "There is no open task")
     await command("/reopen", "Reopened BP-20261123-0001, task 1")
-    await command("/transfer Boris", "No operator called 'Boris'")
+    await command("/transfer Boris", "No operator or role called 'Boris'")
     await command("/transfer anna", "handed to Anna")
     await command("/rename Order 42", "is now called “Order 42”")
     history = await command("/history", "BP-20261123-0001 “Order 42”")

@@ -64,8 +64,9 @@ def config(templates: list[dict[str, Any]]) -> str:
 def test_config_refuses_unknown_macros_duplicates_and_unknown_accounts() -> None:
     cases = [
         ([{"name": "x", "text": "Hi {contact.nmae}"}], "templates[0].text", "contact.nmae"),
-        ([{"name": "x", "text": "a"}, {"name": "x", "text": "b"}], "(root)", "twice"),
-        ([{"name": "x", "text": "a", "accounts": ["vk"]}], "(root)", "no channel 'vk'"),
+        ([{"name": "x", "text": "a"}, {"name": "x", "text": "b"}], "templates[1]", "twice"),
+        ([{"name": "x", "text": "a", "accounts": ["vk"]}], "templates[0].accounts[0]", "'vk'"),
+        ([{"name": "x", "text": "a", "roles": ["sales"]}], "templates[0].roles[0]", "'sales'"),
         ([{"name": "Bad Name", "text": "a"}], "templates[0].name", ""),
     ]
     for templates, path, words in cases:
@@ -82,6 +83,11 @@ async def test_quick_replies_in_a_topic(world: World, start_gateway: StartGatewa
             {"name": "greet", "text": GREET},
             {"name": "bye", "text": "До свидания, {contact.first_name|друг}!"},
             {"name": "vk_only", "text": "VK", "accounts": ["tg_shop"]},
+            {"name": "refund", "text": "Refund", "roles": ["service"]},
+        ]
+        data["staff"]["roles"] = [{"name": "sales"}, {"name": "service"}]
+        data["staff"]["operators"] = [
+            {"id": world.operator["id"], "name": "Anna", "roles": ["sales"]}
         ]
 
     await start_gateway(tweak=tweak)
@@ -98,8 +104,12 @@ async def test_quick_replies_in_a_topic(world: World, start_gateway: StartGatewa
     unknown = await world.operator_says(topic, text="//nope")
     assert "No quick reply" in text_of(await world.answer_to(unknown))
 
+    # A quick reply for another role is neither listed nor sent.
+    refund = await world.operator_says(topic, text="//refund")
+    assert "No quick reply “refund” here" in text_of(await world.answer_to(refund))
     listing = await world.operator_says(topic, text="//")
     offer = await world.answer_to(listing)
+    assert [b["callback_data"] for b in buttons_of(offer)] == ["q:greet", "q:bye", "q:vk_only"]
     pressed = next(b for b in buttons_of(offer) if b["callback_data"] == "q:bye")
     query = await world.emulator.press_button(
         world.operator["id"], STAFF_CHAT, offer["message_id"], pressed["callback_data"]

@@ -19,6 +19,7 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
+from gateway.config import Operator
 from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffGeneral, StaffNotice
 from gateway.model import (
     Button,
@@ -33,6 +34,7 @@ from gateway.process import NumberFor, Process, Transition
 from gateway.staff.desk import Desk
 from gateway.staff.people import People
 from gateway.staff.tasks import CHANGES
+from gateway.staff.transfers import announce, rows
 from gateway.staff.waiting import after_close
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
@@ -68,6 +70,7 @@ class Buttons(Worker):
             log.warning("staff.callback_by_non_operator")
             await self._refuse(press, entry, contact_id, "Only operators can do this.")
             return
+        await self.desk.presence.touch(sender.user_id, press.received_at)
         scope, _, rest = press.data.partition(":")
         action, _, argument = rest.partition(":")
         if scope == "f" and argument.isdigit():
@@ -151,27 +154,34 @@ class Buttons(Worker):
                 await self._refuse(press, entry, contact_id, "This choice is out of date.")
                 return
             argument = reasons[int(index)]
+        at = press.received_at
         if action == "transfer" and not argument:
-            choices = [
-                Button(text=name, data=f"t:transfer:{user_id}")
-                for user_id, name in self.operators.items()
-                if user_id != press.sender.user_id
-            ]
+            choices = await self.desk.transfers.choices(press.sender.user_id, at)
             if not choices:
                 await self._refuse(press, entry, contact_id, "There is nobody to transfer to.")
                 return
             await self._offer(press, entry, contact_id, "Transfer to whom?", choices)
             return
-        at = press.received_at
+        told: list[Operator] = []
         try:
-            step = self.tasks.step(action, argument, press.sender.user_id, at, account)
+            if action == "transfer":
+                told = await self.desk.transfers.told(self.tasks.target(argument), at)
+            sla = self.processes.sla_for(account)
+            step = self.tasks.step(action, argument, press.sender.user_id, at, account, sla)
         except bp.RuleError as exc:
             await self._refuse(press, entry, contact_id, str(exc))
             return
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
             text = self.tasks.confirm(action, transition) if transition else "Done."
-            self.effects(entry, self._answer(press, contact_id, text))(pipe, transition)
+            shown = None
+            if transition is not None and action == "transfer":
+                to = transition.process.task.transferred_to or ""
+                said, named = announce(text, to, told)
+                shown = StaffNotice(
+                    out_id=f"notice:{press.key}", contact_id=contact_id, text=said, mentions=named
+                )
+            self.effects(entry, self._answer(press, contact_id, text), shown)(pipe, transition)
 
         try:
             done = await self.processes.apply(contact_id, at, step, effects, once=press.key)
@@ -188,15 +198,12 @@ class Buttons(Worker):
         choices: list[Button],
     ) -> None:
         """Answer the press and post the choices (reasons, operators) in the topic."""
-        rows = tuple(
-            tuple(choices[i : i + CHOICES_PER_ROW]) for i in range(0, len(choices), CHOICES_PER_ROW)
-        )
         offer = StaffNotice(
             out_id=f"offer:{press.key}",
             contact_id=contact_id,
             text=question,
             reply_to=press.message_id,
-            buttons=rows,
+            buttons=rows(choices, CHOICES_PER_ROW),
         )
         await self.commit(entry, offer, self._answer(press, contact_id, "Choose below."))
 

@@ -8,7 +8,7 @@ HELP = """Commands in a customer's topic:
 /task — the current business process and task
 /take — take the task (replying takes it too)
 /close [reason] — close the task
-/transfer <operator> — hand the task over; it waits until they take it
+/transfer [operator or role] — hand the task over (no name: buttons); it waits to be taken
 /reopen — reopen today's last closed task
 /rename <text> — name the business process
 /history — this customer's processes, tasks and messages, all messengers

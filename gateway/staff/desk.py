@@ -16,7 +16,7 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT, AnyChannel, WhatsAppChannel
+from gateway.config import STAFF_ACCOUNT, AnyChannel, Operator, WhatsAppChannel
 from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice, _Job
 from gateway.model import (
     AccountId,
@@ -39,15 +39,16 @@ from gateway.staff.presence import COMMANDS as PRESENCE
 from gateway.staff.presence import Presence
 from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
+from gateway.staff.transfers import Mentions, Rows, Transfers, announce, rows
 from gateway.staff.waiting import WaitingTasks, after_close
 from gateway.store.messages import MessageRef, peer
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)
 NO_READ_RECEIPTS = frozenset({"telegram", "viber"})
+"""Messengers whose bots cannot mark a customer's messages read."""
 QUICK_LISTED = 30
 QUICK_LABEL = 60  # characters of a quick reply's button (its name and the text's start)
-"""Messengers whose bots cannot mark a customer's messages read."""
 HISTORY_SHOWN = 40
 """Latest messages /history shows (with every process and task)."""
 
@@ -60,6 +61,10 @@ class Desk(Worker):
     @functools.cached_property
     def presence(self) -> Presence:
         return Presence(self.redis, self.settings)
+
+    @functools.cached_property
+    def transfers(self) -> Transfers:
+        return Transfers(self.redis, self.settings)
 
     @functools.cached_property
     def people(self) -> People:
@@ -78,6 +83,7 @@ class Desk(Worker):
             log.warning("staff.not_an_operator", user=sender.user_id)
             await self.commit(entry)
             return
+        await self.presence.touch(sender.user_id, message.received_at)
         if not message.is_topic_message or message.thread_id is None:
             await self._in_general(message, entry)
             return
@@ -107,7 +113,7 @@ class Desk(Worker):
                 await self.people.command(command, contact_id, message, entry)
                 return
             elif command.name in PRESENCE:
-                notice = await self._presence(command, message)
+                notice = await self.waiting.presence_command(command.name, message)
             elif command.name == "t":
                 notice = await self.quick(command.args, message, entry, contact_id)
                 if notice is None:
@@ -135,8 +141,9 @@ class Desk(Worker):
             log.warning("staff.foreign_chat_ignored", chat=sender.chat_id, user=sender.user_id)
             await self.commit(entry)
             return
+        await self.presence.touch(sender.user_id, message.received_at)
         reply = (
-            await self._presence(command, message)
+            await self.waiting.presence_command(command.name, message)
             if command.name in PRESENCE
             else "Here: /online, /offline, /status, /queue. Everything else is in the group."
         )
@@ -157,7 +164,7 @@ class Desk(Worker):
             if command.name == "find":
                 reply, buttons = await self.people.find(command.args)
             elif command.name in PRESENCE:
-                reply = await self._presence(command, message)
+                reply = await self.waiting.presence_command(command.name, message)
             else:
                 reply = await self._general_command(command, message.received_at)
             answer = StaffGeneral(
@@ -168,23 +175,6 @@ class Desk(Worker):
                 buttons=buttons,
             )
         await self.commit(entry, answer)
-
-    async def _presence(self, command: Command, message: InboundMessage) -> str:
-        """``/online``, ``/offline`` (for the sender) and ``/status`` (everyone)."""
-        operator = message.sender.user_id
-        if command.name == "queue":
-            return await self.waiting.listing()
-        if command.name in ("online", "offline"):
-            await self.presence.set(operator, command.name == "online", message.received_at)
-            name = self.operators.get(operator) or message.sender.display_name
-            given = ""
-            configured = self.operator(operator)
-            if command.name == "online" and configured is not None:
-                got = await self.waiting.hand_out(configured, message.received_at, message.key)
-                given = f"; {got} waiting task(s) handed to you" if got else ""
-            load = await self.presence.load(operator)
-            return f"{name} is {command.name} ({load} open task(s){given})."
-        return await self.presence.status(self.operators)
 
     async def _general_command(self, command: Command, now: datetime) -> str:
         if command.name == "overdue":
@@ -239,20 +229,37 @@ class Desk(Worker):
         account = await self.account_of(contact_id)
         at, operator = message.received_at, message.sender.user_id
 
-        def notice(text: str) -> StaffNotice:
+        def notice(text: str, buttons: Rows = (), mentions: Mentions = ()) -> StaffNotice:
             return StaffNotice(
                 out_id=f"notice:{message.key}",
                 contact_id=contact_id,
                 text=text,
                 reply_to=message.message_id,
+                buttons=buttons,
+                mentions=mentions,
             )
 
+        told: list[Operator] = []
+
         def effects(pipe: Writer, transition: Transition | None) -> None:
-            job = notice(self.tasks.confirm(command.name, transition)) if transition else None
+            job = None
+            if transition is not None:
+                said, named = self.tasks.confirm(command.name, transition), Mentions()
+                if command.name == "transfer":
+                    to = transition.process.task.transferred_to or ""
+                    said, named = announce(said, to, told)
+                job = notice(said, mentions=named)
             self.effects(entry, job)(pipe, transition)
 
         try:
-            step = self.tasks.step(command.name, command.args, operator, at, account)
+            if command.name == "transfer" and not command.args.strip():
+                choices = rows(await self.transfers.choices(operator, at))
+                await self.commit(entry, notice("Transfer to whom?", choices))
+                return
+            if command.name == "transfer":
+                told = await self.transfers.told(self.tasks.target(command.args), at)
+            sla = self.processes.sla_for(account)
+            step = self.tasks.step(command.name, command.args, operator, at, account, sla)
             done = await self.processes.apply(contact_id, at, step, effects, once=message.key)
             await after_close(self.waiting, done, at, message.key)
         except bp.RuleError as exc:
@@ -292,7 +299,14 @@ class Desk(Worker):
         """``//name``: send the quick reply with its macros filled; ``//`` alone lists
         them as buttons. Returns a notice when nothing is sent."""
         account = await self.account_of(contact_id)
-        offered = [t for t in self.settings.templates if not t.accounts or account in t.accounts]
+        me = self.operator(message.sender.user_id)
+        mine = set(me.roles) if me is not None and not me.admin else None
+        offered = [
+            t
+            for t in self.settings.templates
+            if (not t.accounts or account in t.accounts)
+            and (not t.roles or mine is None or mine.intersection(t.roles))
+        ]
         if not name:
             if not offered:
                 return "No quick replies here: add them under templates: in the config."

@@ -1,8 +1,10 @@
 """Operators' availability and load: ``/online``, ``/offline`` and ``/status``.
 
 Availability is what an operator says it is (``/online`` / ``/offline``, in any topic
-of the staff group); load is how many open tasks they are responsible for, kept with
-the process state (``keys.OWNED``). Capacity is ``staff.operators[].max_chats``.
+of the staff group or a private chat with the bot), until ``staff.idle_offline_minutes``
+without activity sets them offline; load is how many open tasks they are responsible
+for, kept with the process state (``keys.OWNED``). Capacity is
+``staff.operators[].max_chats``; ``staff.operators[].working_hours`` their shifts.
 """
 
 from __future__ import annotations
@@ -23,8 +25,30 @@ class Presence:
         self.settings = settings
 
     async def set(self, operator: str, online: bool, at: datetime) -> None:
-        state = "online" if online else "offline"
-        await self.redis.hset(keys.PRESENCE, operator, f"{state}:{at.astimezone(UTC).isoformat()}")
+        await self.redis.hset(keys.PRESENCE, operator, state_of(online, at))
+
+    async def touch(self, operator: str, at: datetime) -> None:
+        """``operator`` did something in the staff group: the idle clock restarts."""
+        minutes = self.settings.staff.idle_offline_minutes
+        if minutes is None or not operator.isdigit():
+            return
+        ms = int(at.timestamp() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.ACTIVE, operator, ms)
+            # GT: a late event (a retried entry) never pulls the timer back.
+            pipe.zadd(keys.TIMERS, {f"{keys.IDLE}:{operator}": ms + int(minutes * 60_000)}, gt=True)
+            await pipe.execute()
+
+    async def last_active(self, operator: str) -> datetime | None:
+        raw = await self.redis.hget(keys.ACTIVE, operator)
+        return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
+
+    def on_shift(self, operator: str, at: datetime) -> bool:
+        """Within the operator's working hours (always, when they have none)."""
+        configured = next((o for o in self.settings.staff.operators if str(o.id) == operator), None)
+        if configured is None or configured.working_hours is None:
+            return True
+        return configured.working_hours.schedule(self.settings.zone).is_open(at)
 
     async def online(self, operators: list[str]) -> frozenset[str]:
         """Which of ``operators`` last said ``/online``."""
@@ -66,3 +90,8 @@ class Presence:
             name = names.get(operator, operator)
             lines.append(f"{icon} {name}: {state}{when} · tasks {busy}{full}")
         return "Operators:\n" + "\n".join(lines)
+
+
+def state_of(online: bool, at: datetime) -> str:
+    """The ``keys.PRESENCE`` value: ``online|offline:<iso time>``."""
+    return f"{'online' if online else 'offline'}:{at.astimezone(UTC).isoformat()}"

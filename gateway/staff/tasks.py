@@ -1,8 +1,8 @@
 """Task commands operators type in a contact's topic, and how tasks are shown.
 
-``/take``, ``/close [reason]``, ``/transfer <operator>``, ``/reopen``, ``/rename TEXT``
-change the contact's current task through the atomic process store; ``/task`` and
-``/history`` show it. A command the rule does not allow gets the rule's explanation.
+``/take``, ``/close [reason]``, ``/transfer <operator or role>``, ``/reopen`` and
+``/rename TEXT`` change the contact's current task through the atomic process store;
+``/task`` and ``/history`` show it. A command the rule does not allow gets the rule's explanation.
 """
 
 from __future__ import annotations
@@ -34,14 +34,30 @@ class TaskCommands:
         self.settings = settings
         self.zone = settings.zone
         self.operators: Mapping[str, str] = {str(o.id): o.name for o in settings.staff.operators}
+        staff = settings.staff
+        self.roles: Mapping[str, str] = {r: r for o in staff.operators for r in o.roles} | {
+            r.name: r.title or r.name for r in staff.roles
+        }
 
     def name_of(self, user_id: str | None) -> str:
+        """An operator's name, or a role's (``transferred_to`` may be either)."""
         if user_id is None:
             return "nobody"
+        if bp.is_role(user_id):
+            return f"the {self.roles.get(user_id, user_id)} role"
         return self.operators.get(user_id, f"operator {user_id}")
 
-    def step(self, name: str, args: str, operator: str, at: datetime, account: str) -> Step:
-        """The rule step for a changing command (raises RuleError for bad arguments)."""
+    def step(
+        self,
+        name: str,
+        args: str,
+        operator: str,
+        at: datetime,
+        account: str,
+        sla: bp.Sla | None = None,
+    ) -> Step:
+        """The rule step for a changing command (raises RuleError for bad arguments);
+        ``sla`` (the account's) starts a transferred task's take-by clock."""
         match name:
             case "take":
                 return lambda current, _: bp.take(current, at, operator)
@@ -54,22 +70,26 @@ class TaskCommands:
                     current, at, operator, reason, reasons=reasons, require_reason=required
                 )
             case "transfer":
-                target = self._operator(args)
-                return lambda current, _: bp.transfer(current, at, operator, target)
+                target = self.target(args)
+                return lambda current, _: bp.transfer(current, at, operator, target, sla)
             case "reopen":
                 return lambda current, _: bp.reopen(current, at, operator, zone=self.zone)
             case _:
                 return lambda current, _: bp.rename(current, at, operator, args)
 
-    def _operator(self, text: str) -> str:
+    def target(self, text: str) -> str:
+        """``/transfer`` whom: an operator (name, @name or Telegram id) or a role."""
         wanted = text.strip().lstrip("@").lower()
         if not wanted:
-            names = ", ".join(self.operators.values()) or "an operator's Telegram id"
-            raise bp.RuleError(f"Whom to? /transfer <name>: {names}")
+            names = ", ".join([*self.operators.values(), *self.roles]) or "a Telegram id"
+            raise bp.RuleError(f"Whom to? /transfer <operator or role>: {names}")
         for user_id, name in self.operators.items():
             if wanted in (user_id, name.lower()):
                 return user_id
-        raise bp.RuleError(f"No operator called {text.strip()!r}.")
+        for role, title in self.roles.items():
+            if wanted in (role, title.lower()):
+                return role
+        raise bp.RuleError(f"No operator or role called {text.strip()!r}.")
 
     def confirm(self, name: str, transition: bp.Transition) -> str:
         """The reply after a changing command succeeded."""

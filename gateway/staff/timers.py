@@ -100,6 +100,9 @@ class Timers(Worker):
         """The responsible operator; for a transferred task, whom it waits for; for an
         unassigned one, the line's operators (nobody by name when any member may)."""
         owner = task.transferred_to if task.status is bp.Status.RETURNED else task.responsible
+        if bp.is_role(owner):
+            members = [str(o.id) for o in self.settings.staff.operators if owner in o.roles]
+            return members[:MAX_MENTIONS]
         if owner is not None:
             return [owner]
         return list(self.operators)[:MAX_MENTIONS]

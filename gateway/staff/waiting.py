@@ -1,9 +1,11 @@
-"""Tasks waiting for an owner: ``/queue``, and handing them out when someone comes online.
+"""Tasks waiting for an owner: ``/queue``, and handing them out when someone can take them.
 
-A new task nobody was available for stays ``new`` and unassigned. When an operator
-says ``/online`` they get the waiting tasks of their roles, oldest first, up to their
-capacity (``broadcast`` roles excepted: those are taken, not handed out). Both read the
-index of customers waiting for an answer (``keys.AWAITING``), oldest deadline first.
+A new task nobody was available for stays ``new`` and unassigned; a task transferred
+to a role waits ``returned`` for a member. When an operator says ``/online``, or has
+room again (a task of theirs closed or was transferred away), they get the waiting
+tasks of their roles, oldest first, up to their capacity (``broadcast`` roles excepted:
+those are taken, not handed out). Both read the index of customers waiting for an
+answer (``keys.AWAITING``), oldest deadline first.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import structlog
 
 from gateway import process as bp
 from gateway.config import Operator, Responsible
-from gateway.jobs import StaffNotice
-from gateway.model import ContactId
+from gateway.jobs import _Job
+from gateway.model import ContactId, InboundMessage
 from gateway.process import Process, Status, Transition
-from gateway.routing import naming
+from gateway.routing import assigned
 from gateway.staff.commands import topic_link
 from gateway.staff.presence import Presence
 from gateway.store import keys
@@ -54,10 +56,14 @@ class WaitingTasks(Worker):
             if process is None:
                 continue
             task = process.task
-            if task.status is not Status.NEW or task.responsible is not None:
+            if not bp.waits_for_owner(task):
                 continue
-            channel = self.settings.channel(await self.account_of(contact_id))
-            found.append(Waiting(contact_id, process, channel.responsible if channel else None))
+            if task.transferred_to is not None:  # to a role
+                route: Responsible | None = Responsible(role=task.transferred_to)
+            else:
+                channel = self.settings.channel(await self.account_of(contact_id))
+                route = channel.responsible if channel else None
+            found.append(Waiting(contact_id, process, route))
         return found
 
     async def listing(self) -> str:
@@ -77,31 +83,52 @@ class WaitingTasks(Worker):
             lines.append(line)
         return "\n".join(lines)
 
+    async def presence_command(self, name: str, message: InboundMessage) -> str:
+        """``/online``, ``/offline`` (for the sender), ``/status`` (everyone) and
+        ``/queue``; coming online hands out waiting tasks."""
+        operator, at = message.sender.user_id, message.received_at
+        presence = Presence(self.redis, self.settings)
+        if name == "queue":
+            return await self.listing()
+        if name not in ("online", "offline"):
+            return await presence.status(self.operators)
+        await presence.set(operator, name == "online", at)
+        who = self.operators.get(operator) or message.sender.display_name
+        given = ""
+        configured = self.operator(operator)
+        if name == "online" and configured is not None:
+            if not presence.on_shift(operator, at):
+                given = "; outside your working hours no new tasks come to you"
+            elif got := await self.hand_out(configured, at, message.key):
+                given = f"; {got} waiting task(s) handed to you"
+        return f"{who} is {name} ({await presence.load(operator)} open task(s){given})."
+
     async def hand_out(
         self, operator: Operator, at: datetime, key: str, why: str = "came online"
     ) -> int:
-        """Give ``operator`` (just online) the waiting tasks of their roles, oldest
+        """Give ``operator`` (online, with room) the waiting tasks of their roles, oldest
         first, up to their capacity; how many they got."""
         presence = Presence(self.redis, self.settings)
+        if not presence.on_shift(str(operator.id), at):
+            return 0
         given = 0
         for item in await self.unassigned():
             if await presence.load(str(operator.id)) >= operator.max_chats:
                 break
             if not _takes(operator, item.responsible):
                 continue
-            text, named = naming("📌 Assigned to ", [operator], f" ({why}).")
-            notice = StaffNotice(
-                out_id=f"assigned:{key}:{item.contact_id}",
-                contact_id=item.contact_id,
-                text=text,
-                mentions=named,
+            task = item.process.task
+            if task.status is Status.RETURNED and task.responsible == str(operator.id):
+                continue  # never back to whoever handed it over
+            told = assigned(
+                self.settings, operator, item.contact_id, f"{key}:{item.contact_id}", why
             )
 
             def effects(
-                pipe: Writer, transition: Transition | None, n: StaffNotice = notice
+                pipe: Writer, transition: Transition | None, jobs: list[_Job] = told
             ) -> None:
                 if transition is not None:
-                    self.queue(pipe, n)
+                    self.queue(pipe, *jobs)
 
             transition = await self.processes.apply(
                 item.contact_id,
@@ -118,10 +145,12 @@ class WaitingTasks(Worker):
 async def after_close(
     waiting: WaitingTasks, transition: Transition | None, at: datetime, key: str
 ) -> None:
-    """A closed task freed room: its owner, if online, gets the oldest waiting task(s)
-    of their roles (the same hand-out as ``/online``)."""
-    if transition is None or not any(e.type == "task.closed" for e in transition.events):
+    """A task closed or transferred away freed room: its owner, if online, gets the
+    oldest waiting task(s) of their roles (the same hand-out as ``/online``)."""
+    freeing = ("task.closed", "task.transferred")
+    if transition is None or not any(e.type in freeing for e in transition.events):
         return
+    # A transfer leaves ``responsible`` as it was: the operator who handed it over.
     owner = transition.process.task.responsible or ""
     operator = waiting.operator(owner)
     if operator is not None and await Presence(waiting.redis, waiting.settings).online([owner]):

@@ -209,6 +209,10 @@ def process_number(contact_id: str, day: str) -> str:
 TIMERS = f"{PREFIX}:timers"
 AUTO_CLOSE = "auto_close"
 REMIND = "remind"
+TAKE = "take"
+"""A new or transferred task nobody took by ``sla.take_within_minutes`` escalates."""
+IDLE = "idle"
+"""Member ``idle:<operator id>``: set them offline after ``staff.idle_offline_minutes``."""
 
 
 # Who is waiting for an answer: member contact, score = respond_by (ms). Maintained with
@@ -219,6 +223,9 @@ OWNED = f"{PREFIX}:owned"
 (an operator's load is a ZCOUNT of their id)."""
 PRESENCE = f"{PREFIX}:presence"
 """Operator id → ``online|offline:<iso time>`` (``/online``, ``/offline``)."""
+ACTIVE = f"{PREFIX}:active"
+"""Operator id → when they last did something in the staff group (epoch ms); kept only
+with ``staff.idle_offline_minutes``."""
 
 
 # Events ------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class ProcessStore:
             first_response=_minutes(settings.sla.first_response_minutes),
             next_response=_minutes(settings.sla.next_response_minutes),
             auto_close_after=_minutes(auto) if auto else None,
+            take_within=_minutes(take) if (take := settings.sla.take_within_minutes) else None,
         )
         self._slas = {
             c.id: replace(self.sla, hours=c.working_hours.schedule(settings.zone))
@@ -260,9 +261,17 @@ class ProcessStore:
             pipe.zadd(keys.TIMERS, {remind: respond_by}, nx=True)
         else:
             pipe.zrem(keys.TIMERS, remind)
-        # The operators' load follows the state too (see keys.OWNED).
-        if task.is_open and task.responsible and task.responsible.isdigit():
-            pipe.zadd(keys.OWNED, {contact_id: int(task.responsible)})
+        # Escalation if nobody takes it (the step clears take_by once it fired).
+        take = f"{keys.TAKE}:{contact_id}"
+        if task.is_open and task.status is not bp.Status.IN_WORK and task.take_by is not None:
+            pipe.zadd(keys.TIMERS, {take: int(task.take_by.timestamp() * 1000)})
+        else:
+            pipe.zrem(keys.TIMERS, take)
+        # The operators' load follows the state too (see keys.OWNED): a task transferred
+        # to someone counts for them at once, no longer for who handed it over.
+        owner = task.transferred_to if task.status is bp.Status.RETURNED else task.responsible
+        if task.is_open and owner and owner.isdigit():
+            pipe.zadd(keys.OWNED, {contact_id: int(owner)})
         else:
             pipe.zrem(keys.OWNED, contact_id)
         if waiting:
@@ -274,7 +283,12 @@ class ProcessStore:
     def forget_state(pipe: Pipeline, contact_id: str) -> None:
         """Remove the contact's current process and its timers (it was merged away)."""
         pipe.delete(keys.process(contact_id))
-        pipe.zrem(keys.TIMERS, f"{keys.AUTO_CLOSE}:{contact_id}", f"{keys.REMIND}:{contact_id}")
+        pipe.zrem(
+            keys.TIMERS,
+            f"{keys.AUTO_CLOSE}:{contact_id}",
+            f"{keys.REMIND}:{contact_id}",
+            f"{keys.TAKE}:{contact_id}",
+        )
         pipe.zrem(keys.AWAITING, contact_id)
         pipe.zrem(keys.OWNED, contact_id)
 

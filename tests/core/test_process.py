@@ -4,7 +4,8 @@ and midnights (hypothesis), plus the rule's exact cases."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,12 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import process as bp
+from gateway.hours import Schedule
 from gateway.process import Process, RuleError, Sla, Status
 
 SLA = Sla(
     first_response=timedelta(minutes=15),
     next_response=timedelta(minutes=30),
     auto_close_after=timedelta(minutes=60),
+    take_within=timedelta(minutes=10),
 )
 START = datetime(2026, 3, 7, 20, 0, tzinfo=UTC)  # a DST change lies ahead in New York
 
@@ -34,7 +37,10 @@ class Numbers:
 actions = st.lists(
     st.tuples(
         st.sampled_from(
-            ["in", "in", "in", "reply", "take", "transfer", "close", "reopen", "auto", "read"]
+            [
+                *("in", "in", "in", "reply", "take", "transfer", "close", "reopen"),
+                *("auto", "read", "escalate", "assign", "to_role"),
+            ]
         ),
         st.integers(min_value=0, max_value=30 * 3600),  # seconds to wait before it
         st.sampled_from(["anna", "boris"]),
@@ -86,7 +92,13 @@ def _apply(
         case "take":
             return bp.take(current, at, operator)
         case "transfer":
-            return bp.transfer(current, at, operator, "sales")
+            return bp.transfer(current, at, "anna", "700002", SLA)
+        case "to_role":
+            return bp.transfer(current, at, operator, "sales", SLA)
+        case "escalate":
+            return bp.escalate(current, at)
+        case "assign":
+            return bp.assign(current, at, "700001" if operator == "anna" else "700002")
         case "close":
             return bp.close(current, at, operator, "done")
         case "reopen":
@@ -107,6 +119,18 @@ def _check_step(
     # ...and a replaced process has nothing open.
     if t.archived is not None:
         assert not t.archived.task.is_open
+    # Waiting to be taken is the only state with an escalation clock.
+    if task.status is Status.IN_WORK or not task.is_open:
+        assert task.take_by is None or not task.is_open
+    if action == "escalate":
+        assert before is not None and before.task.take_by is not None
+        assert before.task.take_by <= at and task.take_by is None
+        assert after.with_task(replace(task, take_by=before.task.take_by)) == before
+    if action in ("transfer", "to_role"):
+        assert task.status is Status.RETURNED and task.take_by == SLA.take_by(at)
+    if action == "assign":
+        assert before is not None and bp.waits_for_owner(before.task)
+        assert not bp.waits_for_owner(task) and task.status is before.task.status
     if action == "read":
         # Reading is not answering: only who saw it, and when, change.
         assert before is not None and not task.unread
@@ -143,6 +167,7 @@ def _check_step(
         if not old.is_open:
             assert len(after.tasks) == len(before.tasks) + 1
             assert task.respond_by == at + SLA.first_response and task.status is Status.NEW
+            assert task.take_by == at + timedelta(minutes=10)
         elif old.awaiting_reply:
             assert task.respond_by == old.respond_by  # a chatty customer cannot push it
         else:
@@ -236,10 +261,36 @@ def test_transfer_and_take() -> None:
     p = bp.take(p, _msk(23, 10, 1), "anna").process
     with pytest.raises(RuleError, match="already have"):
         bp.take(p, _msk(23, 10, 2), "anna")
-    p = bp.transfer(p, _msk(23, 10, 3), "anna", "boris").process
-    assert p.task.status is Status.RETURNED and p.task.transferred_to == "boris"
-    p = bp.take(p, _msk(23, 10, 4), "boris").process
-    assert p.task.status is Status.IN_WORK and p.task.responsible == "boris"
+    p = bp.transfer(p, _msk(23, 10, 3), "anna", "700002").process
+    assert p.task.status is Status.RETURNED and p.task.transferred_to == "700002"
+    p = bp.take(p, _msk(23, 10, 4), "700002").process
+    assert p.task.status is Status.IN_WORK and p.task.responsible == "700002"
+
+
+def test_escalation_clock_counts_working_time_and_restarts_on_transfer() -> None:
+    office = Schedule(MSK, (((time(9), time(18)),),) * 5 + ((), ()))
+    sla = replace(SLA, take_within=timedelta(minutes=30), hours=office)
+    friday = datetime(2026, 11, 27, 17, 50, tzinfo=MSK)
+    p = bp.inbound(None, friday, zone=MSK, sla=sla, number_for=Numbers()).process
+    monday = datetime(2026, 11, 30, 9, 20, tzinfo=MSK)  # 10 min on Friday + 20 on Monday
+    assert p.task.take_by == monday
+    assert bp.escalate(p, monday - timedelta(seconds=1)) is None
+    escalated = bp.escalate(p, monday)
+    assert escalated is not None and [e.type for e in escalated.events] == ["task.escalated"]
+    p = escalated.process
+    assert p.task.take_by is None and bp.escalate(p, monday + timedelta(hours=1)) is None
+    # Transferred to a role: a new wait, its own clock; assigning it picks a member.
+    p = bp.transfer(p, monday + timedelta(minutes=40), "anna", "sales", sla).process
+    assert bp.waits_for_owner(p.task) and p.task.take_by == datetime(
+        2026, 11, 30, 10, 30, tzinfo=MSK
+    )
+    with pytest.raises(RuleError, match="already waiting"):
+        bp.transfer(p, monday + timedelta(minutes=41), "anna", "sales", sla)
+    assigned = bp.assign(p, monday + timedelta(minutes=42), "700002")
+    assert assigned is not None and assigned.process.task.transferred_to == "700002"
+    assert bp.assign(assigned.process, monday + timedelta(minutes=43), "700001") is None
+    taken = bp.take(assigned.process, monday + timedelta(minutes=44), "700002").process
+    assert taken.task.take_by is None and bp.escalate(taken, monday + timedelta(days=1)) is None
 
 
 def test_overdue() -> None:
