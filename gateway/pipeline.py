@@ -196,6 +196,9 @@ class Pipeline(Worker):
             lambda current, _: bp.assign(current, at, str(operator.id)),
             effects,
             once=f"assign:{key}",
+            # A role's member only while they have room (atomic with the assignment:
+            # another replica may have taken their last slot); a fixed one always.
+            room=None if responsible.operator else (str(operator.id), operator.max_chats),
         )
         log.info("routing.assigned", operator=operator.id)
 

@@ -244,6 +244,39 @@ async def test_two_workers_assigning_one_task_at_once_have_one_winner(
     assert await Presence(running.redis, running.settings).load(current.task.responsible) == 1
 
 
+async def test_two_replicas_cannot_both_fill_an_operators_last_slot(
+    world: World, start_gateway: StartGateway
+) -> None:
+    running = await start_gateway(workers=False)
+    store = running.app.processes
+    now = datetime.now(UTC)
+
+    def opened(current: Any, number_for: Any) -> Any:
+        return bp.inbound(current, now, zone=store.zone, sla=store.sla, number_for=number_for)
+
+    contacts = [str(5000 + n) for n in range(8)]
+    for contact in contacts:
+        await store.apply(contact, now, opened, may_open=True)
+    # Eight new tasks race for Boris, who has room for three more (capacity 3).
+    results = await asyncio.gather(
+        *(
+            store.apply(
+                contact,
+                now,
+                lambda cur, _: bp.assign(cur, now, str(BORIS)),
+                room=(str(BORIS), 3),
+            )
+            for contact in contacts
+        )
+    )
+    assert sum(r is not None for r in results) == 3
+    assert await Presence(running.redis, running.settings).load(str(BORIS)) == 3
+    unassigned = [c for c, r in zip(contacts, results, strict=True) if r is None]
+    for contact in unassigned:  # they stay new, for the next hand-out
+        current = await store.current(contact)
+        assert current is not None and bp.waits_for_owner(current.task)
+
+
 async def test_closing_a_task_hands_the_next_waiting_one_to_its_owner(
     world: World, start_gateway: StartGateway
 ) -> None:

@@ -136,6 +136,7 @@ class WaitingTasks(Worker):
                 lambda current, _: bp.assign(current, at, str(operator.id)),
                 effects,
                 once=f"assign:{key}:{item.contact_id}",
+                room=(str(operator.id), operator.max_chats),
             )
             given += transition is not None
         log.info("routing.handed_out", operator=operator.id, tasks=given)

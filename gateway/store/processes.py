@@ -60,17 +60,23 @@ if applied == 0 and ARGV[4] == '1' and not (raw and cjson.decode(raw)['day'] == 
 end
 return {raw or false, applied, n, false}
 """
-# KEYS: process, applied-marker, the contact. ARGV: the process JSON the step saw ('' =
-# none, '*' = do not compare), check that the marker is still absent?, the writes (JSON
-# list of commands). Runs the writes only if nothing changed since the read (and the
+# KEYS: process, applied-marker, the contact, the operators' load index. ARGV: the
+# process JSON the step saw ('' = none, '*' = do not compare), check that the marker is
+# still absent?, the writes (JSON list of commands), an operator ('' = no check) and
+# their capacity. Runs the writes only if nothing changed since the read (and the
 # contact was not merged away meanwhile): this is the compare-and-set that keeps two
-# workers from both opening a process or a task.
+# workers from both opening a process or a task. With an operator, also only if they
+# are below capacity (returns 2 if not): two replicas assigning two tasks to the last
+# free slot of one operator cannot both succeed.
 _COMMIT = """
 if redis.call('HEXISTS', KEYS[3], 'merged_into') == 1 then return 0 end
 if ARGV[1] ~= '*' then
   local current = redis.call('GET', KEYS[1]) or ''
   if current ~= ARGV[1] then return 0 end
   if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+end
+if ARGV[4] ~= '' and redis.call('ZCOUNT', KEYS[4], ARGV[4], ARGV[4]) >= tonumber(ARGV[5]) then
+  return 2
 end
 for _, command in ipairs(cjson.decode(ARGV[3])) do
   redis.call(unpack(command))
@@ -158,6 +164,7 @@ class ProcessStore:
         *,
         once: str | None = None,
         may_open: bool = False,
+        room: tuple[str, int] | None = None,
     ) -> Transition | None:
         """Run ``step`` on the contact's process and commit it with ``effects``.
 
@@ -170,6 +177,10 @@ class ProcessStore:
         redelivered after the commit's reply was lost) does not apply the rule twice —
         a second customer message must not open a second task — but its effects are
         stored again (they are idempotent).
+
+        ``room`` (operator id, capacity) commits only while that operator has fewer
+        open tasks than their capacity; when they have not, nothing is stored and
+        ``None`` is returned (an assignment that lost the last slot to another).
         """
         key = keys.process(contact_id)
         marker = keys.applied(once) if once is not None else key
@@ -210,10 +221,15 @@ class ProcessStore:
                 card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
                 writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
             expected = "*" if applied else (_text(raw) if raw is not None else "")
-            if await self._commit(
-                keys=[key, marker, keys.contact(contact_id)],
-                args=[expected, "1" if once else "0", writes.encode()],
-            ):
+            operator, capacity = room if room is not None and transition else ("", 0)
+            done = await self._commit(
+                keys=[key, marker, keys.contact(contact_id), keys.OWNED],
+                args=[expected, "1" if once else "0", writes.encode(), operator, capacity],
+            )
+            if done == 2:
+                log.info("routing.no_room", contact_id=contact_id, operator=operator)
+                return None
+            if done:
                 return transition
             log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
             # Jittered backoff, so racers do not collide again in lockstep.
