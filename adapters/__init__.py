@@ -35,3 +35,15 @@ def create_staff(account: str, settings: StaffSettings, limits: DeliverySettings
     from adapters.telegram import TelegramAdapter
 
     return TelegramAdapter(account, settings, limits)
+
+
+def create_relays(
+    account: str, settings: StaffSettings, limits: DeliverySettings
+) -> list[StaffAdapter]:
+    """The relay bots (``staff.relay_bots``): the staff bot's settings, another token."""
+    from adapters.telegram import TelegramAdapter
+
+    return [
+        TelegramAdapter(account, settings.model_copy(update={"token": token}), limits)
+        for token in settings.relay_bots
+    ]

@@ -55,6 +55,7 @@ class App:
         self.embedded: EmbeddedRedis | None = None
         self.redis: Redis | None = None
         self.staff, self.customers = build_adapters(settings)
+        self.relays = adapters.create_relays(STAFF_ACCOUNT, settings.staff, settings.delivery)
         self.consumers: list[Consumer] = []
         self.pollers: list[Poller] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -121,6 +122,7 @@ class App:
             self.metrics,
             self.processes,
             self.clock,
+            self.relays,
         )
         log.info("gateway.started", accounts=sorted(self.adapters), redis=_safe_url(url))
 
@@ -176,7 +178,7 @@ class App:
         for task in pending:
             log.error("gateway.task_did_not_stop", task=task.get_name())
         self._tasks.clear()
-        for adapter in self.adapters.values():
+        for adapter in [*self.adapters.values(), *self.relays]:
             with contextlib.suppress(Exception):
                 await adapter.stop()
         if self.redis is not None:

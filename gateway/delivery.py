@@ -22,6 +22,7 @@ import structlog
 from redis.asyncio.client import Pipeline
 
 from adapters.base import Adapter, Upload
+from gateway import coalesce
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
@@ -59,7 +60,7 @@ from gateway.staff import render
 from gateway.staff.commands import topic_link
 from gateway.staff.tasks import card_buttons, render_card
 from gateway.store import keys
-from gateway.store.messages import MessageRef, mark_receipt, peer
+from gateway.store.messages import MessageRef, link, mark_receipt, peer
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
@@ -86,7 +87,10 @@ class Delivery(Outbox):
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
             case StaffCard():
-                await self._card(job.contact_id, entry, job.out_id)
+                if coalesce.superseded(job, await coalesce.ahead(self.redis, entry)):
+                    await self._finish(entry, job.out_id, None)  # a later refresh draws it
+                else:
+                    await self._card(job.contact_id, entry, job.out_id)
             case StaffReminder():
                 await self._reminder(job, entry)
             case StaffDelete():
@@ -182,19 +186,48 @@ class Delivery(Outbox):
             if quoted is not None and quoted.ref.account == STAFF_ACCOUNT:
                 reply_to = quoted.ref.message_id
         content, upload = await self._transfer(message.content, self.staff)
+        run = await self._burst(job, entry, content, upload)
+        messages = [message, *(post.message for _, post in run)]
+        if run:
+            content = coalesce.combined(messages, self.settings.zone)
+            log.info("staff.coalesced", messages=len(messages))
         if content.text and await self.redis.scard(keys.contact_identities(job.contact_id)) > 1:
             # One topic, several messengers: say which one this came from.
             mark = render.badge(message.sender.channel, message.sender.account)
             content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
-        _, sent = await self._to_topic(
+        _, sent, bot = await self._via_pool(
             job.contact_id, content, reply_to=reply_to, upload=upload, first=message
         )
         staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
-        await self._finish(entry, job.out_id, sent, (origin, staff_ref, message.content.text))
-        self._count("staff", message.sender.channel, STAFF_ACCOUNT, "sent")
-        self.metrics.latency.labels("to_staff").observe(
-            max(0.0, time.time() - message.received_at.timestamp())
-        )
+        via = "" if bot is self.staff else bot.file_scope
+
+        def links(pipe: Pipeline) -> None:
+            for each in messages:
+                link(pipe, _origin(each), staff_ref, each.content.text, via=via, shared=bool(run))
+            for later, post in run:  # handled here: done, acknowledged, never sent again
+                pipe.set(keys.done(post.out_id), json.dumps(sent.message_ids), ex=self.done_ttl)
+                self.bus.ack(pipe, later)
+
+        await self._finish(entry, job.out_id, sent, also=links)
+        for each in messages:
+            self._count("staff", each.sender.channel, STAFF_ACCOUNT, "sent")
+            self.metrics.latency.labels("to_staff").observe(
+                max(0.0, time.time() - each.received_at.timestamp())
+            )
+
+    async def _burst(
+        self, job: StaffPost, entry: Entry, content: Content, upload: Upload | None
+    ) -> list[tuple[Entry, StaffPost]]:
+        """The queued texts to send along with ``job``'s: only when the staff group's
+        budget makes it wait (else each goes as it is, mapped one to one)."""
+        if not self.settings.delivery.coalesce or not coalesce.mergeable(job.message):
+            return []
+        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+        options = [bot.buckets(dest) for bot in self.senders(content, upload)]
+        if not await self.limiter.wait_for_any(options):
+            return []
+        run = coalesce.followers(job, await coalesce.ahead(self.redis, entry))
+        return [(item.entry, item.job) for item in run if isinstance(item.job, StaffPost)]
 
     async def _edit(self, job: StaffEdit, entry: Entry) -> None:
         message = job.message
@@ -207,13 +240,17 @@ class Delivery(Outbox):
             await self._finish(entry, job.out_id, None)
             return
         edited = message.content.model_copy(update={"text": render.edited_text(text)})
-        if copy is not None:
+        # Only the bot that posted a copy may edit it; a coalesced copy holds others too.
+        author = (
+            next((b for b in self.relays if b.file_scope == copy.via), self.staff) if copy else None
+        )
+        if copy is not None and author is not None and not copy.shared:
             dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
             try:
                 await self._call(
-                    self.staff,
+                    author,
                     dest,
-                    self.staff.edit_text,
+                    author.edit_text,
                     dest.chat_id,
                     copy.ref.message_id,
                     edited,

@@ -16,7 +16,7 @@ topics (created and healed on demand), and the exactly-once bookkeeping.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -63,6 +63,7 @@ from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+A = TypeVar("A", bound=Adapter)
 QUICK_ATTEMPTS = 5
 """Retries inside one handling of a job; then the bus retries the job itself."""
 
@@ -80,7 +81,10 @@ class Outbox:
         metrics: Metrics,
         processes: ProcessStore,
         clock: Callable[[], datetime],
+        relays: Sequence[StaffAdapter] = (),
     ) -> None:
+        self.relays = list(relays)
+        """Extra bots that share the staff group's sending (``staff.relay_bots``)."""
         self.processes = processes
         self.clock = clock
         self.tasks = TaskCommands(settings)
@@ -108,7 +112,35 @@ class Outbox:
         upload: Upload | None = None,
         first: InboundMessage | None = None,
     ) -> tuple[TopicId, Sent]:
-        """Send into the contact's topic, creating or healing the topic as needed."""
+        """Send into the contact's topic (by the staff bot), creating or healing the
+        topic as needed."""
+        topic, sent, _ = await self._via_pool(
+            contact_id, content, reply_to=reply_to, upload=upload, first=first, pooled=False
+        )
+        return topic, sent
+
+    def senders(self, content: Content, upload: Upload | None) -> list[StaffAdapter]:
+        """Who may post ``content``: the relay bots first (keeping the staff bot's budget
+        for what only it can send), then the staff bot. Buttons stay with the staff bot
+        (presses go to the bot that posted them), and so does a file sent by its
+        Telegram file id (file ids belong to one bot)."""
+        if content.buttons or (content.attachment is not None and upload is None):
+            return [self.staff]
+        return [*self.relays, self.staff]
+
+    async def _via_pool(
+        self,
+        contact_id: ContactId,
+        content: Content,
+        *,
+        reply_to: MessageId | None = None,
+        upload: Upload | None = None,
+        first: InboundMessage | None = None,
+        pooled: bool = True,
+    ) -> tuple[TopicId, Sent, StaffAdapter]:
+        """Send into the contact's topic through the pool (``pooled``) or the staff bot;
+        returns the topic, what Telegram answered, and the bot that sent it."""
+        bots = self.senders(content, upload) if pooled else [self.staff]
         for _ in range(3):
             topic = await self._ensure_topic(contact_id, first)
             dest = Destination(
@@ -117,9 +149,13 @@ class Outbox:
                 thread_id=topic,
                 reply_to=reply_to,
             )
+
+            def send(bot: StaffAdapter, d: Destination = dest) -> Awaitable[Sent]:
+                return bot.send(d, content, upload)
+
             try:
-                sent = await self._call(self.staff, dest, self.staff.send, dest, content, upload)
-                return topic, sent
+                sent, bot = await self._call_any(bots, dest, send)
+                return topic, sent, bot
             except TopicLost:
                 log.warning("staff.topic_lost", topic=topic)
                 self.metrics.topics_recreated.inc()
@@ -212,7 +248,18 @@ class Outbox:
         self, adapter: Adapter, dest: Destination, call: Callable[..., Awaitable[T]], *args: Any
     ) -> T:
         """One platform call: wait for the rate limit, retry transient errors a few times."""
-        buckets = adapter.buckets(dest)
+        result, _ = await self._call_any([adapter], dest, lambda _: call(*args))
+        return result
+
+    async def _call_any(
+        self,
+        adapters: Sequence[A],
+        dest: Destination,
+        call: Callable[[A], Awaitable[T]],
+    ) -> tuple[T, A]:
+        """One platform call through whichever of ``adapters`` (bots of a pool, the
+        preferred first) has rate budget first; returns what it answered and which one.
+        A retry may go through another bot of the pool."""
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -228,13 +275,15 @@ class Outbox:
             reraise=True,
         ):
             with attempt:
-                waited = await self.limiter.acquire(buckets)
+                options = [adapter.buckets(dest) for adapter in adapters]
+                index, waited = await self.limiter.acquire_any(options)
+                adapter, buckets = adapters[index], options[index]
                 if waited:
                     self.metrics.rate_wait.labels(adapter.channel.value, adapter.account).inc(
                         waited
                     )
                 try:
-                    return await call(*args)
+                    return await call(adapter), adapter
                 except TransientError as exc:
                     raise_if_cancelling()
                     reason = "retry_after" if exc.retry_after else "transient"

@@ -9,6 +9,7 @@ so replicas on machines with skewed clocks still share one budget. A platform's
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ for i, key in ipairs(KEYS) do
 end
 -- ceil: Redis truncates a Lua number reply, and 0.4 ms of wait must not read as "go"
 if wait > 0 then return math.ceil(wait) end
+if ARGV[#ARGV] == 'peek' then return 0 end
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, tats[i], 'PX', tats[i] - now + 1000)
 end
@@ -78,17 +80,57 @@ class Limiter:
         if not self.enabled or not buckets:
             return 0.0
         waited = 0.0
-        args: list[float] = []
-        for b in buckets:
-            args += [b.interval_ms, b.interval_ms * (b.burst - 1)]
+        names, args = _names(buckets), _args(buckets)
         while True:
-            wait_ms = await self._take(keys=[keys.rate(b.name) for b in buckets], args=args)
+            wait_ms = await self._take(keys=names, args=args)
             if not wait_ms:
                 return waited
             await asyncio.sleep(float(wait_ms) / 1000)
             waited += float(wait_ms) / 1000
 
+    async def acquire_any(self, options: Sequence[Sequence[Bucket]]) -> tuple[int, float]:
+        """Wait until the buckets of one of ``options`` all have a token and take them
+        (the first such option, in order: put the preferred one first). Returns its
+        index and the seconds waited."""
+        if not self.enabled:
+            return 0, 0.0
+        waited = 0.0
+        while True:
+            shortest = math.inf
+            for index, buckets in enumerate(options):
+                if not buckets:
+                    return index, waited
+                wait_ms = await self._take(keys=_names(buckets), args=_args(buckets))
+                if not wait_ms:
+                    return index, waited
+                shortest = min(shortest, float(wait_ms))
+            await asyncio.sleep(shortest / 1000)
+            waited += shortest / 1000
+
+    async def wait_for_any(self, options: Sequence[Sequence[Bucket]]) -> float:
+        """Seconds until one of ``options`` could send (0: now), taking nothing."""
+        if not self.enabled:
+            return 0.0
+        shortest = math.inf
+        for buckets in options:
+            if not buckets:
+                return 0.0
+            wait_ms = await self._take(keys=_names(buckets), args=[*_args(buckets), "peek"])
+            shortest = min(shortest, float(wait_ms))
+        return 0.0 if shortest == math.inf else shortest / 1000
+
     async def penalize(self, bucket: Bucket, seconds: float) -> None:
         """The platform said "retry after": nobody sends through ``bucket`` before then."""
         tolerance = bucket.interval_ms * (bucket.burst - 1)
         await self._penalize(keys=[keys.rate(bucket.name)], args=[int(seconds * 1000), tolerance])
+
+
+def _names(buckets: Sequence[Bucket]) -> list[str]:
+    return [keys.rate(b.name) for b in buckets]
+
+
+def _args(buckets: Sequence[Bucket]) -> list[float | str]:
+    args: list[float | str] = []
+    for b in buckets:
+        args += [b.interval_ms, b.interval_ms * (b.burst - 1)]
+    return args

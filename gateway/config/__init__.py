@@ -148,6 +148,7 @@ class Settings(_Section):
                 if isinstance(value, SecretStr):
                     found.append(value.get_secret_value())
         found.extend(t.get_secret_value() for t in self.server.api_tokens)
+        found.extend(t.get_secret_value() for t in self.staff.relay_bots)
         if self.server.media_secret is not None:
             found.append(self.server.media_secret.get_secret_value())
         return found

@@ -39,6 +39,12 @@ def problems(settings: Settings) -> list[Problem]:
     found += _twice((r.name for r in staff.roles), "staff.roles", "role")
     found += _twice((d.name for d in staff.departments), "staff.departments", "department")
     found += _twice((t.name for t in settings.templates), "templates", "quick reply")
+    bots = [staff.token.get_secret_value()] + [t.get_secret_value() for t in staff.relay_bots]
+    found += [
+        (f"staff.relay_bots[{i - 1}]", "the same bot twice (or the staff bot itself)")
+        for i, token in enumerate(bots)
+        if i and token.split(":")[0] in {b.split(":")[0] for b in bots[:i]}
+    ]
 
     operators = {o.id for o in staff.operators}
     declared = {r.name for r in staff.roles}

@@ -107,6 +107,9 @@ class DeliverySettings(_Section):
     bot_per_second: float = Field(30.0, gt=0)
     vk_per_second: float = Field(20.0, gt=0)
     """VK API calls per second per community token (VK allows 20)."""
+    coalesce: bool = True
+    """When a staff topic's messages must wait for Telegram's group budget, send the
+    texts queued behind one as one message (each line with its time)."""
     max_backoff_seconds: float = Field(60.0, ge=1)
     request_timeout_seconds: float = Field(30.0, ge=1)
 
@@ -309,6 +312,22 @@ class StaffSettings(TelegramEndpoint):
     notify_privately: bool = False
     """Also tell an operator of each task assigned to them in a private chat with the
     staff bot, with a link to the topic (they must have started the bot)."""
+    relay_bots: tuple[SecretStr, ...] = ()
+    """Tokens of extra bots, members of the staff group (admins with "Manage topics"
+    if they should be able to reopen topics), that share the sending: Telegram lets a
+    bot post about 20 messages a minute into one group, so a pool of N bots carries N
+    times that. Customers' messages without buttons go through the pool; cards, buttons
+    and everything operators press stay with the staff bot, which alone receives the
+    group's updates."""
+
+    @field_validator("relay_bots")
+    @classmethod
+    def _relay_shapes(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for token in value:
+            if not _TELEGRAM_TOKEN.match(token.get_secret_value()):
+                raise ValueError("a bot token looks like 123456:ABC-DEF (from @BotFather)")
+        return value
+
     topic_name: str = "{name} · {channel}"
 
     @field_validator("chat_id")

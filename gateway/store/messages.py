@@ -29,10 +29,25 @@ class Peer:
     """The customer-side text last seen (to tell real edits from invisible ones)."""
     receipt: int = 0
     """How far the customer's messenger reported this message got (0: nothing yet)."""
+    via: str = ""
+    """For a staff copy: the bot that posted it (``file_scope``; "" = the staff bot),
+    the only one that may edit it."""
+    shared: bool = False
+    """The staff copy holds several customer messages (a coalesced burst): editing it
+    for one of them would clobber the others."""
 
 
-def link(pipe: Pipeline, a: MessageRef, b: MessageRef, text: str | None) -> None:
-    """Map ``a`` ↔ ``b`` inside the caller's transaction."""
+def link(
+    pipe: Pipeline,
+    a: MessageRef,
+    b: MessageRef,
+    text: str | None,
+    *,
+    via: str = "",
+    shared: bool = False,
+) -> None:
+    """Map ``a`` ↔ ``b`` inside the caller's transaction (``via``, ``shared``: see
+    :class:`Peer`, about ``b``)."""
     ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
     for here, there in ((a, b), (b, a)):
         key = keys.message(here.account, here.chat_id, here.message_id)
@@ -45,6 +60,8 @@ def link(pipe: Pipeline, a: MessageRef, b: MessageRef, text: str | None) -> None
                 "text": text or "",
             },
         )
+        if here is a:
+            pipe.hset(key, mapping={"via": via, "shared": "1" if shared else ""})
         pipe.expire(key, ttl)
 
 
@@ -56,7 +73,13 @@ async def peer(redis: Redis, ref: MessageRef) -> Peer | None:
     there = MessageRef(
         AccountId(value["account"]), ChatId(value["chat"]), MessageId(value["message"])
     )
-    return Peer(ref=there, text=value.get("text", ""), receipt=int(value.get("receipt") or 0))
+    return Peer(
+        ref=there,
+        text=value.get("text", ""),
+        receipt=int(value.get("receipt") or 0),
+        via=value.get("via", ""),
+        shared=bool(value.get("shared")),
+    )
 
 
 def mark_receipt(pipe: Pipeline, ref: MessageRef, rank: int) -> None:

@@ -159,3 +159,27 @@ async def test_rate_keys_expire_when_idle(limiter: Limiter, redis: Redis) -> Non
     ttl = await redis.pttl(keys.rate("x"))
     assert 0 < ttl <= 1100
     assert int(await tat(redis, "x")) >= await redis_ms(redis)
+
+
+async def test_a_pool_takes_the_first_option_with_budget(limiter: Limiter) -> None:
+    relay = [Bucket.per_minute("relay", 1, burst=2)]
+    staff = [Bucket.per_minute("staff", 1, burst=1)]
+    # The relay's burst first (preferred), then the staff bot, then nobody for a while.
+    assert [(await limiter.acquire_any([relay, staff]))[0] for _ in range(3)] == [0, 0, 1]
+    assert await limiter.wait_for_any([relay, staff]) > 50  # about a minute
+    # Peeking takes nothing: a fresh option is still free afterwards, twice.
+    fresh = [Bucket.per_minute("fresh", 1, burst=1)]
+    assert await limiter.wait_for_any([fresh]) == 0.0
+    assert await limiter.wait_for_any([fresh]) == 0.0
+    assert await limiter.acquire_any([relay, fresh]) == (1, 0.0)
+
+
+async def test_a_pool_waits_for_whichever_frees_first(limiter: Limiter) -> None:
+    slow = [Bucket.per_second("slow", 1)]
+    quick = [Bucket.per_second("quick", 10)]
+    await limiter.acquire_any([slow])
+    await limiter.acquire_any([quick])
+    start = time.monotonic()
+    index, waited = await limiter.acquire_any([slow, quick])
+    assert index == 1 and 0 < waited < 0.5
+    assert time.monotonic() - start < 0.5
