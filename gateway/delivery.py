@@ -195,8 +195,14 @@ class Delivery(Outbox):
             # One topic, several messengers: say which one this came from.
             mark = render.badge(message.sender.channel, message.sender.account)
             content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
+        channel = self.settings.channel(message.sender.account)
         _, sent, bot = await self._via_pool(
-            job.contact_id, content, reply_to=reply_to, upload=upload, first=message
+            job.contact_id,
+            content,
+            reply_to=reply_to,
+            upload=upload,
+            first=message,
+            priority=channel.priority if channel else 0,
         )
         staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
         via = "" if bot is self.staff else bot.file_scope

@@ -53,7 +53,7 @@ from gateway.model import (
     Sent,
     TopicId,
 )
-from gateway.ratelimit import Limiter
+from gateway.ratelimit import Limiter, Turn
 from gateway.staff import render
 from gateway.staff.tasks import TaskCommands
 from gateway.store import keys
@@ -137,10 +137,16 @@ class Outbox:
         upload: Upload | None = None,
         first: InboundMessage | None = None,
         pooled: bool = True,
+        priority: int = 0,
     ) -> tuple[TopicId, Sent, StaffAdapter]:
         """Send into the contact's topic through the pool (``pooled``) or the staff bot;
-        returns the topic, what Telegram answered, and the bot that sent it."""
+        returns the topic, what Telegram answered, and the bot that sent it.
+
+        Topics take turns at the group's budget, in order of when they started waiting
+        (a chatty customer cannot starve the others); ``priority`` (the account's)
+        moves a topic ahead of those that have waited up to that many minutes longer."""
         bots = self.senders(content, upload) if pooled else [self.staff]
+        turn = Turn(f"turns:{self.staff_chat}", contact_id, priority * 60_000)
         for _ in range(3):
             topic = await self._ensure_topic(contact_id, first)
             dest = Destination(
@@ -154,7 +160,7 @@ class Outbox:
                 return bot.send(d, content, upload)
 
             try:
-                sent, bot = await self._call_any(bots, dest, send)
+                sent, bot = await self._call_any(bots, dest, send, turn)
                 return topic, sent, bot
             except TopicLost:
                 log.warning("staff.topic_lost", topic=topic)
@@ -174,15 +180,18 @@ class Outbox:
         raise TransientError(Channel.TELEGRAM.value, "the staff topic keeps disappearing")
 
     async def _ensure_topic(self, contact_id: ContactId, first: InboundMessage | None) -> TopicId:
-        topic = await self.topics.get(contact_id)
-        if topic is not None:
-            return topic
+        known = await self.topics.get(contact_id)
+        if known is not None:
+            return known
         # One partition owner per contact at a time, so no second worker creates a
         # topic for this contact concurrently.
         contact = await self._contact(contact_id)
         name = render.topic_name(self.settings.staff.topic_name, contact)
         dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-        topic = await self._call(self.staff, dest, self.staff.create_topic, self.staff_chat, name)
+        turn = Turn(f"turns:{self.staff_chat}", contact_id)  # a new topic waits its turn too
+        topic, _ = await self._call_any(
+            [self.staff], dest, lambda bot: bot.create_topic(self.staff_chat, name), turn
+        )
         await self.topics.bind(contact_id, topic)
         log.info("staff.topic_created", topic=topic)
         if first is not None:
@@ -196,7 +205,9 @@ class Outbox:
                 else None,
             )
             card_dest = dest.model_copy(update={"thread_id": topic})
-            sent = await self._call(self.staff, card_dest, self.staff.send, card_dest, card, avatar)
+            sent, _ = await self._call_any(
+                [self.staff], card_dest, lambda bot: bot.send(card_dest, card, avatar), turn
+            )
             await self._pin(sent.message_ids[0])
         return topic
 
@@ -256,10 +267,12 @@ class Outbox:
         adapters: Sequence[A],
         dest: Destination,
         call: Callable[[A], Awaitable[T]],
+        turn: Turn | None = None,
     ) -> tuple[T, A]:
         """One platform call through whichever of ``adapters`` (bots of a pool, the
         preferred first) has rate budget first; returns what it answered and which one.
-        A retry may go through another bot of the pool."""
+        A retry may go through another bot of the pool. With a ``turn``, the budget goes
+        round the waiters in order (see :meth:`Limiter.acquire_any`)."""
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -276,7 +289,7 @@ class Outbox:
         ):
             with attempt:
                 options = [adapter.buckets(dest) for adapter in adapters]
-                index, waited = await self.limiter.acquire_any(options)
+                index, waited = await self.limiter.acquire_any(options, turn)
                 adapter, buckets = adapters[index], options[index]
                 if waited:
                     self.metrics.rate_wait.labels(adapter.channel.value, adapter.account).inc(

@@ -143,3 +143,21 @@ async def test_a_burst_waiting_for_budget_is_coalesced(
         reply_to_message_id=combined["message_id"],
     )
     await world.in_private(ivan, lambda m: text_of(m) == "got all of them")
+
+
+async def test_topics_take_turns_at_the_groups_budget(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway(tweak=limits(world, relays=False, coalesce=False))
+    ivan, maria = world.customer(), world.customer("Maria", "maria")
+    burst = [f"m{i:02d}" for i in range(24)]
+    for n, text in enumerate(burst):
+        await world.say(ivan, text=text)
+        if n == 3:
+            await world.say(maria, text="one question")  # behind most of Ivan's burst
+    await world.in_staff(lambda m: text_of(m) == "m23", timeout=30)
+    everything = [text_of(m) for m in world.staff_messages()]
+    # Maria's topic (created, headed, her message) got turns between Ivan's sends: she
+    # did not wait for his whole burst.
+    assert everything.index("one question") < everything.index("m16"), everything
+    assert world.emulator.too_many_requests() == 0

@@ -43,7 +43,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # Group sends are spaced 3% wider than 60/20 s: Telegram counts on its own clock, and a
 # 429 costs far more time than the margin.
-GROUP_SAFETY = 1.03
+GROUP_MARGIN_SECONDS = 1.0
 GROUP_BURST = 3
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
@@ -87,16 +87,19 @@ class TelegramAdapter:
         # ~1 message/s per chat, 20 messages/minute per group, ~30 messages/s per bot.
         limits = self.limits
         chat = f"tg:{self.bot_id}:{destination.chat_id}"
-        # A burst of GROUP_BURST, then an interval chosen so that no 60-second window
-        # ever holds more than group_per_minute sends: burst + 60 s / interval <= limit.
-        group_rate = (limits.group_per_minute - GROUP_BURST + 1) / GROUP_SAFETY
-        per_chat = (
-            Bucket.per_minute(chat, group_rate, burst=GROUP_BURST)
-            if destination.chat_id.startswith("-")
-            else Bucket.per_second(chat, limits.private_per_second, burst=3)
-        )
         bot = Bucket.per_second(f"tg:{self.bot_id}", limits.bot_per_second, burst=10)
-        return [per_chat, bot]
+        if not destination.chat_id.startswith("-"):
+            return [Bucket.per_second(chat, limits.private_per_second, burst=3), bot]
+        # A group: never more than group_per_minute in any minute (a sliding window, with
+        # a second of margin for network jitter: ~98% of the budget), paced at that rate
+        # with a small burst, so that a backlog is spread out (and coalesced) rather
+        # than spent at once and then stuck for a minute.
+        per_minute = limits.group_per_minute
+        return [
+            Bucket.per_minute(f"{chat}:pace", per_minute, burst=GROUP_BURST),
+            Bucket.window(chat, per_minute, 60 + GROUP_MARGIN_SECONDS),
+            bot,
+        ]
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         secret = self.settings.webhook_secret

@@ -53,6 +53,10 @@ class _Account(_Section):
     department: str | None = None
     """The department (``staff.departments``) whose head hears of this account's
     tasks nobody takes in time (``sla.take_within_minutes``)."""
+    priority: int = Field(0, ge=-60, le=60)
+    """When the staff group's sending budget is short, this account's customers'
+    messages go ahead of others that have waited up to this many minutes longer
+    (negative: behind). Topics otherwise take turns in order of waiting."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     title: str | None = None

@@ -124,13 +124,13 @@ async def test_a_sub_millisecond_wait_is_not_a_free_pass(limiter: Limiter, redis
     # Redis millisecond, almost always); repeat a few times in case a ms boundary falls
     # between them.
     bucket = Bucket.per_second("chat", 3, burst=2)
-    args = [bucket.interval_ms, bucket.interval_ms * (bucket.burst - 1)]
+    args = ["take", "", 0, *bucket.args()]
     key = keys.rate(bucket.name)
     free_passes = 0
     for _ in range(20):
         await redis.delete(key)
         async with redis.pipeline(transaction=True) as pipe:
-            await limiter._penalize(keys=[key], args=[334, 0], client=pipe)
+            await limiter._penalize(keys=[key], args=[334, "g", bucket.interval_ms, 0], client=pipe)
             pipe.get(key)
             await limiter._take(keys=[key], args=args, client=pipe)
             pipe.get(key)
@@ -183,3 +183,59 @@ async def test_a_pool_waits_for_whichever_frees_first(limiter: Limiter) -> None:
     index, waited = await limiter.acquire_any([slow, quick])
     assert index == 1 and 0 < waited < 0.5
     assert time.monotonic() - start < 0.5
+
+
+async def test_a_sliding_window_uses_the_whole_budget_and_no_more(limiter: Limiter) -> None:
+    window = Bucket.window("group", 5, 0.4)  # 5 in any 400 ms
+    start = time.monotonic()
+    assert [await limiter.acquire([window]) for _ in range(5)] == [0.0] * 5  # all at once
+    assert time.monotonic() - start < 0.3
+    waited = await limiter.acquire([window])  # the 6th: when the 1st leaves the window
+    assert waited > 0.2 and time.monotonic() - start >= 0.39
+    # The others left with the 1st: four more go at once, the next waits again.
+    assert sum([await limiter.acquire([window]) for _ in range(4)]) < 0.05
+    assert await limiter.wait_for_any([[window]]) > 0.2
+
+
+async def test_retry_after_holds_a_sliding_window_for_everyone(limiter: Limiter) -> None:
+    window = Bucket.window("group", 20, 60)
+    await limiter.penalize(window, 0.3)
+    start = time.monotonic()
+    assert await limiter.acquire([window]) >= 0.25
+    assert time.monotonic() - start >= 0.25
+    assert await limiter.acquire([window]) == 0.0  # the pause is over: budget again
+
+
+async def test_waiters_take_turns_in_order_of_waiting_and_priority(limiter: Limiter) -> None:
+    from gateway.ratelimit import Turn
+
+    paced = [Bucket.per_second("group", 20)]  # one per 50 ms
+    await limiter.acquire_any([paced])  # the budget is spent: everyone waits
+    served: list[str] = []
+
+    async def waiter(name: str, delay: float, priority_ms: float = 0) -> None:
+        await asyncio.sleep(delay)
+        turn = Turn("turns:test", name, priority_ms)
+        for _ in range(2):  # a chatty one asks again right away
+            await limiter.acquire_any([paced], turn)
+            served.append(name)
+
+    await asyncio.gather(
+        waiter("chatty", 0.0),
+        waiter("quiet", 0.01),
+        waiter("vip", 0.02, priority_ms=60_000),
+    )
+    # The VIP's priority (a minute) puts it ahead, twice; then the others by arrival, and
+    # a second request queues behind everyone who was already waiting.
+    assert served == ["vip", "vip", "chatty", "quiet", "chatty", "quiet"]
+
+
+async def test_a_waiter_that_went_away_loses_its_place(limiter: Limiter, redis: Redis) -> None:
+    from gateway.ratelimit import Turn
+
+    queue = keys.rate("turns:gone")
+    await redis.zadd(queue, {"ghost": 0})  # waiting since forever, but not alive
+    start = time.monotonic()
+    assert await limiter.acquire_any([[Bucket.per_second("free", 10)]], Turn("turns:gone", "me"))
+    assert time.monotonic() - start < 0.5
+    assert await redis.zcard(queue) == 0
