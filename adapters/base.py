@@ -160,6 +160,13 @@ class StaffAdapter(Adapter, Protocol):
         """The bot's own @username (without @), as the platform reports it."""
         ...
 
+    async def send_album(
+        self, destination: Destination, items: Sequence[tuple[Content, Upload | None]]
+    ) -> Sent:
+        """Send 2-10 photos and videos (or documents, or audio files) as one album;
+        the ids of its messages, in order."""
+        ...
+
     async def create_topic(self, chat_id: ChatId, name: str) -> TopicId: ...
 
     async def reopen_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...

@@ -3,12 +3,13 @@
 Telegram lets a bot post about 20 messages a minute into a group. When a topic's next
 customer message has to wait for that budget, the texts of the same sender queued
 behind it (in the same partition stream, not yet handled) are combined into one staff
-message, each line keeping its time. Other contacts' entries in between are left where
-they are; this contact's order is kept (a message that cannot be combined — a photo, a
-quote, an edit — ends the run). Task-card refreshes of the contact in between are
-skipped over: the card is redrawn from the current state whenever it is refreshed,
-and a refresh followed by another one of the same card is dropped (see
-:func:`superseded`).
+message, each line keeping its time; photos and videos (or documents, or audio files)
+are grouped into one album (``sendMediaGroup``, up to ten), each keeping its caption.
+Other contacts' entries in between are left where they are; this contact's order is
+kept (a message that cannot join the run — a photo after texts, a quote — ends it).
+Task-card refreshes of the contact in between are skipped over: the card is redrawn
+from the current state whenever it is refreshed, and a refresh followed by another
+one of the same card is dropped (see :func:`superseded`).
 
 Every combined message stays mapped to the one staff copy (replies to it quote the
 customer's last message); a customer's later edit of one of them is posted as a reply
@@ -17,7 +18,7 @@ rather than clobbering the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -32,6 +33,13 @@ LOOKAHEAD = 100
 MAX_MESSAGES = 30
 MAX_CHARS = 4000
 """Telegram's limit is 4096 characters a message; the time stamps take some."""
+MAX_ALBUM = 10
+ALBUMS = {
+    Kind.PHOTO: "visual",
+    Kind.VIDEO: "visual",
+    Kind.DOCUMENT: "document",
+    Kind.AUDIO: "audio",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,24 +73,53 @@ def mergeable(message: InboundMessage) -> bool:
     )
 
 
+def album_kind(message: InboundMessage) -> str | None:
+    """Which album a media message may join (photos with videos; documents; audio),
+    ``None`` for anything else (Telegram albums hold nothing else)."""
+    content = message.content
+    if content.attachment is None or content.buttons or message.reply_to or message.edited:
+        return None
+    return ALBUMS.get(content.kind)
+
+
 def followers(first: StaffPost, queued: Sequence[Queued]) -> list[Queued]:
     """The run of ``first``'s contact's texts from the same chat right behind it."""
     if not mergeable(first.message):
         return []
-    sender = first.message.sender
     size = len(first.message.content.text or "")
+
+    def fits(message: InboundMessage, run: int) -> bool:
+        nonlocal size
+        size += len(message.content.text or "") + 10
+        return mergeable(message) and run + 1 < MAX_MESSAGES and size <= MAX_CHARS
+
+    return _run(first, queued, fits)
+
+
+def album(first: StaffPost, queued: Sequence[Queued]) -> list[Queued]:
+    """The run of ``first``'s contact's media of the same album kind right behind it
+    (an album holds at most ten)."""
+    kind = album_kind(first.message)
+    if kind is None:
+        return []
+    return _run(first, queued, lambda m, run: album_kind(m) == kind and run + 1 < MAX_ALBUM)
+
+
+def _run(
+    first: StaffPost, queued: Sequence[Queued], fits: Callable[[InboundMessage, int], bool]
+) -> list[Queued]:
+    sender = first.message.sender
     run: list[Queued] = []
     for item in queued:
         job = item.job
         if job.contact_id != first.contact_id or isinstance(job, StaffCard):
             continue  # another contact's, or a card redrawn later anyway
-        if not isinstance(job, StaffPost) or not mergeable(job.message):
+        if not isinstance(job, StaffPost):
             break
         other = job.message.sender
         if (other.account, other.chat_id) != (sender.account, sender.chat_id):
             break
-        size += len(job.message.content.text or "") + 10
-        if len(run) + 1 >= MAX_MESSAGES or size > MAX_CHARS:
+        if not fits(job.message, len(run)):
             break
         run.append(item)
     return run

@@ -21,7 +21,7 @@ from datetime import datetime
 import structlog
 from redis.asyncio.client import Pipeline
 
-from adapters.base import Adapter, Upload
+from adapters.base import Adapter
 from gateway import coalesce
 from gateway import process as bp
 from gateway.bus import Entry
@@ -50,23 +50,22 @@ from gateway.model import (
     ContactId,
     Content,
     Destination,
-    InboundMessage,
     Kind,
     MessageId,
 )
-from gateway.outbox import Outbox
+from gateway.posting import Posting
 from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
 from gateway.staff.tasks import card_buttons, render_card
 from gateway.store import keys
-from gateway.store.messages import MessageRef, link, mark_receipt, peer
+from gateway.store.messages import MessageRef, mark_receipt
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
 
 
-class Delivery(Outbox):
+class Delivery(Posting):
     # Entry points (one per outbound stream family) ------------------------------------
 
     async def handle_staff(self, entry: Entry) -> None:
@@ -174,103 +173,6 @@ class Delivery(Outbox):
     """Both families carry the same job union; the family only decides the order."""
 
     # Staff side ------------------------------------------------------------------------
-
-    async def _post(self, job: StaffPost, entry: Entry) -> None:
-        message = job.message
-        origin = _origin(message)
-        reply_to = None
-        if message.reply_to is not None:
-            quoted = await peer(
-                self.redis, MessageRef(origin.account, origin.chat_id, message.reply_to)
-            )
-            if quoted is not None and quoted.ref.account == STAFF_ACCOUNT:
-                reply_to = quoted.ref.message_id
-        content, upload = await self._transfer(message.content, self.staff)
-        run = await self._burst(job, entry, content, upload)
-        messages = [message, *(post.message for _, post in run)]
-        if run:
-            content = coalesce.combined(messages, self.settings.zone)
-            log.info("staff.coalesced", messages=len(messages))
-        if content.text and await self.redis.scard(keys.contact_identities(job.contact_id)) > 1:
-            # One topic, several messengers: say which one this came from.
-            mark = render.badge(message.sender.channel, message.sender.account)
-            content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
-        channel = self.settings.channel(message.sender.account)
-        _, sent, bot = await self._via_pool(
-            job.contact_id,
-            content,
-            reply_to=reply_to,
-            upload=upload,
-            first=message,
-            priority=channel.priority if channel else 0,
-        )
-        staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
-        via = "" if bot is self.staff else bot.file_scope
-
-        def links(pipe: Pipeline) -> None:
-            for each in messages:
-                link(pipe, _origin(each), staff_ref, each.content.text, via=via, shared=bool(run))
-            for later, post in run:  # handled here: done, acknowledged, never sent again
-                pipe.set(keys.done(post.out_id), json.dumps(sent.message_ids), ex=self.done_ttl)
-                self.bus.ack(pipe, later)
-
-        await self._finish(entry, job.out_id, sent, also=links)
-        for each in messages:
-            self._count("staff", each.sender.channel, STAFF_ACCOUNT, "sent")
-            self.metrics.latency.labels("to_staff").observe(
-                max(0.0, time.time() - each.received_at.timestamp())
-            )
-
-    async def _burst(
-        self, job: StaffPost, entry: Entry, content: Content, upload: Upload | None
-    ) -> list[tuple[Entry, StaffPost]]:
-        """The queued texts to send along with ``job``'s: only when the staff group's
-        budget makes it wait (else each goes as it is, mapped one to one)."""
-        if not self.settings.delivery.coalesce or not coalesce.mergeable(job.message):
-            return []
-        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-        options = [bot.buckets(dest) for bot in self.senders(content, upload)]
-        if not await self.limiter.wait_for_any(options):
-            return []
-        run = coalesce.followers(job, await coalesce.ahead(self.redis, entry))
-        return [(item.entry, item.job) for item in run if isinstance(item.job, StaffPost)]
-
-    async def _edit(self, job: StaffEdit, entry: Entry) -> None:
-        message = job.message
-        origin = _origin(message)
-        text = message.content.text or ""
-        copy = await peer(self.redis, origin)
-        if copy is not None and copy.text == text:
-            # Telegram sends edited_message for changes a bot cannot see (e.g. a link
-            # preview appearing): nothing visible changed, so staff are not bothered.
-            await self._finish(entry, job.out_id, None)
-            return
-        edited = message.content.model_copy(update={"text": render.edited_text(text)})
-        # Only the bot that posted a copy may edit it; a coalesced copy holds others too.
-        author = (
-            next((b for b in self.relays if b.file_scope == copy.via), self.staff) if copy else None
-        )
-        if copy is not None and author is not None and not copy.shared:
-            dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-            try:
-                await self._call(
-                    author,
-                    dest,
-                    author.edit_text,
-                    dest.chat_id,
-                    copy.ref.message_id,
-                    edited,
-                )
-                await self._finish(entry, job.out_id, None, (origin, copy.ref, text))
-                return
-            except PermanentError as exc:
-                log.info("staff.edit_fallback", reason=exc.reason)
-        # The copy is unknown or cannot be edited: post the new version as a reply.
-        notice = Content(kind=Kind.TEXT, text=render.edited_text(text))
-        reply_to = copy.ref.message_id if copy is not None else None
-        _, sent = await self._to_topic(job.contact_id, notice, reply_to=reply_to)
-        staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
-        await self._finish(entry, job.out_id, sent, (origin, staff_ref, text))
 
     async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
         """Show the current task card: edit the pinned one, or post and pin a new one."""
@@ -456,32 +358,3 @@ class Delivery(Outbox):
         await self._finish(entry, job.out_id, None)
 
     # Shared ----------------------------------------------------------------------------
-
-    async def _transfer(self, content: Content, target: Adapter) -> tuple[Content, Upload | None]:
-        """Bytes for the target when it cannot reuse the source's file id (another bot)."""
-        attachment = content.attachment
-        if attachment is None:
-            return content, None
-        source = self.adapters.get(attachment.account) or (
-            self.staff if attachment.account == STAFF_ACCOUNT else None
-        )
-        if source is not None and source.file_scope == target.file_scope:
-            return content, None
-        try:
-            if source is None:
-                raise PermanentError(
-                    "gateway", "no adapter", reason=f"account {attachment.account} is gone"
-                )
-            upload = await source.download(attachment)
-        except PermanentError as exc:
-            placeholder = render.attachment_unavailable(content.kind.value, exc.reason)
-            text = f"{placeholder}\n{content.text}" if content.text else placeholder
-            return Content(kind=Kind.TEXT, text=text), None
-        if target.media_by_url:  # the messenger downloads it from us
-            url = await self.media.publish(upload.data, upload.file_name)
-            upload = Upload(data=upload.data, file_name=upload.file_name, url=url)
-        return content, upload
-
-
-def _origin(message: InboundMessage) -> MessageRef:
-    return MessageRef(message.sender.account, message.sender.chat_id, message.message_id)

@@ -114,8 +114,12 @@ class Outbox:
     ) -> tuple[TopicId, Sent]:
         """Send into the contact's topic (by the staff bot), creating or healing the
         topic as needed."""
+
+        def send(bot: StaffAdapter, dest: Destination) -> Awaitable[Sent]:
+            return bot.send(dest, content, upload)
+
         topic, sent, _ = await self._via_pool(
-            contact_id, content, reply_to=reply_to, upload=upload, first=first, pooled=False
+            contact_id, send, [self.staff], reply_to=reply_to, first=first
         )
         return topic, sent
 
@@ -131,21 +135,20 @@ class Outbox:
     async def _via_pool(
         self,
         contact_id: ContactId,
-        content: Content,
+        send: Callable[[StaffAdapter, Destination], Awaitable[Sent]],
+        bots: Sequence[StaffAdapter],
         *,
         reply_to: MessageId | None = None,
-        upload: Upload | None = None,
         first: InboundMessage | None = None,
-        pooled: bool = True,
         priority: int = 0,
     ) -> tuple[TopicId, Sent, StaffAdapter]:
-        """Send into the contact's topic through the pool (``pooled``) or the staff bot;
-        returns the topic, what Telegram answered, and the bot that sent it.
+        """``send`` into the contact's topic through one of ``bots`` (the first with
+        budget), creating or healing the topic as needed; returns the topic, what
+        Telegram answered, and the bot that sent it.
 
         Topics take turns at the group's budget, in order of when they started waiting
         (a chatty customer cannot starve the others); ``priority`` (the account's)
         moves a topic ahead of those that have waited up to that many minutes longer."""
-        bots = self.senders(content, upload) if pooled else [self.staff]
         turn = Turn(f"turns:{self.staff_chat}", contact_id, priority * 60_000)
         for _ in range(3):
             topic = await self._ensure_topic(contact_id, first)
@@ -156,11 +159,11 @@ class Outbox:
                 reply_to=reply_to,
             )
 
-            def send(bot: StaffAdapter, d: Destination = dest) -> Awaitable[Sent]:
-                return bot.send(d, content, upload)
+            def call(bot: StaffAdapter, d: Destination = dest) -> Awaitable[Sent]:
+                return send(bot, d)
 
             try:
-                sent, bot = await self._call_any(bots, dest, send, turn)
+                sent, bot = await self._call_any(bots, dest, call, turn)
                 return topic, sent, bot
             except TopicLost:
                 log.warning("staff.topic_lost", topic=topic)

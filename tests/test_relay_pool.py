@@ -161,3 +161,42 @@ async def test_topics_take_turns_at_the_groups_budget(
     # did not wait for his whole burst.
     assert everything.index("one question") < everything.index("m16"), everything
     assert world.emulator.too_many_requests() == 0
+
+
+async def test_photos_waiting_for_budget_go_as_albums(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway(tweak=limits(world, relays=False, coalesce=True))
+    ivan = world.customer()
+    photos = [b"\x89PNG\r\n\x1a\n" + bytes([n]) * 200 for n in range(12)]
+    sent = [
+        await world.say(ivan, photo=photo, caption=f"p{n:02d}") for n, photo in enumerate(photos)
+    ]
+    await world.in_staff(lambda m: m.get("caption") == "p00")
+    topic = world.topic_of("Ivan")
+
+    def copies() -> list[dict[str, Any]]:
+        return [m for m in world.staff_messages(topic) if "photo" in m]
+
+    await eventually(lambda: len(copies()) == len(photos), timeout=30)
+    got = copies()
+    # Every photo arrives once, in order, with its caption and its own bytes.
+    assert [m["caption"] for m in got] == [f"p{n:02d}" for n in range(12)]
+    assert [world.emulator.file_bytes(m["photo"][-1]["file_id"]) for m in got] == photos
+    albums = {m["media_group_id"] for m in got if "media_group_id" in m}
+    assert albums, "a burst waiting for budget is grouped"
+    sends = len(albums) + sum("media_group_id" not in m for m in got)
+    assert sends < len(photos) // 2, sends
+    assert world.emulator.too_many_requests() == 0
+    # Each photo of an album still maps to its own copy: an operator's reply quoting
+    # one quotes that very photo on the customer's side.
+    quoted = got[-1]
+    await world.emulator.user_sends(
+        world.operator["id"],
+        chat_id=STAFF_CHAT,
+        message_thread_id=topic,
+        text="this one?",
+        reply_to_message_id=quoted["message_id"],
+    )
+    answer = await world.in_private(ivan, lambda m: text_of(m) == "this one?")
+    assert answer["reply_to_message"]["message_id"] == sent[-1]["message_id"]

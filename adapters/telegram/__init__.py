@@ -20,7 +20,7 @@ from aiogram.types import BufferedInputFile, ReactionTypeEmoji
 from adapters.base import Answer, Batch, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
-from adapters.telegram.send import entities, keyboard, send_content
+from adapters.telegram.send import entities, keyboard, send_album, send_content
 from gateway.config import DeliverySettings, TelegramEndpoint
 from gateway.errors import PermanentError, Unauthorized
 from gateway.model import (
@@ -173,6 +173,19 @@ class TelegramAdapter:
             file = content.attachment.file_id
         async with converted():
             ids = await send_content(self.bot, destination, content, file)
+        return Sent(message_ids=tuple(MessageId(str(i)) for i in ids))
+
+    async def send_album(
+        self, destination: Destination, items: Sequence[tuple[Content, Upload | None]]
+    ) -> Sent:
+        files: list[tuple[Content, str | BufferedInputFile]] = []
+        for content, upload in items:
+            if upload is not None:
+                files.append((content, BufferedInputFile(upload.data, filename=upload.file_name)))
+            elif content.attachment is not None:
+                files.append((content, content.attachment.file_id))
+        async with converted():
+            ids = await send_album(self.bot, destination, files)
         return Sent(message_ids=tuple(MessageId(str(i)) for i in ids))
 
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:

@@ -9,6 +9,10 @@ from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaPhoto,
+    InputMediaVideo,
     Message,
     MessageEntity,
     ReplyParameters,
@@ -23,7 +27,17 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
 File = str | BufferedInputFile
-__all__ = ["TEXT_LIMIT", "entities", "keyboard", "send_content", "split_text"]
+__all__ = ["TEXT_LIMIT", "entities", "keyboard", "send_album", "send_content", "split_text"]
+ALBUM_KINDS: dict[
+    Kind, type[InputMediaPhoto | InputMediaVideo | InputMediaDocument | InputMediaAudio]
+] = {
+    Kind.PHOTO: InputMediaPhoto,
+    Kind.VIDEO: InputMediaVideo,
+    Kind.DOCUMENT: InputMediaDocument,
+    Kind.AUDIO: InputMediaAudio,
+}
+"""What an album can hold (https://core.telegram.org/bots/api#sendmediagroup): photos and
+videos together, or documents only, or audio files only; 2-10 items."""
 
 
 async def send_content(
@@ -99,6 +113,22 @@ async def send_content(
             )
         )
         common["reply_parameters"] = None
+    return [m.message_id for m in sent]
+
+
+async def send_album(
+    bot: Bot, destination: Destination, items: list[tuple[Content, File]]
+) -> list[int]:
+    """One sendMediaGroup; each item keeps its caption (cut to Telegram's limit)."""
+    media = [
+        ALBUM_KINDS[content.kind](media=file, caption=(content.text or "")[:CAPTION_LIMIT] or None)
+        for content, file in items
+    ]
+    sent = await bot.send_media_group(
+        chat_id=int(destination.chat_id),
+        message_thread_id=destination.thread_id,
+        media=media,  # type: ignore[arg-type]
+    )
     return [m.message_id for m in sent]
 
 

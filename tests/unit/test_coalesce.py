@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.bus import Entry
-from gateway.coalesce import MAX_MESSAGES, Queued, combined, followers, superseded
+from gateway.coalesce import MAX_MESSAGES, Queued, album, combined, followers, superseded
 from gateway.jobs import StaffCard, StaffNotice, StaffPost, _Job
 from gateway.model import (
     AccountId,
+    Attachment,
     Channel,
     ChatId,
     ContactId,
@@ -85,3 +86,18 @@ def test_a_card_refresh_followed_by_another_is_superseded() -> None:
     card = StaffCard(out_id="c1", contact_id=ContactId("1"))
     assert superseded(card, queued(post(1), StaffCard(out_id="c2", contact_id=ContactId("1"))))
     assert not superseded(card, queued(StaffCard(out_id="c3", contact_id=ContactId("2"))))
+
+
+def media(n: int, kind: Kind) -> StaffPost:
+    job = post(n)
+    content = Content(kind=kind, attachment=Attachment(account=AccountId("tg_shop"), file_id="f"))
+    return job.model_copy(update={"message": job.message.model_copy(update={"content": content})})
+
+
+def test_albums_group_photos_with_videos_up_to_ten_and_nothing_else() -> None:
+    photos = [media(n, Kind.PHOTO) for n in range(1, 15)]
+    assert len(album(media(0, Kind.PHOTO), queued(*photos))) == 9  # ten in all
+    mixed = queued(media(1, Kind.VIDEO), media(2, Kind.DOCUMENT), media(3, Kind.PHOTO))
+    assert [i.job.out_id for i in album(media(0, Kind.PHOTO), mixed)] == ["post:1"]
+    assert album(media(0, Kind.VOICE), queued(media(1, Kind.VOICE))) == []
+    assert album(post(0), queued(media(1, Kind.PHOTO))) == []  # a text is not an album
