@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic_core import PydanticSerializationError
 
 from adapters.base import Adapter
 from gateway.bus import RELEASE_LEASE, Bus
@@ -54,11 +55,18 @@ class Ingest:
         if not events:
             self.metrics.inbound.labels(adapter.channel.value, adapter.account, "ignored").inc()
             return 0
+        # Every event is encoded before any is stored: an event that cannot be stored
+        # (text that is not valid Unicode, such as a lone surrogate escape) rejects the
+        # whole payload, rather than storing part of it.
+        named = await adapter.enrich(events)
+        try:
+            encoded = [(routing_key(m), m.key, m.model_dump_json()) for m in named]
+        except PydanticSerializationError as exc:  # a UnicodeEncodeError inside
+            self.metrics.inbound.labels(adapter.channel.value, adapter.account, "rejected").inc()
+            raise BadPayload(adapter.channel, f"an event cannot be stored: {exc}") from exc
         stored = 0
-        for message in await adapter.enrich(events):
-            added = await self.bus.publish_once(
-                keys.INBOUND, routing_key(message), message.key, message.model_dump_json()
-            )
+        for route, event_key, payload_json in encoded:
+            added = await self.bus.publish_once(keys.INBOUND, route, event_key, payload_json)
             result = "accepted" if added else "duplicate"
             self.metrics.inbound.labels(adapter.channel.value, adapter.account, result).inc()
             stored += added

@@ -9,6 +9,7 @@ cases is anything enqueued.
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 from typing import Any
 
@@ -24,6 +25,23 @@ from gateway.store.redis import RETRYABLE
 log = structlog.get_logger(__name__)
 APP_KEY: web.AppKey[App] = web.AppKey("gateway", App)
 MAX_BODY = 1024 * 1024  # Telegram updates are a few KB; a bigger body is not an update.
+
+
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"number out of range: {literal[:20]}")
+    return number
+
+
+def _not_json(literal: str) -> Any:
+    raise ValueError(f"{literal} is not JSON")
+
+
+def _strict_json(body: bytes) -> Any:
+    """The body as standard JSON (RFC 8259): ``NaN``, ``Infinity`` and numbers too big
+    for a float are refused, as no platform sends them and a model cannot store them."""
+    return json.loads(body, parse_constant=_not_json, parse_float=_finite)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -48,10 +66,16 @@ async def webhook(request: web.Request) -> web.Response:
     except BadPayload as exc:  # platforms that sign inside the body (VK) parse to verify
         log.warning("webhook.malformed", error=str(exc))
         return _error(400, str(exc))
+    except UnicodeError:  # a header or secret that is not text cannot be the secret
+        log.warning("webhook.unauthorized", reason="credential is not text", peer=request.remote)
+        return _error(401, "unauthorized")
+    except RecursionError:  # JSON nested deeper than the parser goes (VK parses to verify)
+        log.warning("webhook.malformed_json", error="nested too deeply")
+        return _error(400, "body is not JSON")
     try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        log.warning("webhook.malformed_json", error=str(exc))
+        payload: Any = _strict_json(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        log.warning("webhook.malformed_json", error=str(exc)[:200])
         return _error(400, "body is not JSON")
     if not isinstance(payload, dict):
         log.warning("webhook.not_an_object", type=type(payload).__name__)

@@ -6,6 +6,7 @@ Bot API sends is read exactly as aiogram reads it (https://core.telegram.org/bot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -218,11 +219,11 @@ def content_of(message: Message, account: AccountId) -> Content:
         return media(Kind.STICKER, message.sticker, emoji=message.sticker.emoji)
     if message.venue is not None:  # a venue also carries `location`: check first
         v = message.venue
-        where = Location(latitude=v.location.latitude, longitude=v.location.longitude)
+        where = _point(v.location.latitude, v.location.longitude)
         venue = Venue(location=where, title=v.title, address=v.address)
         return Content(kind=Kind.VENUE, venue=venue, text=f"📍 {v.title}, {v.address}")
     if message.location is not None:
-        loc = Location(latitude=message.location.latitude, longitude=message.location.longitude)
+        loc = _point(message.location.latitude, message.location.longitude)
         return Content(kind=Kind.LOCATION, location=loc)
     if message.contact is not None:
         c = message.contact
@@ -240,6 +241,14 @@ def content_of(message: Message, account: AccountId) -> Content:
         return Content(kind=Kind.TEXT, text=message.text)
     label = _PLACEHOLDERS.get(message.content_type, str(message.content_type).replace("_", " "))
     return Content(kind=Kind.UNSUPPORTED, text=f"[{label} — not supported by the gateway]")
+
+
+def _point(latitude: float, longitude: float) -> Location:
+    """A location, refused when a coordinate is not a finite number (pydantic reads
+    "nan" and "inf" as floats; stored, they would come back as null)."""
+    if not (math.isfinite(latitude) and math.isfinite(longitude)):
+        raise BadPayload(Channel.TELEGRAM, "a location's coordinates are not finite numbers")
+    return Location(latitude=latitude, longitude=longitude)
 
 
 def _aware(value: datetime) -> datetime:

@@ -58,6 +58,14 @@ def convert(exc: BaseException) -> Exception:
         case requests.HTTPError():
             code = exc.response.status_code if exc.response is not None else "?"
             return PermanentError(CHANNEL, f"HTTP {code}", reason=f"Viber answered HTTP {code}")
+        case (
+            requests.exceptions.InvalidURL()
+            | requests.exceptions.MissingSchema()
+            | (requests.exceptions.InvalidSchema())
+        ):
+            # A link that is no URL (a malformed media link in an event): asking again
+            # cannot help, and retrying forever would hold up the contact's queue.
+            return PermanentError(CHANNEL, f"{type(exc).__name__}: {exc}", reason="a broken link")
         case requests.RequestException() | ConnectionError() | TimeoutError():
             return TransientError(CHANNEL, f"network: {type(exc).__name__}: {exc}")
         case ValueError():  # not the JSON Viber documents (a proxy's error page)

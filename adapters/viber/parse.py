@@ -9,6 +9,7 @@ Python never turns them into floats) and carried as strings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -159,7 +160,9 @@ def _content(message: Mapping[str, Any], account: AccountId, sender: Sender) -> 
             return Content(kind=Kind.CONTACT, contact=contact)
         case "location":
             where = message["location"]
-            point = Location(latitude=float(where["lat"]), longitude=float(where["lon"]))
+            point = Location(
+                latitude=_coordinate(where["lat"]), longitude=_coordinate(where["lon"])
+            )
             return Content(kind=Kind.LOCATION, location=point)
         case "url":
             return Content(kind=Kind.TEXT, text=str(message["media"]))
@@ -172,3 +175,11 @@ def _seconds(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
     return int(value)  # "duration: video or audio duration in seconds"
+
+
+def _coordinate(value: Any) -> float:
+    """A latitude or longitude: a finite number ("nan", "inf" and "1e999" are not)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a coordinate: {value!r:.40}")
+    return number

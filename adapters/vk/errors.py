@@ -57,6 +57,14 @@ def convert(exc: BaseException) -> Exception:
             if status >= 500 or status == 429:
                 return TransientError(CHANNEL, f"HTTP {status}")
             return PermanentError(CHANNEL, f"HTTP {status}", reason=f"VK answered HTTP {status}")
+        case (
+            requests.exceptions.InvalidURL()
+            | requests.exceptions.MissingSchema()
+            | (requests.exceptions.InvalidSchema())
+        ):
+            # A link that is no URL (a malformed media link in an event): asking again
+            # cannot help, and retrying forever would hold up the contact's queue.
+            return PermanentError(CHANNEL, f"{type(exc).__name__}: {exc}", reason="a broken link")
         case requests.RequestException() | ConnectionError() | TimeoutError():
             return TransientError(CHANNEL, f"network: {type(exc).__name__}: {exc}")
         case ValueError():  # a body that is not the JSON VK documents (a proxy's error page)

@@ -16,6 +16,7 @@ answered on its own. Names are not in the event: the adapter fills them in later
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +140,9 @@ def _contents(message: Mapping[str, Any], account: AccountId, text: str) -> list
     geo = message.get("geo")
     if isinstance(geo, Mapping):
         where = geo["coordinates"]
-        location = Location(latitude=float(where["latitude"]), longitude=float(where["longitude"]))
+        location = Location(
+            latitude=_coordinate(where["latitude"]), longitude=_coordinate(where["longitude"])
+        )
         items.append(Content(kind=Kind.LOCATION, location=location))
     if not items:
         return [Content(kind=Kind.TEXT if text else Kind.UNSUPPORTED, text=text or None)]
@@ -225,3 +228,11 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(f"not an integer: {value!r}")
     return int(value)
+
+
+def _coordinate(value: Any) -> float:
+    """A latitude or longitude: a finite number ("nan", "inf" and "1e999" are not)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a coordinate: {value!r:.40}")
+    return number

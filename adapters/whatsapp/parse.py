@@ -10,6 +10,7 @@ ids, downloaded later through ``GET /{media-id}``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -141,7 +142,9 @@ def _content(message: Mapping[str, Any], account: AccountId) -> tuple[Content, s
         caption = str(body["caption"]) if body.get("caption") else None
         return Content(kind=media_kind, text=caption, attachment=file), None
     if kind == "location":
-        point = Location(latitude=float(body["latitude"]), longitude=float(body["longitude"]))
+        point = Location(
+            latitude=_coordinate(body["latitude"]), longitude=_coordinate(body["longitude"])
+        )
         if body.get("name") or body.get("address"):
             venue = Venue(
                 location=point,
@@ -196,3 +199,11 @@ def _status(
         reason=reason or None,
         received_at=received_at,
     )
+
+
+def _coordinate(value: Any) -> float:
+    """A latitude or longitude: a finite number ("nan", "inf" and "1e999" are not)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a coordinate: {value!r:.40}")
+    return number

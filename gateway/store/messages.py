@@ -70,6 +70,8 @@ async def peer(redis: Redis, ref: MessageRef) -> Peer | None:
     if not raw:
         return None
     value = {text(k): text(v) for k, v in raw.items()}
+    if "account" not in value:
+        return None  # only a receipt was recorded for it (it was never linked)
     there = MessageRef(
         AccountId(value["account"]), ChatId(value["chat"]), MessageId(value["message"])
     )
