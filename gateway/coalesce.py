@@ -34,6 +34,7 @@ MAX_MESSAGES = 30
 MAX_CHARS = 4000
 """Telegram's limit is 4096 characters a message; the time stamps take some."""
 MAX_ALBUM = 10
+CARD = b'"type":"staff.card"'
 ALBUMS = {
     Kind.PHOTO: "visual",
     Kind.VIDEO: "visual",
@@ -48,16 +49,31 @@ class Queued:
     job: _Job
 
 
-async def ahead(redis: Redis, entry: Entry, count: int = LOOKAHEAD) -> list[Queued]:
-    """The entries queued after ``entry`` in its stream (not yet handled), parsed."""
+async def ahead(
+    redis: Redis, entry: Entry, contact_id: str, count: int = LOOKAHEAD
+) -> list[Queued]:
+    """The entries of ``contact_id`` queued after ``entry`` in its stream (not yet
+    handled), parsed; other contacts' are skipped unparsed (a byte check)."""
     raw: Any = await redis.xrange(entry.stream, min=f"({entry.id}", count=count)
+    mine = f'"contact_id":"{contact_id}"'.encode()
     found = []
     for entry_id, fields in raw or ():
         payload = (fields or {}).get(b"e", b"")
-        if payload:
+        if mine in payload:
             later = Entry(entry.stream, text(entry_id), payload)
             found.append(Queued(later, JOB.validate_json(payload)))
     return found
+
+
+async def superseded(redis: Redis, entry: Entry, card: StaffCard) -> bool:
+    """Another refresh of the same card is queued: this one need not be drawn."""
+    raw: Any = await redis.xrange(entry.stream, min=f"({entry.id}", count=LOOKAHEAD)
+    mine = f'"contact_id":"{card.contact_id}"'.encode()
+    return any(
+        mine in payload and CARD in payload
+        for _, fields in raw or ()
+        if (payload := (fields or {}).get(b"e", b""))
+    )
 
 
 def mergeable(message: InboundMessage) -> bool:
@@ -129,11 +145,3 @@ def combined(messages: Sequence[InboundMessage], zone: tzinfo) -> Content:
     """One text with every message on its own line(s), each with its time."""
     lines = [f"{m.sent_at.astimezone(zone):%H:%M:%S} {m.content.text or ''}" for m in messages]
     return Content(kind=Kind.TEXT, text="\n".join(lines))
-
-
-def superseded(card: StaffCard, queued: Sequence[Queued]) -> bool:
-    """Another refresh of the same card is queued: this one need not be drawn."""
-    return any(
-        isinstance(item.job, StaffCard) and item.job.contact_id == card.contact_id
-        for item in queued
-    )

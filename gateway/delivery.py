@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from datetime import datetime
@@ -86,7 +87,7 @@ class Delivery(Posting):
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
             case StaffCard():
-                if coalesce.superseded(job, await coalesce.ahead(self.redis, entry)):
+                if await coalesce.superseded(self.redis, entry, job):
                     await self._finish(entry, job.out_id, None)  # a later refresh draws it
                 else:
                     await self._card(job.contact_id, entry, job.out_id)
@@ -185,7 +186,15 @@ class Delivery(Posting):
         body = render_card(process, now, self.settings.zone, self.tasks.name_of)
         content = Content(kind=Kind.TEXT, text=body, buttons=card_buttons(process, today))
         key = keys.card(self.settings.staff.chat_id, contact_id)
-        card_id = await self.redis.get(key)
+        # What the card shows now; drawn already (a refresh that changed nothing on it,
+        # e.g. another message while the customer waits): no edit, no budget spent.
+        shown = hashlib.blake2b(content.model_dump_json().encode(), digest_size=12).hexdigest()
+        card_id, drawn = await self.redis.mget(key, f"{key}:shown")
+        if card_id is not None and drawn is not None and text(drawn) == shown:
+            await self._clear_reminder(contact_id, process, now)
+            await self._finish(entry, out_id, None)
+            return
+        ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
         if card_id is not None:
             dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
             try:
@@ -194,7 +203,9 @@ class Delivery(Posting):
                     self.staff, dest, self.staff.edit_text, self.staff_chat, message, content
                 )
                 await self._clear_reminder(contact_id, process, now)
-                await self._finish(entry, out_id, None)
+                await self._finish(
+                    entry, out_id, None, also=lambda pipe: pipe.set(f"{key}:shown", shown, ex=ttl)
+                )
                 return
             except PermanentError as exc:  # deleted, or its topic was lost: post anew
                 log.info("staff.card_reposted", reason=exc.reason)
@@ -202,7 +213,9 @@ class Delivery(Posting):
         await self._pin(sent.message_ids[0])
         await self.redis.set(key, sent.message_ids[0])
         await self._clear_reminder(contact_id, process, now)
-        await self._finish(entry, out_id, sent)
+        await self._finish(
+            entry, out_id, sent, also=lambda pipe: pipe.set(f"{key}:shown", shown, ex=ttl)
+        )
 
     async def _clear_reminder(
         self, contact_id: ContactId, process: bp.Process, now: datetime

@@ -149,7 +149,10 @@ class Outbox:
         Topics take turns at the group's budget, in order of when they started waiting
         (a chatty customer cannot starve the others); ``priority`` (the account's)
         moves a topic ahead of those that have waited up to that many minutes longer."""
-        turn = Turn(f"turns:{self.staff_chat}", contact_id, priority * 60_000)
+        # One queue per set of bots: a card (the staff bot only) at the head of a shared
+        # queue would keep idle relays from taking the posts behind it.
+        queue = f"turns:{self.staff_chat}:{'pool' if len(bots) > 1 else 'staff'}"
+        turn = Turn(queue, contact_id, priority * 60_000)
         for _ in range(3):
             topic = await self._ensure_topic(contact_id, first)
             dest = Destination(
@@ -191,7 +194,7 @@ class Outbox:
         contact = await self._contact(contact_id)
         name = render.topic_name(self.settings.staff.topic_name, contact)
         dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-        turn = Turn(f"turns:{self.staff_chat}", contact_id)  # a new topic waits its turn too
+        turn = Turn(f"turns:{self.staff_chat}:staff", contact_id)  # a new topic waits too
         topic, _ = await self._call_any(
             [self.staff], dest, lambda bot: bot.create_topic(self.staff_chat, name), turn
         )

@@ -112,7 +112,7 @@ class Posting(Outbox):
         options = [bot.buckets(dest) for bot in self.senders(content, upload)]
         if not await self.limiter.wait_for_any(options):
             return []
-        queued = await coalesce.ahead(self.redis, entry)
+        queued = await coalesce.ahead(self.redis, entry, job.contact_id)
         run = coalesce.album(job, queued) if album else coalesce.followers(job, queued)
         return [(item.entry, item.job) for item in run if isinstance(item.job, StaffPost)]
 

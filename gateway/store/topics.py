@@ -42,6 +42,10 @@ class Topics:
             ],
             args=[topic],
         )
+        if forgotten:
+            # The card went away with the topic: the next refresh posts a new one.
+            card = keys.card(self.staff_chat, contact_id)
+            await self.redis.delete(card, f"{card}:shown")
         return bool(forgotten)
 
     async def contact_of(self, topic: TopicId) -> ContactId | None:

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.bus import Entry
-from gateway.coalesce import MAX_MESSAGES, Queued, album, combined, followers, superseded
+from gateway.coalesce import (
+    MAX_MESSAGES,
+    Queued,
+    ahead,
+    album,
+    combined,
+    followers,
+    superseded,
+)
 from gateway.jobs import StaffCard, StaffNotice, StaffPost, _Job
 from gateway.model import (
     AccountId,
@@ -21,6 +29,7 @@ from gateway.model import (
     PlatformUserId,
     Sender,
 )
+from gateway.store.redis import Redis
 
 AT = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
@@ -82,10 +91,25 @@ def test_combined_lines_keep_their_time_and_order() -> None:
     assert text == "10:00:00 hello\n10:01:05 anyone?"
 
 
-def test_a_card_refresh_followed_by_another_is_superseded() -> None:
+async def test_lookahead_reads_one_contacts_queue_and_spots_a_later_card(
+    redis: Redis,
+) -> None:
+    stream = "gw:test:out"
+    jobs: list[_Job] = [
+        StaffCard(out_id="c1", contact_id=ContactId("1")),
+        post(1),
+        post(2, contact="12", chat="77"),  # "12" must not pass for "1"
+        StaffCard(out_id="c12", contact_id=ContactId("12")),
+    ]
+    ids = [await redis.xadd(stream, {"e": job.model_dump_json()}) for job in jobs]
+    first = Entry(stream, ids[0].decode(), b"")
+    assert [q.job.out_id for q in await ahead(redis, first, "1")] == ["post:1"]
     card = StaffCard(out_id="c1", contact_id=ContactId("1"))
-    assert superseded(card, queued(post(1), StaffCard(out_id="c2", contact_id=ContactId("1"))))
-    assert not superseded(card, queued(StaffCard(out_id="c3", contact_id=ContactId("2"))))
+    assert not await superseded(redis, first, card)  # only contact 12's card is later
+    await redis.xadd(
+        stream, {"e": StaffCard(out_id="c2", contact_id=ContactId("1")).model_dump_json()}
+    )
+    assert await superseded(redis, first, card)
 
 
 def media(n: int, kind: Kind) -> StaffPost:
