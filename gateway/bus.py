@@ -257,6 +257,11 @@ class Consumer:
         self._owned: dict[int, _Owned] = {}
         self._draining: dict[int, _Owned] = {}
         """Partitions being given back: finishing their current entry, lease still held."""
+        self._valid_until: dict[int, float] = {}
+        """Per partition, the monotonic time our lease surely still holds until (from
+        before we last set it): past it, we stop reading — another may own it."""
+        self.block_ms = max(50, min(1000, self.lease_ms // 4))
+        self.margin_s = self.lease_ms / 6000
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(RELEASE_LEASE)
         self.alive_at = 0.0
@@ -300,6 +305,7 @@ class Consumer:
 
         # Renew everything we hold, served or draining, before anything else.
         held_now = {**self._draining, **self._owned}
+        sent = time.monotonic()
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in held_now:
                 await self._renew(
@@ -307,6 +313,8 @@ class Consumer:
                 )
             renewed = dict(zip(held_now, await pipe.execute(), strict=True))
         for p, held in renewed.items():
+            if held:
+                self._valid_until[p] = sent + self.lease_ms / 1000
             if not held:
                 # Someone else owns it now (we were paused past the lease): stop at once.
                 log.warning("bus.lease_lost", family=self.family, partition=p)
@@ -334,7 +342,9 @@ class Consumer:
         for p in free:
             if len(self._owned) >= target:
                 break
+            sent = time.monotonic()
             if await self.redis.set(self._lease(p), self.name, nx=True, px=self.lease_ms):
+                self._valid_until[p] = sent + self.lease_ms / 1000
                 stopping = asyncio.Event()
                 self._owned[p] = _Owned(asyncio.create_task(self._serve(p, stopping)), stopping)
 
@@ -382,8 +392,16 @@ class Consumer:
                 await self.bus.ensure_group(stream)
                 await self._drain_pending(stream, stopping)
                 while not stopping.is_set():
+                    # Read only while the lease surely holds for the whole blocking read:
+                    # an entry read after it lapsed (Redis was away longer than the
+                    # lease, or this process stalled) would be pending with us, unseen
+                    # by the new owner, who drained the pending entries when it took over.
+                    until = self._valid_until.get(partition, 0.0)
+                    if time.monotonic() + self.block_ms / 1000 + self.margin_s > until:
+                        await asyncio.sleep(0.05)
+                        continue
                     reply: Any = await self.redis.xreadgroup(
-                        keys.GROUP, self.name, {stream: ">"}, count=self.batch, block=1000
+                        keys.GROUP, self.name, {stream: ">"}, count=self.batch, block=self.block_ms
                     )
                     for _, entries in reply or ():
                         for entry_id, fields in entries:

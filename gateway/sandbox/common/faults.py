@@ -2,14 +2,18 @@
 
 Reproducing a platform's failure modes is the point of the emulators: tests of the
 gateway's retry logic queue one-shot faults (:class:`FaultQueue`, first queued, first
-used; what a fault answers is the platform's business) and switch on a per-credential
-rate limit (:class:`RateLimiter`).
+used; what a fault answers is the platform's business), switch on random faults at a
+rate (:class:`RandomFaults`: each request fails with a probability, from a seeded
+random generator, for chaos tests) and switch on a per-credential rate limit
+(:class:`RateLimiter`).
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -99,6 +103,117 @@ class Faults(FaultQueue[FT]):
             return fault.target == target
 
         return self.take_first(matches)
+
+
+RANDOM_KINDS = ("429", "500", "502", "503", "delay", "reset")
+"""What a random fault may be: an HTTP status (429 "too many requests" with a
+``retry_after``, 500/502/503 an incident), ``delay`` (the answer comes ``delay`` seconds
+late, and the request still takes effect: past the client's timeout, the client sees a
+timeout of a request that was done), ``reset`` (the connection is dropped before the
+request is handled: nothing is done)."""
+
+
+@dataclass(frozen=True)
+class FaultRate:
+    """Random faults: each matching request fails with ``probability``, as one of
+    ``kinds`` (drawn uniformly)."""
+
+    probability: float
+    kinds: tuple[str, ...] = RANDOM_KINDS
+    targets: frozenset[str] | None = None
+    """Lower-cased methods or endpoints affected; ``None``: every one except the special
+    targets in ``<...>`` (uploads)."""
+    key: Hashable = None
+    """Whose requests (a bot id, a token…); ``None``: everyone's."""
+    retry_after: int = 1
+    """Seconds a 429 asks the client to wait."""
+    delay: float = 1.0
+    """Seconds a ``delay`` fault holds the answer."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be within [0, 1], got {self.probability}")
+        if not self.kinds:
+            raise ValueError("kinds must not be empty")
+        unknown = [kind for kind in self.kinds if kind not in RANDOM_KINDS]
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {RANDOM_KINDS}")
+        if self.retry_after < 1:
+            raise ValueError("retry_after must be at least 1")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+
+    def matches(self, target: str, key: Hashable) -> bool:
+        """Whether a request to ``target`` (lower-cased) by ``key`` is subject to it."""
+        if self.key is not None and self.key != key:
+            return False
+        if self.targets is None:
+            return not target.startswith("<")
+        return target in self.targets
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A random fault that hit one request."""
+
+    rate: FaultRate
+    kind: str
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status to answer with (``None`` for ``delay`` and ``reset``)."""
+        return int(self.kind) if self.kind.isdigit() else None
+
+
+class RandomFaults:
+    """Faults at a rate: the first :class:`FaultRate` matching a request decides, with a
+    seeded generator, whether it fails and how. ``injected`` counts what was drawn, by
+    target and kind, so a test can bound what the faults may have caused."""
+
+    def __init__(self, seed: int | None = 0) -> None:
+        self._rates: list[FaultRate] = []
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
+        self.injected: Counter[tuple[str, str]] = Counter()
+
+    def add(self, rate: FaultRate, *, seed: int | None = None) -> FaultRate:
+        """Apply ``rate``, consulted before the rules added earlier; ``seed`` restarts
+        the generator."""
+        self._rates.insert(0, rate)
+        if seed is not None:
+            self._rng.seed(seed)
+        return rate
+
+    def rates(self) -> list[FaultRate]:
+        """The rules in force, the one consulted first first."""
+        return list(self._rates)
+
+    def clear(self) -> None:
+        """Stop random faults (the counts stay)."""
+        self._rates.clear()
+
+    def draw(self, target: str, key: Hashable = None) -> Drawn | None:
+        """Decide the fate of one request to ``target`` by ``key``."""
+        target = target.lower()
+        for rate in self._rates:
+            if rate.matches(target, key):
+                if self._rng.random() >= rate.probability:
+                    return None
+                kind = self._rng.choice(rate.kinds)
+                self.injected[(target, kind)] += 1
+                return Drawn(rate, kind)
+        return None
+
+    def count(
+        self, targets: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many faults were injected into ``targets`` (all when ``None``) of ``kinds``."""
+        wanted = {t.lower() for t in targets} if targets is not None else None
+        kinds_ = set(kinds) if kinds is not None else None
+        return sum(
+            n
+            for (target, kind), n in self.injected.items()
+            if (wanted is None or target in wanted) and (kinds_ is None or kind in kinds_)
+        )
 
 
 class RateLimiter:

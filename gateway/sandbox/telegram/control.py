@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..common import control as common
+from ..common.faults import RANDOM_KINDS
 from ..common.net import json_response
 from .models import JsonDict
 
@@ -149,6 +150,45 @@ class Control:
         )
         return {"ok": True, "pending": len(self.emu.faults.pending())}
 
+    async def fault_rate(self, request: web.Request) -> JsonDict:
+        """POST /_control/fault_rate: fail calls at random — ``{probability, methods?,
+        bot_id?, kinds?, retry_after?, delay?, seed?}`` (see
+        :meth:`TelegramEmulator.set_fault_rate`); ``{clear: true}`` stops them. Answers
+        the rules in force and the faults injected so far."""
+        body = await common.read_body(request)
+        if body.get("clear"):
+            self.emu.clear_fault_rates()
+        else:
+            methods = body.get("methods")
+            kinds = body.get("kinds")
+            self.emu.set_fault_rate(
+                float(body["probability"]),
+                methods=[str(m) for m in methods] if methods is not None else None,
+                bot_token=self._token(body),
+                kinds=[str(k) for k in kinds] if kinds is not None else RANDOM_KINDS,
+                retry_after=int(body.get("retry_after", 1)),
+                delay=float(body.get("delay", 1.0)),
+                seed=_opt_int(body.get("seed")),
+            )
+        return {"ok": True, **self._fault_rates()}
+
+    def _fault_rates(self) -> JsonDict:
+        random = self.emu.faults.random
+        return {
+            "rates": [
+                {
+                    "probability": rate.probability,
+                    "kinds": list(rate.kinds),
+                    "methods": sorted(rate.targets) if rate.targets is not None else None,
+                    "bot_id": rate.key,
+                    "retry_after": rate.retry_after,
+                    "delay": rate.delay,
+                }
+                for rate in random.rates()
+            ],
+            "injected": random.count(),
+        }
+
     async def flood(self, request: web.Request) -> JsonDict:
         """POST /_control/flood: switch flood limits."""
         body = await common.read_body(request)
@@ -187,6 +227,7 @@ class Control:
                 for chat in world.groups.values()
             },
             "flood_limits": self.emu.flood.enabled,
+            "fault_rates": self._fault_rates(),
             "too_many_requests": {str(k): v for k, v in world.too_many.items()},
             "cursor": world.events.cursor,
         }
@@ -221,6 +262,7 @@ def add_routes(app: web.Application, emulator: TelegramEmulator) -> None:
         "block": control.block,
         "delete_topic": control.delete_topic,
         "faults": control.faults,
+        "fault_rate": control.fault_rate,
         "flood": control.flood,
     }
     gets: dict[str, common.Endpoint] = {

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
+from ..common.faults import RANDOM_KINDS
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import ApiServer, add_routes
@@ -365,8 +366,47 @@ class TelegramEmulator(EmulatorServer):
         )
 
     def clear_faults(self) -> None:
-        """Forget faults not yet consumed."""
+        """Forget faults not yet consumed (random faults go on: :meth:`clear_fault_rates`)."""
         self.faults.clear()
+
+    def set_fault_rate(
+        self,
+        probability: float,
+        *,
+        methods: Iterable[str] | None = None,
+        bot_token: str | None = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Fail calls at random, for chaos tests: each call of ``methods`` (any when
+        ``None``) by the bot (any when ``None``) fails with ``probability``, as one of
+        ``kinds`` drawn uniformly — "429" (``retry_after``), "500", "502", "503",
+        "delay" (answered ``delay`` seconds late and done anyway; past the client's
+        timeout it looks failed though it happened, as on real Telegram) or "reset" (the
+        connection drops before the call is done). Queued faults go first; the newest
+        rate matching a call decides; ``seed`` makes the draws reproducible."""
+        self.faults.set_rate(
+            probability,
+            methods=methods,
+            bot_id=self.world.bot(bot_token).id if bot_token else None,
+            kinds=kinds,
+            retry_after=retry_after,
+            delay=delay,
+            seed=seed,
+        )
+
+    def clear_fault_rates(self) -> None:
+        """Stop random faults (what was injected stays counted)."""
+        self.faults.random.clear()
+
+    def injected_faults(
+        self, methods: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many random faults hit calls of ``methods`` (all when ``None``), of
+        ``kinds`` (all when ``None``)."""
+        return self.faults.random.count(methods, kinds)
 
     def set_flood_limits(self, enabled: bool) -> None:
         """Switch Telegram's sending limits on or off (history restarts either way)."""

@@ -3,7 +3,9 @@
 Real Telegram fails in a handful of characteristic ways (429 with ``retry_after``, 5xx
 during incidents, slow answers, dropped connections). Tests of the gateway's retry and
 back-off logic need to provoke each of them on demand: :class:`FaultInjector` queues
-one-shot failures, :class:`FloodLimiter` reproduces the documented sending limits.
+one-shot failures and, for chaos tests, fails calls at random at a rate
+(:meth:`FaultInjector.set_rate`); :class:`FloodLimiter` reproduces the documented
+sending limits.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from ..common.faults import FaultQueue, check_http_error
+from ..common.faults import RANDOM_KINDS, FaultQueue, FaultRate, RandomFaults, check_http_error
 from .models import CONFLICT_POLLING, ApiError, ChatKey, too_many_requests
 
 _DEFAULT_DESCRIPTIONS = {
@@ -71,7 +73,40 @@ class Fault:
 
 
 class FaultInjector(FaultQueue[Fault]):
-    """A FIFO of one-shot faults consumed by matching API calls."""
+    """A FIFO of one-shot faults consumed by matching API calls; a call no queued fault
+    matches may still meet a random one (:meth:`set_rate`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.random = RandomFaults()
+        """Faults at a rate; ``random.injected`` counts them by method and kind."""
+
+    def set_rate(
+        self,
+        probability: float,
+        *,
+        methods: Iterable[str] | None = None,
+        bot_id: int | None = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+    ) -> FaultRate:
+        """Fail each call of ``methods`` (all when ``None``) by ``bot_id`` (any when
+        ``None``) with ``probability``, as one of ``kinds`` drawn uniformly: "429"
+        (with ``retry_after``), "500", "502", "503", "delay" (answered ``delay`` seconds
+        late, and done: past the client's timeout a done call looks failed, as on real
+        Telegram) or "reset" (the connection drops before the call is done). The newest
+        rule matching a call decides; ``seed`` restarts the generator."""
+        rate = FaultRate(
+            probability=probability,
+            kinds=tuple(kinds),
+            targets=frozenset(m.lower() for m in methods) if methods is not None else None,
+            key=bot_id,
+            retry_after=retry_after,
+            delay=delay,
+        )
+        return self.random.add(rate, seed=seed)
 
     def add(
         self,
@@ -106,8 +141,25 @@ class FaultInjector(FaultQueue[Fault]):
         return self.push(fault)
 
     def take(self, method: str, bot_id: int | None) -> Fault | None:
-        """Consume one use of the oldest fault matching this call, if any."""
-        return self.take_first(lambda fault: fault.matches(method, bot_id))
+        """Consume one use of the oldest fault matching this call, if any; otherwise
+        draw a random one (see :meth:`set_rate`)."""
+        queued = self.take_first(lambda fault: fault.matches(method, bot_id))
+        if queued is not None:
+            return queued
+        drawn = self.random.draw(method, bot_id)
+        if drawn is None:
+            return None
+        rate = drawn.rate
+        return Fault(
+            method=method.lower(),
+            bot_id=bot_id,
+            status=drawn.status,
+            retry_after=rate.retry_after if drawn.status == HTTPStatus.TOO_MANY_REQUESTS else None,
+            description=None,
+            remaining=0,
+            delay=rate.delay if drawn.kind == "delay" else 0.0,
+            reset=drawn.kind == "reset",
+        )
 
 
 @dataclass
