@@ -672,7 +672,14 @@ async def open_topics(
     for c in range(contacts):
         await world.say(users[c], text=f"h{c:02d}-0000 hello")
     await hello.wait_all(timeout=30, cluster=cluster)
-    return names, users, {c: world.topic_of(names[c]) for c in range(contacts)}
+    # The topic each hello went to. Not "the topic named like the customer": a
+    # createForumTopic answered too late for the gateway (it timed out, yet Telegram
+    # made the topic) leaves an orphan of the same name, and the gateway made another.
+    topics = {}
+    for message in world.staff_messages():
+        for contact, _ in marked("h").findall(message.get("text") or ""):
+            topics.setdefault(int(contact), int(message["message_thread_id"]))
+    return names, users, topics
 
 
 async def operator_burst(
@@ -784,12 +791,6 @@ async def test_redis_restart_mid_burst_loses_nothing(
     assert cluster.dead_letters() == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="under investigation (issue 7): about 1 run in 10 all 15 messages of one "
-    "contact never reach its topic, with every stream empty and no dead letter; "
-    "passes otherwise (see docs/reliability.md)",
-)
 async def test_platform_faults_at_a_rate(world: World, cluster_factory: Callable[..., Any]) -> None:
     """10% of every Bot API call of both bots fail: 429, 5xx, a reset, or an answer so
     late the gateway times out (the call still happened, as on Telegram)."""
