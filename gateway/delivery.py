@@ -132,6 +132,7 @@ class Delivery(Posting):
                 general = Destination(
                     account=self.staff.account,
                     chat_id=ChatId(job.chat) if job.chat else self.staff_chat,
+                    thread_id=job.thread,
                     reply_to=job.reply_to,
                 )
                 said = job.text

@@ -65,6 +65,8 @@ class StaffGeneral(_Job):
     """Replace this message of the bot (a /find page) instead of sending a new one."""
     chat: str | None = None
     """Another chat than the staff group: an operator's private chat with the bot."""
+    thread: int | None = None
+    """A topic of the staff group to post in (``None``: General, or ``chat``)."""
     link_topic: bool = False
     """Append a link to ``contact_id``'s topic (looked up when sent: queued in the
     contact's partition, after the message that opens the topic)."""

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
-from tests.conftest import CUSTOMER_TOKEN, STAFF_CHAT, StartGateway, World, eventually, text_of
+from tests.conftest import (
+    CUSTOMER_TOKEN,
+    STAFF_CHAT,
+    STAFF_TOKEN,
+    StartGateway,
+    World,
+    eventually,
+    text_of,
+)
 
 
 async def test_first_message_opens_topic_with_pinned_card(
@@ -346,3 +355,33 @@ async def test_operator_sends_every_kind(world: World, start_gateway: StartGatew
     photo = next(m for m in got if "photo" in m)
     assert photo["caption"] == "the photo"
     assert world.emulator.file_bytes(photo["photo"][-1]["file_id"]) == b"\x89PNG op photo"
+
+
+async def test_a_reply_in_a_topic_of_no_customer_is_not_silently_lost(
+    world: World, start_gateway: StartGateway
+) -> None:
+    """A topic staff made by hand (or an orphan left by a topic creation whose answer
+    came too late): an operator writing there is told nothing was sent."""
+    await start_gateway()
+    ivan = world.customer()
+    await world.say(ivan, text="hello")
+    await world.in_staff(lambda m: text_of(m) == "hello")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{world.emulator.base_url}/bot{STAFF_TOKEN}/createForumTopic",
+            json={"chat_id": STAFF_CHAT, "name": "Ivan · Telegram"},
+        ) as response,
+    ):
+        orphan = (await response.json())["result"]["message_thread_id"]
+    sent = await world.operator_says(orphan, text="are you still there?")
+    told = await world.answer_to(sent)
+    assert told["message_thread_id"] == orphan
+    assert text_of(told).startswith("⚠️ Not sent: this topic belongs to no customer.")
+    await world.operator_says(orphan, text="!a note to self")  # notes stay quiet
+    await world.operator_says(world.topic_of("Ivan"), text="here")
+    await world.in_private(ivan, lambda m: text_of(m) == "here")
+    assert sum("belongs to no customer" in text_of(m) for m in world.staff_messages()) == 1
+    assert not any(
+        text_of(m) == "are you still there?" for m in world.emulator.messages(ivan["id"])
+    )

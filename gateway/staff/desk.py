@@ -47,6 +47,10 @@ from gateway.worker import Worker, Writer
 log = structlog.get_logger(__name__)
 NO_READ_RECEIPTS = frozenset({"telegram", "viber"})
 """Messengers whose bots cannot mark a customer's messages read."""
+UNLINKED = (
+    "⚠️ Not sent: this topic belongs to no customer. Find theirs with /find in General "
+    "(a topic of the same name may be a leftover)."
+)
 QUICK_LISTED = 30
 QUICK_LABEL = 60  # characters of a quick reply's button (its name and the text's start)
 HISTORY_SHOWN = 40
@@ -90,8 +94,19 @@ class Desk(Worker):
         contact_id = await self.topics.contact_of(TopicId(message.thread_id))
         text = message.content.text or ""
         if contact_id is None:
+            # A topic staff made by hand, or an orphan: Telegram made a topic whose
+            # answer came too late, and the gateway made (and bound) another.
             log.info("staff.topic_without_contact", thread=message.thread_id)
-            await self.commit(entry)
+            told = None
+            if text and not text.startswith("!") and parse_command(text) is None:
+                told = StaffGeneral(
+                    out_id=f"unlinked:{message.key}",
+                    contact_id=ContactId("general"),
+                    text=UNLINKED,
+                    reply_to=message.message_id,
+                    thread=message.thread_id,
+                )
+            await self.commit(entry, told)
             return
         # The topic of a contact merged into another acts for the survivor.
         contact_id = await self.contacts.survivor(contact_id)
