@@ -61,6 +61,7 @@ from gateway.staff.commands import topic_link
 from gateway.staff.tasks import card_buttons, render_card
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt
+from gateway.store.processes import PROCESS
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
@@ -71,7 +72,9 @@ class Delivery(Posting):
 
     async def handle_staff(self, entry: Entry) -> None:
         job = JOB.validate_json(entry.payload)
-        if await self._already_done(job.out_id, entry):
+        # A card refresh draws the current state: doing one twice is harmless, so it
+        # skips the done-marker look-up (a round trip per customer message).
+        if not isinstance(job, StaffCard) and await self._already_done(job.out_id, entry):
             return
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(contact_id=job.contact_id, job=job.out_id)
@@ -178,7 +181,13 @@ class Delivery(Posting):
 
     async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
         """Show the current task card: edit the pinned one, or post and pin a new one."""
-        process = await self.processes.current(contact_id)
+        key = keys.card(self.settings.staff.chat_id, contact_id)
+        reminder = keys.reminder(self.settings.staff.chat_id, contact_id)
+        # One round trip for everything the card needs to know.
+        raw, card_id, drawn, reminded = await self.redis.mget(
+            keys.process(contact_id), key, f"{key}:shown", reminder
+        )
+        process = PROCESS.validate_json(raw) if raw is not None else None
         if process is None:
             await self._finish(entry, out_id, None)
             return
@@ -186,13 +195,12 @@ class Delivery(Posting):
         today = process.day == now.astimezone(self.settings.zone).date()
         body = render_card(process, now, self.settings.zone, self.tasks.name_of)
         content = Content(kind=Kind.TEXT, text=body, buttons=card_buttons(process, today))
-        key = keys.card(self.settings.staff.chat_id, contact_id)
         # What the card shows now; drawn already (a refresh that changed nothing on it,
         # e.g. another message while the customer waits): no edit, no budget spent.
         shown = hashlib.blake2b(content.model_dump_json().encode(), digest_size=12).hexdigest()
-        card_id, drawn = await self.redis.mget(key, f"{key}:shown")
         if card_id is not None and drawn is not None and text(drawn) == shown:
-            await self._clear_reminder(contact_id, process, now)
+            if reminded is not None:
+                await self._clear_reminder(contact_id, process, now)
             await self._finish(entry, out_id, None)
             return
         ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
@@ -203,7 +211,8 @@ class Delivery(Posting):
                 await self._call(
                     self.staff, dest, self.staff.edit_text, self.staff_chat, message, content
                 )
-                await self._clear_reminder(contact_id, process, now)
+                if reminded is not None:
+                    await self._clear_reminder(contact_id, process, now)
                 await self._finish(
                     entry, out_id, None, also=lambda pipe: pipe.set(f"{key}:shown", shown, ex=ttl)
                 )
@@ -213,7 +222,8 @@ class Delivery(Posting):
         _, sent = await self._to_topic(contact_id, content)
         await self._pin(sent.message_ids[0])
         await self.redis.set(key, sent.message_ids[0])
-        await self._clear_reminder(contact_id, process, now)
+        if reminded is not None:
+            await self._clear_reminder(contact_id, process, now)
         await self._finish(
             entry, out_id, sent, also=lambda pipe: pipe.set(f"{key}:shown", shown, ex=ttl)
         )
@@ -221,7 +231,8 @@ class Delivery(Posting):
     async def _clear_reminder(
         self, contact_id: ContactId, process: bp.Process, now: datetime
     ) -> None:
-        """The task was answered or closed: its reminder goes away with it."""
+        """The task was answered or closed: its reminder goes away with it (callers
+        that know no reminder is shown need not call)."""
         if bp.overdue(process, now):
             return
         key = keys.reminder(self.settings.staff.chat_id, contact_id)
