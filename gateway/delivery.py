@@ -73,8 +73,9 @@ class Delivery(Posting):
     async def handle_staff(self, entry: Entry) -> None:
         job = JOB.validate_json(entry.payload)
         # A card refresh draws the current state: doing one twice is harmless, so it
-        # skips the done-marker look-up (a round trip per customer message).
-        if not isinstance(job, StaffCard) and await self._already_done(job.out_id, entry):
+        # skips the done-marker look-up; a post looks it up with what it reads anyway.
+        quick = isinstance(job, StaffCard | StaffPost)
+        if not quick and await self._already_done(job.out_id, entry):
             return
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(contact_id=job.contact_id, job=job.out_id)

@@ -141,6 +141,7 @@ class Outbox:
         reply_to: MessageId | None = None,
         first: InboundMessage | None = None,
         priority: int = 0,
+        topic: TopicId | None = None,
     ) -> tuple[TopicId, Sent, StaffAdapter]:
         """``send`` into the contact's topic through one of ``bots`` (the first with
         budget), creating or healing the topic as needed; returns the topic, what
@@ -154,7 +155,8 @@ class Outbox:
         queue = f"turns:{self.staff_chat}:{'pool' if len(bots) > 1 else 'staff'}"
         turn = Turn(queue, contact_id, priority * 60_000)
         for _ in range(3):
-            topic = await self._ensure_topic(contact_id, first)
+            # ``topic``: the caller read it already (first attempt only).
+            topic = topic or await self._ensure_topic(contact_id, first)
             dest = Destination(
                 account=self.staff.account,
                 chat_id=self.staff_chat,
@@ -172,14 +174,14 @@ class Outbox:
                 log.warning("staff.topic_lost", topic=topic)
                 self.metrics.topics_recreated.inc()
                 await self.topics.forget(contact_id, topic)
-                reply_to = None  # the quoted message went away with the topic
+                topic, reply_to = None, None  # the quoted message went away with the topic
             except TopicClosed:
                 survivor = await self.contacts.survivor(contact_id)
                 if survivor != contact_id:
                     # Closed because the contact was merged: what was still on its way
                     # goes to the person's topic now.
                     log.info("staff.redirected_to_survivor", survivor=survivor)
-                    contact_id, reply_to = survivor, None
+                    contact_id, reply_to, topic = survivor, None, None
                     continue
                 log.info("staff.topic_reopened", topic=topic)
                 await self._call(self.staff, dest, self.staff.reopen_topic, self.staff_chat, topic)

@@ -24,6 +24,7 @@ from gateway.model import (
     InboundMessage,
     Kind,
     Sent,
+    TopicId,
 )
 from gateway.outbox import Outbox
 from gateway.staff import render
@@ -36,6 +37,17 @@ log = structlog.get_logger(__name__)
 class Posting(Outbox):
     async def _post(self, job: StaffPost, entry: Entry) -> None:
         message = job.message
+        # One round trip: sent already? How many messengers does the person use? Their
+        # topic?
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.done(job.out_id))
+            pipe.scard(keys.contact_identities(job.contact_id))
+            pipe.get(keys.topic(self.settings.staff.chat_id, job.contact_id))
+            done, identities, known = await pipe.execute()
+        if done:
+            log.info("delivery.duplicate_skipped", job=job.out_id)
+            await self.bus.ack_now(entry)
+            return
         origin = _origin(message)
         reply_to = None
         if message.reply_to is not None:
@@ -47,7 +59,7 @@ class Posting(Outbox):
         content, upload = await self._transfer(message.content, self.staff)
         run = await self._burst(job, entry, content, upload)
         messages = [message, *(post.message for _, post in run)]
-        if content.text and await self.redis.scard(keys.contact_identities(job.contact_id)) > 1:
+        if content.text and identities > 1:
             # One topic, several messengers: say which one this came from.
             mark = render.badge(message.sender.channel, message.sender.account)
             content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
@@ -74,6 +86,7 @@ class Posting(Outbox):
             reply_to=reply_to,
             first=message,
             priority=channel.priority if channel else 0,
+            topic=TopicId(int(known)) if known is not None else None,
         )
         via = "" if bot is self.staff else bot.file_scope
         ids = sent.message_ids
