@@ -136,8 +136,12 @@ class Poller:
                     backoff = 0.5
                 except (TransientError, *RETRYABLE) as exc:
                     raise_if_cancelling()
+                    adapter = self.adapter
+                    self.ingest.metrics.poll_retries.labels(
+                        adapter.channel.value, adapter.account
+                    ).inc()
                     log.warning(
-                        "poll.retry", account=self.adapter.account, error=str(exc), retry_in=backoff
+                        "poll.retry", account=adapter.account, error=str(exc), retry_in=backoff
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)

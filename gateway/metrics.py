@@ -29,6 +29,12 @@ class Metrics:
             ["channel", "account", "reason"],
             registry=r,
         )
+        self.poll_retries = Counter(
+            "gateway_poll_retries_total",
+            "Long-poll requests retried after a transient error (the platform's or Redis').",
+            ["channel", "account"],
+            registry=r,
+        )
         self.rate_wait = Counter(
             "gateway_rate_limit_wait_seconds_total",
             "Seconds spent waiting for a platform's rate limit.",

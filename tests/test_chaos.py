@@ -830,6 +830,8 @@ async def test_platform_faults_at_a_rate(world: World, cluster_factory: Callable
         by_kind[kind] += n
     late_sends = emulator.injected_faults(["sendMessage"], ["delay"])
     retries = await cluster.replicas.metric(cluster.http, "gateway_outbound_retries_total")
+    polled_again = await cluster.replicas.metric(cluster.http, "gateway_poll_retries_total")
+    polls_hit = emulator.injected_faults(["getUpdates"], ["429", "500", "502", "503", "reset"])
     print(
         f"\nfaults at 10%: {2 * contacts * per_contact} messages ({contacts} contacts, both "
         f"directions) in {elapsed:.1f} s; faults injected {sum(by_kind.values())} "
@@ -839,6 +841,8 @@ async def test_platform_faults_at_a_rate(world: World, cluster_factory: Callable
     )
     assert sum(by_kind.values()) > 0
     assert retries > 0
+    # getUpdates failures are retried by the pollers, and counted.
+    assert polled_again > 0 or polls_hit == 0, (polled_again, polls_hit)
     # Only a send that timed out but happened can be repeated: Telegram has no
     # idempotency key. Every other fault happens before the call does anything.
     assert into_topics.duplicates + to_customers.duplicates <= late_sends
