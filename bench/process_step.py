@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from redis.asyncio.connection import AbstractConnection
 
+from bench._common import free_port
 from gateway import logging as gateway_logging
 from gateway.bus import Bus, Entry
 from gateway.config import parse_config
@@ -99,7 +100,7 @@ def message(i: int, contact: int) -> InboundMessage:
 async def run(messages: int, contacts: int) -> dict[str, float]:
     gateway_logging.configure("warning", "console")  # per-message info lines would dominate
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(Path(tmp), port=_free_port())
+        server = EmbeddedRedis(Path(tmp), port=free_port())
         server.start()
         await server.wait_ready()
         redis = connect(server.url)
@@ -146,14 +147,6 @@ async def run(messages: int, contacts: int) -> dict[str, float]:
         "handler_msgs_per_s": len(entries) / handler_s,
         "bare_msgs_per_s": len(entries) / bare_s,
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from bench._common import free_port
 from gateway import logging as gateway_logging
 from gateway.app import App
 from gateway.config import parse_config
@@ -163,7 +164,7 @@ async def run(per_minute: int, seconds: float, customers: int) -> list[tuple[Set
     emulator.set_flood_limits(True)
     operator = emulator.create_user(first_name="Anna", user_id=700001)
     with tempfile.TemporaryDirectory() as tmp:
-        redis = EmbeddedRedis(Path(tmp), port=_free_port())
+        redis = EmbeddedRedis(Path(tmp), port=free_port())
         redis.start()
         await redis.wait_ready()
         apps: list[tuple[App, web.AppRunner]] = []
@@ -207,14 +208,6 @@ async def run(per_minute: int, seconds: float, customers: int) -> list[tuple[Set
                     await app.stop()
             redis.stop()
             await emulator.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ for, kept with the process state (``keys.OWNED``). Capacity is
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from gateway.config import Settings
+from gateway.hours import Schedule
 from gateway.staff.tasks import local_time
 from gateway.store import keys
 from gateway.store.redis import Redis, text
@@ -43,12 +45,19 @@ class Presence:
         raw = await self.redis.hget(keys.ACTIVE, operator)
         return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
 
+    @functools.cached_property
+    def _shifts(self) -> dict[str, Schedule]:
+        zone = self.settings.zone
+        return {
+            str(o.id): o.working_hours.schedule(zone)
+            for o in self.settings.staff.operators
+            if o.working_hours is not None
+        }
+
     def on_shift(self, operator: str, at: datetime) -> bool:
         """Within the operator's working hours (always, when they have none)."""
-        configured = next((o for o in self.settings.staff.operators if str(o.id) == operator), None)
-        if configured is None or configured.working_hours is None:
-            return True
-        return configured.working_hours.schedule(self.settings.zone).is_open(at)
+        shift = self._shifts.get(operator)
+        return shift is None or shift.is_open(at)
 
     async def online(self, operators: list[str]) -> frozenset[str]:
         """Which of ``operators`` last said ``/online``."""
