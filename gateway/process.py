@@ -237,7 +237,10 @@ def reply(current: Process | None, at: datetime, operator: str) -> Transition:
         )
         events.append(_event("task.taken", at, current, updated, operator))
     process = current.with_task(updated)
-    events.append(_event("task.updated", at, process, updated, operator, answered="true"))
+    data = {"answered": "true"}
+    if task.answered_at is None:  # the first answer: how long the customer waited
+        data["first_response_seconds"] = str(round((at - task.opened_at).total_seconds()))
+    events.append(_event("task.updated", at, process, updated, operator, **data))
     return Transition(process, tuple(events))
 
 

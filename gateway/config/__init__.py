@@ -29,6 +29,14 @@ from gateway.config.accounts import (
     VkChannel,
     WhatsAppChannel,
 )
+from gateway.config.integrations import (
+    EVENT_TYPES,
+    ApiSettings,
+    ApiToken,
+    CsatSettings,
+    IntegrationsSettings,
+    WebhookTarget,
+)
 from gateway.config.references import problems
 from gateway.config.sections import (
     _ENV_REF,
@@ -63,21 +71,26 @@ from gateway.config.sections import (
 from gateway.errors import ConfigError
 
 __all__ = [
+    "EVENT_TYPES",
     "GRAPH_API",
     "STAFF_ACCOUNT",
     "TELEGRAM_API",
     "VIBER_API",
     "VK_API",
     "AnyChannel",
+    "ApiSettings",
+    "ApiToken",
     "BusSettings",
     "ChannelSettings",
     "CompanySettings",
     "ContactSettings",
+    "CsatSettings",
     "DedupSettings",
     "DeliverySettings",
     "Department",
     "EmbeddedRedis",
     "HistorySettings",
+    "IntegrationsSettings",
     "LogSettings",
     "Operator",
     "ProcessSettings",
@@ -95,6 +108,7 @@ __all__ = [
     "TemplateSettings",
     "ViberChannel",
     "VkChannel",
+    "WebhookTarget",
     "WhatsAppChannel",
     "WorkingHours",
     "load_config",
@@ -118,6 +132,8 @@ class Settings(_Section):
     dedup: DedupSettings = DedupSettings()
     history: HistorySettings = HistorySettings()
     company: CompanySettings = CompanySettings()
+    api: ApiSettings = ApiSettings()
+    integrations: IntegrationsSettings = IntegrationsSettings()
     templates: tuple[QuickReply, ...] = ()
     """Quick replies operators send with ``//name`` (see ``gateway.staff.quick``)."""
     staff: StaffSettings
@@ -147,7 +163,8 @@ class Settings(_Section):
                 value = getattr(endpoint, name, None)
                 if isinstance(value, SecretStr):
                     found.append(value.get_secret_value())
-        found.extend(t.get_secret_value() for t in self.server.api_tokens)
+        found.extend(t.token.get_secret_value() for t in self.api.tokens)
+        found.extend(w.secret.get_secret_value() for w in self.integrations.webhooks)
         found.extend(t.get_secret_value() for t in self.staff.relay_bots)
         if self.server.media_secret is not None:
             found.append(self.server.media_secret.get_secret_value())

@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.integrations import CsatSettings
 from gateway.config.sections import (
     GRAPH_API,
     VIBER_API,
@@ -65,6 +66,8 @@ class _Account(_Section):
     require_close_reason: bool = False
     create_clients: bool = True
     """New senders become ``client`` contacts; ``false``: ``lead`` (not a customer yet)."""
+    csat: CsatSettings = CsatSettings()
+    """Ask the customer to rate each closed task (off by default)."""
 
 
 class TelegramChannel(TelegramEndpoint, _Account):

@@ -62,7 +62,6 @@ class ServerSettings(_Section):
     listen: str = "127.0.0.1:8080"
     public_url: AnyHttpUrl | None = None
     """The HTTPS address platforms reach this server at; webhooks are registered on it."""
-    api_tokens: tuple[SecretStr, ...] = ()
     media_secret: SecretStr | None = None
     """Signs the URLs of files the gateway serves to messengers that fetch media by
     URL (Viber). Unset: derived from the staff bot's token."""

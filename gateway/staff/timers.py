@@ -19,7 +19,7 @@ from gateway.model import ContactId, Mention, PlatformUserId
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff.waiting import WaitingTasks, after_close
 from gateway.store import keys
-from gateway.store.processes import record_event
+from gateway.store.events import record_event
 from gateway.worker import Worker, Writer
 
 log = structlog.get_logger(__name__)

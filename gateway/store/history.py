@@ -1,7 +1,9 @@
 """Every message in and out, per contact: the person's timeline across messengers.
 
 One Redis stream per contact, appended in the same transaction that handles the
-message (so it is there exactly when the message is), trimmed by age with ``MINID``.
+message (so it is there exactly when the message is), trimmed by age with ``MINID``;
+the same transaction adds ``message.inbound`` / ``message.outbound`` to the events
+stream (:mod:`gateway.store.events`).
 Entries keep what a timeline and a search need — direction, time, messenger, kind, text
 (shortened), operator, process and task, platform message id, file id — not the bytes.
 """
@@ -16,8 +18,10 @@ from datetime import datetime
 
 from redis.asyncio.client import Pipeline
 
+from gateway import process as bp
 from gateway.model import Content
 from gateway.store import keys
+from gateway.store.events import record_event
 from gateway.store.redis import Redis, text
 from gateway.store.writes import Writes
 
@@ -105,6 +109,14 @@ class History:
         )
         for token in words(content.text or ""):
             pipe.sadd(keys.word(token), contact_id)
+        data = {"channel": channel, "account": account, "kind": content.kind.value}
+        data |= {"message": message_id, "text": (content.text or "")[:TEXT_KEPT]}
+        if operator:
+            data["operator"] = operator
+        event_type = "message.inbound" if direction == "in" else "message.outbound"
+        actor = operator or bp.CUSTOMER
+        event = bp.Event(event_type, at, process, task or 0, actor, data)
+        record_event(pipe, contact_id, event)
 
     async def search(self, query: str, limit: int) -> list[tuple[str, Record]]:
         """Messages whose text contains ``query`` (case-insensitive), newest first, as

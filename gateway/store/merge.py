@@ -23,7 +23,8 @@ from gateway import process as bp
 from gateway.errors import GatewayError
 from gateway.model import ContactId
 from gateway.store import keys
-from gateway.store.processes import PROCESS, ProcessStore, record_event
+from gateway.store.events import record_event
+from gateway.store.processes import PROCESS, ProcessStore
 from gateway.store.redis import Redis, text
 
 MAX_ATTEMPTS = 20

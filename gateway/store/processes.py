@@ -12,7 +12,6 @@ from the winner's state, so two steps can never open two processes or two tasks.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from gateway.errors import GatewayError
 from gateway.jobs import StaffCard
 from gateway.process import Process, Sla, Transition
 from gateway.store import keys
+from gateway.store.events import record_event
 from gateway.store.redis import Redis
 from gateway.store.redis import text as _text
 from gateway.store.writes import Writes
@@ -307,24 +307,6 @@ class ProcessStore:
         )
         pipe.zrem(keys.AWAITING, contact_id)
         pipe.zrem(keys.OWNED, contact_id)
-
-
-def record_event(pipe: Writes | Pipeline, contact_id: str, event: bp.Event) -> None:
-    """Append ``event`` to the events stream (inside the caller's commit)."""
-    pipe.xadd(
-        keys.EVENTS,
-        {
-            "type": event.type,
-            "at": event.at.isoformat(),
-            "contact": contact_id,
-            "process": event.process,
-            "task": str(event.task),
-            "actor": event.actor or "",
-            "data": json.dumps(event.data, ensure_ascii=False),
-        },
-        maxlen=keys.EVENTS_MAXLEN,
-        approximate=True,
-    )
 
 
 def _no_new_number(day: date) -> str:
