@@ -6,16 +6,27 @@ used; what a fault answers is the platform's business), switch on random faults 
 rate (:class:`RandomFaults`: each request fails with a probability, from a seeded
 random generator, for chaos tests) and switch on a per-credential rate limit
 (:class:`RateLimiter`).
+
+Random faults are served the same way everywhere: the platform draws
+(:meth:`RandomFaults.draw`) once it knows the request's target and whose it is; a
+``delay`` holds the answer and a ``reset`` drops the connection
+(:func:`delay_or_drop`); only the answer to a status kind ("429", "500", "502", "503")
+is the platform's own. The console's ``POST /_control/fault_rate`` reads its body with
+:func:`read_rate` and answers :func:`rates_view`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiohttp import web
 
 
 class _Countdown(Protocol):
@@ -32,10 +43,13 @@ def check_http_error(status: int | None) -> None:
 
 
 class FaultQueue(Generic[F]):
-    """A FIFO of faults, each good for its next ``remaining`` matching requests."""
+    """A FIFO of faults, each good for its next ``remaining`` matching requests; a
+    request no queued fault matches may still meet a random one (``random``)."""
 
     def __init__(self) -> None:
         self._queue: list[F] = []
+        self.random = RandomFaults()
+        """Faults at a rate; ``random.injected`` counts them by target and kind."""
 
     def push(self, fault: F) -> F:
         """Queue ``fault`` after the others."""
@@ -174,6 +188,7 @@ class RandomFaults:
         self._rates: list[FaultRate] = []
         self._rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not crypto
         self.injected: Counter[tuple[str, str]] = Counter()
+        self._released = asyncio.Event()
 
     def add(self, rate: FaultRate, *, seed: int | None = None) -> FaultRate:
         """Apply ``rate``, consulted before the rules added earlier; ``seed`` restarts
@@ -182,6 +197,56 @@ class RandomFaults:
         if seed is not None:
             self._rng.seed(seed)
         return rate
+
+    def set_rate(
+        self,
+        probability: float,
+        *,
+        targets: Iterable[str] | None = None,
+        key: Hashable = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+        known: Collection[str] | None = None,
+        noun: str = "targets",
+    ) -> FaultRate:
+        """:meth:`add` a :class:`FaultRate` from plain arguments: ``targets`` (any case;
+        ``None``: all) must be among ``known`` when given (``noun`` names them in the
+        error: "methods", "endpoints")."""
+        wanted: frozenset[str] | None = None
+        if targets is not None:
+            if isinstance(targets, str):
+                raise TypeError(f"{noun} must be a list of names, not one string")
+            wanted = frozenset(str(target).lower() for target in targets)
+            if not wanted:
+                raise ValueError(f"{noun} must not be empty (leave it out for all)")
+            if known is not None:
+                unknown = sorted(wanted - {name.lower() for name in known})
+                if unknown:
+                    raise ValueError(f"unknown {noun} {unknown}; known: {sorted(known)}")
+        if isinstance(kinds, str):
+            raise TypeError(f"kinds must be a list of kinds, not one string; known: {RANDOM_KINDS}")
+        rate = FaultRate(
+            probability=probability,
+            kinds=tuple(kinds),
+            targets=wanted,
+            key=key,
+            retry_after=retry_after,
+            delay=delay,
+        )
+        return self.add(rate, seed=seed)
+
+    async def hold(self, drawn: Drawn) -> None:
+        """Sleep out a ``delay`` fault (no time for other kinds), cut short by
+        :meth:`release`."""
+        if drawn.kind == "delay" and drawn.rate.delay > 0 and not self._released.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), drawn.rate.delay)
+
+    def release(self) -> None:
+        """End the delays being held, and hold no more (the emulator is stopping)."""
+        self._released.set()
 
     def rates(self) -> list[FaultRate]:
         """The rules in force, the one consulted first first."""
@@ -214,6 +279,123 @@ class RandomFaults:
             for (target, kind), n in self.injected.items()
             if (wanted is None or target in wanted) and (kinds_ is None or kind in kinds_)
         )
+
+
+async def delay_or_drop(
+    drawn: Drawn, request: web.Request, faults: RandomFaults
+) -> web.StreamResponse | None:
+    """Serve the kinds every platform serves alike: a ``delay`` holds the answer, then
+    the request goes on and is done (``None``); a ``reset`` drops the connection before
+    anything is done (the returned response never reaches the client). ``None`` for the
+    status kinds too: what they answer is the platform's business."""
+    await faults.hold(drawn)
+    if drawn.kind != "reset":
+        return None
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)  # never reaches the client: the connection is gone
+
+
+@dataclass(frozen=True)
+class RateRequest:
+    """What a ``POST /_control/fault_rate`` body asks for (see :func:`read_rate`)."""
+
+    probability: float
+    targets: list[str] | None
+    key: Any
+    """The value of the platform's key field (``None``: not given)."""
+    kinds: tuple[str, ...]
+    retry_after: int
+    delay: float
+    seed: int | None
+
+
+def _number(body: Mapping[str, Any], name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(body: Mapping[str, Any], name: str, default: int | None) -> int | None:
+    value = body.get(name, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _names(body: Mapping[str, Any], name: str) -> list[str] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TypeError(f"{name} must be a list of non-empty strings, got {value!r}")
+    return value
+
+
+def read_rate(
+    body: Mapping[str, Any], *, targets: str, key: str, key_type: type[int] | type[str]
+) -> RateRequest | None:
+    """The rule a ``POST /_control/fault_rate`` body asks for — ``{probability,
+    <targets>?, <key>?, kinds?, retry_after?, delay?, seed?}`` — or ``None`` for
+    ``{"clear": true}``. ``targets`` and ``key`` name the platform's fields ("methods",
+    "group_id"…), ``key_type`` is its key's JSON type. Anything else raises
+    ``ValueError``/``TypeError`` saying what is wrong (the console's 400)."""
+    allowed = {"probability", targets, key, "kinds", "retry_after", "delay", "seed"}
+    if "clear" in body:
+        if body["clear"] is not True:
+            raise ValueError("clear must be true (leave it out to set a rate)")
+        if len(body) > 1:
+            raise ValueError(f"clear takes no other fields, got {sorted(set(body) - {'clear'})}")
+        return None
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}; known: {sorted(allowed | {'clear'})}")
+    if "probability" not in body:
+        raise ValueError("probability is required: a number within [0, 1]")
+    owner = body.get(key)
+    if owner is not None and (isinstance(owner, bool) or not isinstance(owner, key_type)):
+        raise TypeError(f"{key} must be a{'n integer' if key_type is int else ' string'}")
+    kinds = _names(body, "kinds")
+    return RateRequest(
+        probability=_number(body, "probability", 0.0),
+        targets=_names(body, targets),
+        key=owner,
+        kinds=tuple(kinds) if kinds is not None else RANDOM_KINDS,
+        retry_after=_integer(body, "retry_after", 1) or 0,
+        delay=_number(body, "delay", 1.0),
+        seed=_integer(body, "seed", None),
+    )
+
+
+def rates_view(
+    faults: RandomFaults,
+    *,
+    targets: str,
+    key: str,
+    key_view: Callable[[Any], Any] = lambda key: key,
+) -> dict[str, Any]:
+    """The rules in force (the one consulted first first) and what was injected so far,
+    for the console; ``targets``/``key`` name the platform's fields, ``key_view`` shows
+    a key (a bot's public id instead of its token)."""
+    by_kind: Counter[str] = Counter()
+    for (_, kind), n in faults.injected.items():
+        by_kind[kind] += n
+    return {
+        "rates": [
+            {
+                "probability": rate.probability,
+                "kinds": list(rate.kinds),
+                targets: sorted(rate.targets) if rate.targets is not None else None,
+                key: key_view(rate.key) if rate.key is not None else None,
+                "retry_after": rate.retry_after,
+                "delay": rate.delay,
+            }
+            for rate in faults.rates()
+        ],
+        "injected": faults.count(),
+        "injected_by_kind": dict(by_kind),
+    }
 
 
 class RateLimiter:

@@ -9,7 +9,8 @@ every message type and its validation, ``get_account_info``, ``get_user_details`
 welcome message), ``delivered``, ``seen`` and ``failed``. A bot's pictures, videos and
 files are downloaded from the URLs it gives, as Viber does, and a failed download is a
 ``failed`` callback. Message tokens are 64-bit integers above 2**53, written exactly.
-Faults (Viber statuses, proxy HTML pages, a per-bot rate limit) can be injected. People
+Faults (Viber statuses, proxy HTML pages, a per-bot rate limit) can be injected, once or
+at random at a rate. People
 are played from Python (:class:`ViberEmulator`) or from the web console over
 ``/_control``.
 

@@ -7,21 +7,23 @@ channel is set to; the real one is ``https://chatapi.viber.com/pa``):
   ``get_online``, ``send_message``. The body is JSON (viberbot sends it without a
   content type); the token is its ``auth_token`` or the ``X-Viber-Auth-Token`` header
   (the body wins). A call is recorded, then checked in this order: injected HTTP fault,
-  token (status 2), JSON body (3), injected Viber status, rate limit (12), the endpoint.
-  Every answer but an injected HTTP fault is HTTP 200 JSON with ``status`` and
-  ``status_message``; unknown endpoints answer HTTP 404.
+  token (status 2), JSON body (3), injected Viber status, a random fault (see
+  :meth:`ApiServer.at_random`), rate limit (12), the endpoint. Every answer but an HTTP
+  fault is HTTP 200 JSON with ``status`` and ``status_message``; unknown endpoints
+  answer HTTP 404.
 * ``GET /files/{key}/{name}`` – customers' media and the bots' downloaded media.
 """
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from ..common import html_error, json_response
-from ..common.faults import Faults, RateLimiter
+from ..common.faults import Drawn, Faults, RateLimiter, delay_or_drop
 from .endpoints import HANDLERS, Ctx
 from .models import Call, JsonDict, ViberError, status_name
 from .state import ViberWorld
@@ -74,6 +76,12 @@ class ApiServer:
             fault = self.faults.take(endpoint, http=False)
             if fault is not None and fault.code is not None:
                 raise ViberError(fault.code, fault.message or "injected fault")
+            drawn = self.faults.random.draw(endpoint, bot.token)
+            if drawn is not None:
+                failed = await self.at_random(drawn, request)
+                if failed is not None:
+                    self._record(endpoint, params, None)
+                    return failed
             if not self.limiter.allow(bot.token):
                 raise ViberError(12, "too many requests")
             result = await HANDLERS[endpoint](Ctx(self.world, bot, params))
@@ -82,6 +90,21 @@ class ApiServer:
             return json_response(error.body())
         self._record(endpoint, params, 0)
         return json_response({"status": 0, "status_message": status_name(0), **result})
+
+    async def at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
+        """Serve a random fault as Viber would: "429" is status 12 ``tooManyRequests`` in
+        an HTTP 200 answer (raised), Viber's rate-control answer, which says nothing of
+        how long to wait
+        (https://creators.viber.com/docs/bots-api/resources/messaging/send-message);
+        "500", "502", "503" an HTML page with that status (the REST API has no status
+        for its own failures: a proxy in an incident); a ``delay`` holds the answer,
+        then the call is done (``None``); a ``reset`` drops the connection."""
+        dropped = await delay_or_drop(drawn, request, self.faults.random)
+        if dropped is not None or drawn.status is None:
+            return dropped
+        if drawn.status == HTTPStatus.TOO_MANY_REQUESTS:
+            raise ViberError(12, "too many requests")
+        return html_error(drawn.status)
 
     async def file(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler of ``GET /files/{key}/{name}``."""

@@ -5,7 +5,8 @@ their public id (``pa:...``): no route needs or shows a token. Message tokens ar
 given as strings (``message_token_str``), since a browser's JSON numbers cannot hold
 them exactly; routes take either form.
 
-* ``GET /_control/state`` – bots (id, name, webhook URL), people, the feed cursor;
+* ``GET /_control/state`` – bots (id, name, webhook URL), people, the random fault
+  rules, the feed cursor;
 * ``POST /_control/users`` – ``{name}`` → the person;
 * ``POST /_control/open`` – ``{bot_id, user_id, context?}`` (``conversation_started``);
 * ``POST /_control/subscribe`` / ``/_control/unsubscribe`` – ``{bot_id, user_id}``;
@@ -17,7 +18,11 @@ them exactly; routes take either form.
 * ``GET /_control/conversation?bot_id=&user_id=`` – ``{messages, subscribed, opened}``;
 * ``GET /_control/events?after=N&timeout=S`` – long poll of the feed;
 * ``POST /_control/faults`` – ``{endpoint, status}`` (a Viber status) or ``{endpoint,
-  http_status}``, ``times``; ``{clear: true}`` drops queued faults.
+  http_status}``, ``times``; ``{clear: true}`` drops queued faults;
+* ``POST /_control/fault_rate`` – ``{probability, endpoints?, bot_id?, kinds?,
+  retry_after?, delay?, seed?}`` fails calls at random (see
+  :meth:`ViberEmulator.set_fault_rate`), ``{clear: true}`` stops it → the rules in
+  force and how many faults were injected.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..common import control as common
+from ..common.faults import rates_view, read_rate
 from .models import JsonDict, StoredMessage
 
 if TYPE_CHECKING:
@@ -87,6 +93,7 @@ class Control:
                 for b in self.world.bots.values()
             ],
             "users": [u.profile() for u in self.world.users.values()],
+            "fault_rates": self._fault_rates(),
             "cursor": self.world.feed.cursor,
         }
 
@@ -151,6 +158,34 @@ class Control:
             self.emu.fail(endpoint, int(body["status"]), times=times)
         return {"ok": True, "pending": len(self.emu.faults.pending())}
 
+    async def fault_rate(self, request: web.Request) -> JsonDict:
+        """Fail calls at random, or stop with ``clear``."""
+        asked = read_rate(
+            await common.read_body(request), targets="endpoints", key="bot_id", key_type=str
+        )
+        if asked is None:
+            self.emu.clear_fault_rates()
+        else:
+            self.emu.set_fault_rate(
+                asked.probability,
+                endpoints=asked.targets,
+                token=self.world.bot_by_id(asked.key).token if asked.key is not None else None,
+                kinds=asked.kinds,
+                retry_after=asked.retry_after,
+                delay=asked.delay,
+                seed=asked.seed,
+            )
+        return {"ok": True, **self._fault_rates()}
+
+    def _fault_rates(self) -> JsonDict:
+        def bot_id(token: str) -> str | None:
+            bot = self.world.bots.get(token)
+            return bot.id if bot is not None else None
+
+        return rates_view(
+            self.emu.faults.random, targets="endpoints", key="bot_id", key_view=bot_id
+        )
+
 
 def add_routes(app: web.Application, emulator: ViberEmulator) -> None:
     """Register ``/_control/...`` on ``app``."""
@@ -163,6 +198,7 @@ def add_routes(app: web.Application, emulator: ViberEmulator) -> None:
         "send": control.send,
         "seen": control.seen,
         "faults": control.faults,
+        "fault_rate": control.fault_rate,
     }
     gets: dict[str, common.Endpoint] = {
         "state": control.state,

@@ -7,15 +7,16 @@ what the bots did, while the gateway talks to the emulator over real HTTP with v
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from ..common.faults import Fault, Faults, RateLimited, RateLimiter
+from ..common.faults import RANDOM_KINDS, Fault, Faults, RateLimited, RateLimiter
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import ApiServer, add_routes
 from .callbacks import Callbacks
+from .endpoints import HANDLERS
 from .models import STATUS_NAMES, Call, JsonDict, Webhook
 from .state import ViberWorld
 
@@ -58,6 +59,7 @@ class ViberEmulator(EmulatorServer, RateLimited):
         self.limiter = RateLimiter(rate_limit)
         self.api = ApiServer(self.world, self.faults, self.limiter)
         self.on_stop(release=self.world.close, close=self.callbacks.close)
+        self.on_stop(release=self.faults.random.release)
 
     @property
     def auto_deliver(self) -> bool:
@@ -259,5 +261,52 @@ class ViberEmulator(EmulatorServer, RateLimited):
         self.faults.add(Fault(endpoint, times, status=http_status))
 
     def clear_faults(self) -> None:
-        """Forget faults not used yet."""
+        """Forget faults not used yet (random faults go on: :meth:`clear_fault_rates`)."""
         self.faults.clear()
+
+    def set_fault_rate(
+        self,
+        probability: float,
+        *,
+        endpoints: Iterable[str] | None = None,
+        token: str | None = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Fail REST calls at random, for chaos tests: each call of ``endpoints`` (every
+        one when ``None``) by the bot of ``token`` (any when ``None``) fails with
+        ``probability``, as one of ``kinds`` drawn uniformly, answered as Viber does:
+        "429" status 12 ``tooManyRequests`` (HTTP 200), "500"/"502"/"503" an HTML page
+        with that status (a proxy in an incident), "delay" the answer ``delay`` seconds
+        late (and the call done: the REST API has no idempotency key, so past the
+        client's timeout a retried ``send_message`` is a second message), "reset" the
+        connection dropped before the call is done. Status 12 carries no wait:
+        ``retry_after`` is accepted, so that one call suits every emulator, and unused.
+        Queued faults go first; the newest rate matching a call decides; ``seed`` makes
+        the draws reproducible."""
+        if token is not None:
+            self.world.bot(token)
+        self.faults.random.set_rate(
+            probability,
+            targets=endpoints,
+            key=token,
+            kinds=kinds,
+            retry_after=retry_after,
+            delay=delay,
+            seed=seed,
+            known=list(HANDLERS),
+            noun="endpoints",
+        )
+
+    def clear_fault_rates(self) -> None:
+        """Stop random faults (what was injected stays counted)."""
+        self.faults.random.clear()
+
+    def injected_faults(
+        self, endpoints: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many random faults hit calls of ``endpoints`` (all when ``None``), of
+        ``kinds`` (all when ``None``)."""
+        return self.faults.random.count(endpoints, kinds)

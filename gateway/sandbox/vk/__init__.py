@@ -6,8 +6,9 @@ community access token closely enough for an unmodified ``vk_api`` client: messa
 document uploads in VK's three steps, the Bots Long Poll server with its ``failed``
 answers, and the Callback API with confirmation, secrets and retries. Faults (VK error
 objects, proxy HTML pages, upload failures, a per-token rate limit) can be injected,
-because reproducing VK's failure modes is the point. People are played from Python
-(:class:`VkEmulator`) or from the web console over ``/_control``.
+once or at random at a rate, because reproducing VK's failure modes is the point.
+People are played from Python (:class:`VkEmulator`) or from the web console over
+``/_control``.
 
 URL layout, relative to the base URL (what ``api_server`` of a ``kind: vk`` channel is
 set to): ``/method/{name}`` the API, ``/upload/photo/{group_id}`` and

@@ -4,7 +4,9 @@ Routes, relative to the emulator's base URL (so the app can be mounted as a sub-
 
 * ``GET|POST /method/{name}`` – the API; a call is recorded, then checked in this order:
   injected HTTP fault, access token (error 5), ``v`` (error 8), method (error 3),
-  injected VK error, rate limit (error 6), the method itself;
+  injected VK error, a random fault (:func:`~.faults.random_error`; a ``delay`` holds
+  the answer, then the call is done; a ``reset`` drops the connection), rate limit
+  (error 6), the method itself;
 * ``POST /upload/photo/{group_id}`` and ``POST /upload/doc/{group_id}?type=`` – upload
   servers handed out by ``photos.getMessagesUploadServer``/``docs.getMessagesUploadServer``;
 * ``GET /files/{key}/{name}`` – stored files (attachment URLs, profile photos);
@@ -16,10 +18,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..common import html_error, json_response
+from ..common.faults import Drawn, delay_or_drop
 from . import api_groups, api_media, api_messages
 from .callback import CallbackDelivery
 from .ctx import Ctx, Handler
-from .faults import Faults, RateLimiter
+from .faults import Faults, RateLimiter, random_error
 from .models import NO_VERSION, UNKNOWN_METHOD, Call, VkApiError
 from .state import VkWorld
 from .wire import Params, error_body, read_files, read_params
@@ -65,11 +68,27 @@ class ApiServer:
             fault = self.faults.take(entry[0], http=False)
             if fault is not None:
                 raise fault.error()
+            drawn = self.faults.random.draw(entry[0], group.id)
+            if drawn is not None:
+                failed = await self._at_random(drawn, request)
+                if failed is not None:
+                    return failed
             self.limiter.check(token)
             result = entry[1](Ctx(self.world, group, params, self.delivery))
         except VkApiError as error:
             return json_response(error_body(error, method, params))
         return json_response({"response": result})
+
+    async def _at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
+        """Serve a random fault: ``None`` when the call goes on (late, for a delay);
+        raises the VK error of error-object kinds."""
+        dropped = await delay_or_drop(drawn, request, self.faults.random)
+        if dropped is not None or drawn.status is None:
+            return dropped
+        error = random_error(drawn.status)
+        if error is not None:
+            raise error
+        return html_error(drawn.status)
 
     def _upload_fault(self) -> web.Response | None:
         fault = self.faults.take(Faults.UPLOAD, http=True)

@@ -4,7 +4,7 @@ JSON in, JSON out; bad input answers 400 ``{"error": "..."}``. Communities are r
 to by id: no route needs or shows an access token.
 
 * ``GET /_control/state`` – communities (id, name, callback servers with their status),
-  people, the feed cursor;
+  people, the random fault rules, the feed cursor;
 * ``POST /_control/users`` – ``{first_name, last_name?, user_id?}`` → the person;
 * ``POST /_control/send`` – ``{group_id, user_id, text?, kind?, file?, geo?, sticker?,
   reply_to?}`` (``file`` = ``{name, mime_type, content_b64}``, ``kind`` = ``photo``,
@@ -15,7 +15,11 @@ to by id: no route needs or shows an access token.
 * ``GET /_control/events?after=N&timeout=S`` – long poll of the feed (message, edit,
   read, allow, deny);
 * ``POST /_control/faults`` – ``{method, code}`` (a VK error), ``{method, status}`` (an
-  HTTP error), ``times``; ``{clear: true}`` drops queued faults.
+  HTTP error), ``times``; ``{clear: true}`` drops queued faults;
+* ``POST /_control/fault_rate`` – ``{probability, methods?, group_id?, kinds?,
+  retry_after?, delay?, seed?}`` fails calls at random (see
+  :meth:`VkEmulator.set_fault_rate`), ``{clear: true}`` stops it → the rules in force
+  and how many faults were injected.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..common import control as common
+from ..common.faults import rates_view, read_rate
 from .models import JsonDict
 
 if TYPE_CHECKING:
@@ -69,6 +74,7 @@ class Control:
                 for g in self.world.groups.values()
             ],
             "users": [u.user_dict(fields) for u in self.world.users.values()],
+            "fault_rates": self._fault_rates(),
             "cursor": self.world.feed.cursor,
         }
 
@@ -142,6 +148,28 @@ class Control:
             self.emu.fail(method, int(body["code"]), times=times, message=body.get("message"))
         return {"ok": True, "pending": len(self.emu.faults.pending())}
 
+    async def fault_rate(self, request: web.Request) -> JsonDict:
+        """Fail calls at random, or stop with ``clear``."""
+        asked = read_rate(
+            await common.read_body(request), targets="methods", key="group_id", key_type=int
+        )
+        if asked is None:
+            self.emu.clear_fault_rates()
+        else:
+            self.emu.set_fault_rate(
+                asked.probability,
+                methods=asked.targets,
+                group_id=asked.key,
+                kinds=asked.kinds,
+                retry_after=asked.retry_after,
+                delay=asked.delay,
+                seed=asked.seed,
+            )
+        return {"ok": True, **self._fault_rates()}
+
+    def _fault_rates(self) -> JsonDict:
+        return rates_view(self.emu.faults.random, targets="methods", key="group_id")
+
 
 def add_routes(app: web.Application, emulator: VkEmulator) -> None:
     """Register ``/_control/...`` on ``app``."""
@@ -153,6 +181,7 @@ def add_routes(app: web.Application, emulator: VkEmulator) -> None:
         "allow": control.allow,
         "deny": control.deny,
         "faults": control.faults,
+        "fault_rate": control.fault_rate,
     }
     gets: dict[str, common.Endpoint] = {
         "state": control.state,

@@ -15,10 +15,10 @@ from aiohttp import web
 from yarl import URL
 
 from ..common import is_loopback
-from ..common.faults import RateLimited
+from ..common.faults import RANDOM_KINDS, RateLimited
 from ..common.server import EmulatorServer
 from . import actions, control
-from .api import ApiServer, add_routes
+from .api import METHODS, ApiServer, add_routes
 from .callback import CallbackDelivery
 from .faults import Fault, Faults, RateLimiter
 from .models import MESSAGE_EVENTS, Call, JsonDict
@@ -49,6 +49,7 @@ class VkEmulator(EmulatorServer, RateLimited):
         self.api = ApiServer(self.world, self.faults, self.limiter, self.delivery)
         self.rps_limit = rps_limit
         self.on_stop(release=self.world.close, close=self.delivery.close)
+        self.on_stop(release=self.faults.random.release)
 
     rps_limit = RateLimited.rate_limit
     """Calls a second one access token may make before error 6 (``None``: no limit)."""
@@ -281,5 +282,53 @@ class VkEmulator(EmulatorServer, RateLimited):
         self.world.group(group_id).longpoll.inject(code)
 
     def clear_faults(self) -> None:
-        """Forget faults not used yet."""
+        """Forget faults not used yet (random faults go on: :meth:`clear_fault_rates`)."""
         self.faults.clear()
+
+    def set_fault_rate(
+        self,
+        probability: float,
+        *,
+        methods: Iterable[str] | None = None,
+        group_id: int | None = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Fail API calls at random, for chaos tests: each call of ``methods`` (any case;
+        every method when ``None``) by the community ``group_id`` (any when ``None``)
+        fails with ``probability``, as one of ``kinds`` drawn uniformly, answered as VK
+        does: "429" error 6 "Too many requests per second" and "500" error 10 "Internal
+        server error" (error objects in HTTP 200 answers), "502"/"503" a proxy's HTML
+        page with that status, "delay" the answer ``delay`` seconds late (and the call
+        done: past the client's timeout it looks failed though it happened; a retried
+        ``messages.send`` with the same ``random_id`` sends nothing twice), "reset" the
+        connection dropped before the call is done. VK's error 6 carries no wait:
+        ``retry_after`` is accepted, so that one call suits every emulator, and unused.
+        Queued faults go first; the newest rate matching a call decides; ``seed`` makes
+        the draws reproducible."""
+        if group_id is not None:
+            self.world.group(group_id)
+        self.faults.random.set_rate(
+            probability,
+            targets=methods,
+            key=group_id,
+            kinds=kinds,
+            retry_after=retry_after,
+            delay=delay,
+            seed=seed,
+            known=[name for name, _ in METHODS.values()],
+            noun="methods",
+        )
+
+    def clear_fault_rates(self) -> None:
+        """Stop random faults (what was injected stays counted)."""
+        self.faults.random.clear()
+
+    def injected_faults(
+        self, methods: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many random faults hit calls of ``methods`` (all when ``None``), of
+        ``kinds`` (all when ``None``)."""
+        return self.faults.random.count(methods, kinds)

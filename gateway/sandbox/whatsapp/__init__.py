@@ -10,7 +10,8 @@ verification, ``X-Hub-Signature-256`` signatures, retries and batching, status w
 integration: outside the 24-hour customer service window only approved templates may be
 sent (error 131047). The emulator has its own clock so tests can step past 24 hours.
 Faults (Graph errors, proxy HTML pages, throughput and pair rate limits) can be injected,
-because reproducing the platform's failure modes is the point. Customers are played from
+once or at random at a rate, because reproducing the platform's failure modes is the
+point. Customers are played from
 Python (:class:`WhatsAppEmulator`) or from a web console over ``/_control``.
 
 URL layout, relative to the base URL (what an adapter uses instead of

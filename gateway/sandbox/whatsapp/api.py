@@ -17,10 +17,12 @@ Routes, relative to the emulator's base URL (what an adapter uses instead of
 
 Every request is recorded (:attr:`~.state.WhatsAppWorld.calls`, without the token), then
 checked in this order: injected HTML fault, token (190 missing or unknown, 100/33 for an
-object the token may not use), injected Graph error, rate limit (messages only, 130429),
-the endpoint itself. Errors are ``{"error": {"message", "type": "OAuthException",
-"code", "error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with an HTTP
-error status (https://developers.facebook.com/docs/graph-api/guides/error-handling).
+object the token may not use), injected Graph error, a random fault
+(:func:`~.faults.random_error`; a ``delay`` holds the answer, then the request is done; a
+``reset`` drops the connection), rate limit (messages only, 130429), the endpoint
+itself. Errors are ``{"error": {"message", "type": "OAuthException", "code",
+"error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with an HTTP error
+status (https://developers.facebook.com/docs/graph-api/guides/error-handling).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from aiohttp import BodyPartReader, web
 from yarl import URL
 
 from ..common import html_error, is_loopback, json_response
+from ..common.faults import Drawn, delay_or_drop
 from . import api_messages
-from .faults import Faults, RateLimiter
+from .faults import Faults, RateLimiter, random_error
 from .media import DOWNLOAD_PATH, LIMITS, MIME_TYPES, kind_of
 from .models import Call, GraphError, JsonDict, Number, Subscription, invalid, no_object, required
 from .state import WhatsAppWorld
@@ -83,10 +86,11 @@ class GraphApi:
         request: web.Request,
         endpoint: str,
         body: JsonDict,
-        authorize: Callable[[str | None], object],
+        authorize: Callable[[str | None], str | None],
         run: Callable[[], Awaitable[Any]],
     ) -> web.StreamResponse:
-        """Record, fault, authenticate and run one request."""
+        """Record, fault, authenticate and run one request; ``authorize`` answers the
+        phone number id the request is about (whose random faults it meets)."""
         node = request.match_info.get("node", body.get("mid", ""))
         version = request.match_info.get("version", "")
         self.world.calls.append(Call(request.method, endpoint, version, str(node), body))
@@ -94,16 +98,32 @@ class GraphApi:
         if fault is not None and fault.http_status is not None:
             return html_error(fault.http_status)
         try:
-            authorize(bearer(request))
+            number = authorize(bearer(request))
             fault = self.faults.take(endpoint, html=False)
             if fault is not None:
                 raise fault.error()
+            drawn = self.faults.random.draw(endpoint, number)
+            if drawn is not None:
+                failed = await self._at_random(drawn, request)
+                if failed is not None:
+                    return failed
             result = await run()
         except GraphError as error:
             return error_response(error)
         if isinstance(result, web.StreamResponse):
             return result
         return json_response(result)
+
+    async def _at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
+        """Serve a random fault: ``None`` when the request goes on (late, for a delay);
+        raises the Graph error of error kinds."""
+        dropped = await delay_or_drop(drawn, request, self.faults.random)
+        if dropped is not None or drawn.status is None:
+            return dropped
+        error = random_error(drawn.status)
+        if error is not None:
+            raise error
+        return html_error(drawn.status)
 
     # --- messages -------------------------------------------------------------------------
 
@@ -113,8 +133,9 @@ class GraphApi:
         body = await read_json(request)
         numbers: list[Number] = []
 
-        def authorize(token: str | None) -> None:
+        def authorize(token: str | None) -> str:
             numbers.append(self.world.authenticate(token, node))
+            return node
 
         async def run() -> JsonDict:
             self.limiter.check(node)
@@ -135,8 +156,9 @@ class GraphApi:
             logged["file"] = {"filename": file[0], "size": len(file[1])}
         numbers: list[Number] = []
 
-        def authorize(token: str | None) -> None:
+        def authorize(token: str | None) -> str:
             numbers.append(self.world.authenticate(token, node))
+            return node
 
         async def run() -> JsonDict:
             return self._store_upload(numbers[0], fields, file)
@@ -181,8 +203,9 @@ class GraphApi:
         world = self.world
         if node in world.numbers:
 
-            def authorize_number(token: str | None) -> None:
+            def authorize_number(token: str | None) -> str:
                 world.authenticate(token, node, "get")
+                return node
 
             async def number_info() -> JsonDict:
                 return world.numbers[node].info()
@@ -191,8 +214,8 @@ class GraphApi:
                 request, "number", dict(request.query), authorize_number, number_info
             )
 
-        def authorize(token: str | None) -> None:
-            self._media_owner(token, node, request.query.get("phone_number_id"))
+        def authorize(token: str | None) -> str:
+            return self._media_owner(token, node, request.query.get("phone_number_id"))
 
         async def run() -> JsonDict:
             stored = world.media.get(node)
@@ -212,8 +235,8 @@ class GraphApi:
         """``DELETE /{v}/{media_id}`` → ``{"success": true}``."""
         node = request.match_info["node"]
 
-        def authorize(token: str | None) -> None:
-            self._media_owner(token, node, request.query.get("phone_number_id"), "delete")
+        def authorize(token: str | None) -> str:
+            return self._media_owner(token, node, request.query.get("phone_number_id"), "delete")
 
         async def run() -> JsonDict:
             self.world.media.delete(node)
@@ -223,25 +246,27 @@ class GraphApi:
 
     def _media_owner(
         self, token: str | None, media_id: str, phone_number_id: str | None, method: str = "get"
-    ) -> None:
-        """Error unless the token may use the number that owns the file."""
+    ) -> str:
+        """The number that owns the file; an error unless the token may use it."""
         numbers = self.world.token_numbers(token)
         stored = self.world.media.get(media_id)
         if stored is None or stored.owner not in {n.id for n in numbers}:
             raise no_object(media_id, method)
         if phone_number_id and phone_number_id != stored.owner:
             raise no_object(media_id, method)
+        return stored.owner
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """The media download URL: the bytes, for the bearer of a token of the owner."""
         query = request.query
         world = self.world
 
-        def authorize(token: str | None) -> None:
+        def authorize(token: str | None) -> str | None:
             numbers = world.token_numbers(token)
             stored = world.media.get(query.get("mid", ""))
             if stored is not None and stored.owner not in {n.id for n in numbers}:
                 raise no_object(query.get("mid", ""))
+            return stored.owner if stored is not None else None
 
         async def run() -> web.StreamResponse:
             stored = world.media.resolve(
@@ -265,8 +290,9 @@ class GraphApi:
         body = await read_json(request)
         numbers: list[Number] = []
 
-        def authorize(token: str | None) -> None:
+        def authorize(token: str | None) -> str:
             numbers.append(self.world.authenticate(token, node))
+            return node
 
         async def run() -> JsonDict:
             return await self._configure(numbers[0], body)

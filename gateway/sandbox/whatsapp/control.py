@@ -4,7 +4,7 @@ JSON in, JSON out; bad input answers 400 ``{"error": "..."}``. Numbers are refer
 phone number id: no route needs or shows a token or an app secret.
 
 * ``GET /_control/state`` – numbers (id, display number, webhook URL), customers,
-  templates, the clock and the feed cursor;
+  templates, the clock, the random fault rules and the feed cursor;
 * ``POST /_control/users`` – ``{name, wa_id?}`` → the customer;
 * ``POST /_control/send`` – ``{phone_number_id, wa_id, text?, kind?, file?, caption?,
   location?, contacts?, button_reply?, reaction?, reply_to?}`` (``file`` = ``{name,
@@ -21,7 +21,11 @@ phone number id: no route needs or shows a token or an app secret.
 * ``GET /_control/events?after=N&timeout=S`` – long poll of the feed (message, status,
   read_mark);
 * ``POST /_control/faults`` – ``{endpoint, code}`` (a Graph error) or ``{endpoint,
-  status}`` (an HTML page), ``times``; ``{clear: true}`` drops queued faults.
+  status}`` (an HTML page), ``times``; ``{clear: true}`` drops queued faults;
+* ``POST /_control/fault_rate`` – ``{probability, endpoints?, phone_number_id?, kinds?,
+  retry_after?, delay?, seed?}`` fails requests at random (see
+  :meth:`WhatsAppEmulator.set_fault_rate`), ``{clear: true}`` stops it → the rules in
+  force and how many faults were injected.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..common.control import Endpoint, add_control_routes, decode_file, events_endpoint, read_body
+from ..common.faults import rates_view, read_rate
 from .models import JsonDict
 
 if TYPE_CHECKING:
@@ -84,7 +89,8 @@ class Control:
         self.world = emulator.world
 
     async def state(self, _request: web.Request) -> JsonDict:
-        """Numbers (no tokens), customers, templates, the clock and the feed cursor."""
+        """Numbers (no tokens), customers, templates, the clock, the random fault rules
+        and the feed cursor."""
         return {
             "numbers": [
                 {
@@ -101,6 +107,7 @@ class Control:
                 for t in self.world.templates.values()
             ],
             "now": int(self.world.now()),
+            "fault_rates": self._fault_rates(),
             "cursor": self.world.feed.cursor,
         }
 
@@ -178,6 +185,28 @@ class Control:
             )
         return {"ok": True, "pending": len(self.emu.faults.pending())}
 
+    async def fault_rate(self, request: web.Request) -> JsonDict:
+        """Fail requests at random, or stop with ``clear``."""
+        asked = read_rate(
+            await read_body(request), targets="endpoints", key="phone_number_id", key_type=str
+        )
+        if asked is None:
+            self.emu.clear_fault_rates()
+        else:
+            self.emu.set_fault_rate(
+                asked.probability,
+                endpoints=asked.targets,
+                phone_number_id=asked.key,
+                kinds=asked.kinds,
+                retry_after=asked.retry_after,
+                delay=asked.delay,
+                seed=asked.seed,
+            )
+        return {"ok": True, **self._fault_rates()}
+
+    def _fault_rates(self) -> JsonDict:
+        return rates_view(self.emu.faults.random, targets="endpoints", key="phone_number_id")
+
 
 def add_routes(app: web.Application, emulator: WhatsAppEmulator) -> None:
     """Register ``/_control/...`` on ``app``."""
@@ -188,6 +217,7 @@ def add_routes(app: web.Application, emulator: WhatsAppEmulator) -> None:
         "read": control.read,
         "advance": control.advance,
         "faults": control.faults,
+        "fault_rate": control.fault_rate,
     }
     gets: dict[str, Endpoint] = {
         "state": control.state,

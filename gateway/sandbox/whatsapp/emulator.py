@@ -9,18 +9,19 @@ emulator over real HTTP like it would to ``graph.facebook.com``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from yarl import URL
 
 from ..common import is_loopback
+from ..common.faults import RANDOM_KINDS
 from ..common.server import EmulatorServer
 from . import actions, control
 from .actions import Content
 from .api import MAX_BODY, GraphApi, add_routes
-from .faults import Fault, Faults, RateLimiter
+from .faults import TARGETS, Fault, Faults, RateLimiter
 from .models import DEFAULT_WABA_ID, Call, JsonDict, Number, Subscription, Template, digits_of
 from .state import WhatsAppWorld
 from .webhooks import WebhookDelivery
@@ -115,6 +116,7 @@ class WhatsAppEmulator(EmulatorServer):
 
     async def _on_shutdown(self, _app: web.Application | None) -> None:
         self.world.close()
+        self.faults.random.release()
 
     async def _on_cleanup(self, _app: web.Application | None) -> None:
         await self.delivery.close()
@@ -371,5 +373,54 @@ class WhatsAppEmulator(EmulatorServer):
         self.faults.add(Fault(endpoint, times, http_status=status))
 
     def clear_faults(self) -> None:
-        """Forget faults not used yet."""
+        """Forget faults not used yet (random faults go on: :meth:`clear_fault_rates`)."""
         self.faults.clear()
+
+    def set_fault_rate(
+        self,
+        probability: float,
+        *,
+        endpoints: Iterable[str] | None = None,
+        phone_number_id: str | None = None,
+        kinds: Iterable[str] = RANDOM_KINDS,
+        retry_after: int = 1,
+        delay: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Fail requests at random, for chaos tests: each request to ``endpoints`` (the
+        names :meth:`fail` takes; every one when ``None``) about the number
+        ``phone_number_id`` (any when ``None``) fails with ``probability``, as one of
+        ``kinds`` drawn uniformly, answered as the Cloud API does (a Graph error object
+        with ``message``, ``type``, ``code``, ``error_data`` and ``fbtrace_id``): "429"
+        130429 "Rate limit hit" (HTTP 429), "500" 131000 "Something went wrong" (HTTP
+        500), "503" 2 "API Service" (HTTP 503), "502" an HTML page (the edge in front
+        of Graph), "delay" the answer ``delay`` seconds late (and the request done: the
+        API has no idempotency key, so past the client's timeout a retried send is a
+        second message), "reset" the connection dropped before anything is done.
+        130429 carries no wait: ``retry_after`` is accepted, so that one call suits
+        every emulator, and unused. Queued faults go first; the newest rate matching a
+        request decides; ``seed`` makes the draws reproducible."""
+        if phone_number_id is not None and phone_number_id not in self.world.numbers:
+            raise ValueError(f"unknown phone number id {phone_number_id!r}")
+        self.faults.random.set_rate(
+            probability,
+            targets=endpoints,
+            key=phone_number_id,
+            kinds=kinds,
+            retry_after=retry_after,
+            delay=delay,
+            seed=seed,
+            known=TARGETS,
+            noun="endpoints",
+        )
+
+    def clear_fault_rates(self) -> None:
+        """Stop random faults (what was injected stays counted)."""
+        self.faults.random.clear()
+
+    def injected_faults(
+        self, endpoints: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many random faults hit requests to ``endpoints`` (all when ``None``), of
+        ``kinds`` (all when ``None``)."""
+        return self.faults.random.count(endpoints, kinds)

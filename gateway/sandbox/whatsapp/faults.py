@@ -7,27 +7,22 @@ throughput: about 80 messages a second per business number (130429) and about on
 message every 6 seconds to the same customer (131056,
 https://developers.facebook.com/docs/whatsapp/cloud-api/overview#pair-rate-limits).
 Tests of an adapter's retry logic provoke each on demand: :class:`Faults` queues one-shot
-failures per endpoint (first queued, first used), :class:`RateLimiter` answers 130429 when
-a number sends faster than allowed.
+failures per endpoint (first queued, first used) and, for chaos tests, fails requests at
+random at a rate (``Faults.random``, answered by :func:`random_error`);
+:class:`RateLimiter` answers 130429 when a number sends faster than allowed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from ..common import faults as common
 from .models import GraphError, graph_error
 
-ENDPOINTS = (
-    "messages",
-    "media",
-    "media_get",
-    "media_delete",
-    "download",
-    "number",
-    "number_update",
-    "*",
-)
+TARGETS = ("messages", "media", "media_get", "media_delete", "download", "number", "number_update")
+"""The endpoints, as faults name them."""
+ENDPOINTS = (*TARGETS, "*")
 """What a fault may target: the messages endpoint (sends and read marks), media upload,
 ``GET /{media_id}``, ``DELETE /{media_id}``, the download URL, ``GET`` and ``POST`` of the
 phone number node, or any of them."""
@@ -78,6 +73,25 @@ class Faults(common.FaultQueue[Fault]):
             return fault.html == html and fault.endpoint in (endpoint, "*")
 
         return self.take_first(matches)
+
+
+RANDOM_CODES = {
+    HTTPStatus.TOO_MANY_REQUESTS: 130429,
+    HTTPStatus.INTERNAL_SERVER_ERROR: 131000,
+    HTTPStatus.SERVICE_UNAVAILABLE: 2,
+}
+"""The Graph error a random fault of a status kind answers: "429" the throughput limit
+(130429 "Rate limit hit"), "500" 131000 "Something went wrong", "503" 2 "API Service"
+(temporary downtime or overload), each with its HTTP status from
+:data:`~.models.ERRORS`; "502" has no code: the edge in front of Graph answers an HTML
+page (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)."""
+
+
+def random_error(status: int) -> GraphError | None:
+    """The Graph error for a random fault of a status kind (``None``: an HTML page of
+    that status). 130429 carries no wait (no ``Retry-After``)."""
+    code = RANDOM_CODES.get(HTTPStatus(status))
+    return graph_error(code) if code is not None else None
 
 
 class RateLimiter(common.RateLimiter):

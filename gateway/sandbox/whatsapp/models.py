@@ -79,6 +79,7 @@ class GraphError(Exception):
 
 ERRORS: dict[int, tuple[str, str, int]] = {
     0: ("AuthException", "We were unable to authenticate the app user.", 401),
+    2: ("API Service", "Temporary due to downtime or due to being overloaded.", 503),
     100: (
         "Invalid parameter",
         "The request included one or more unsupported or misspelled parameters.",
