@@ -19,7 +19,8 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, StaffAdapter
-from gateway.bus import Bus, Consumer, consumer_name
+from gateway.bus import Bus, consumer_name
+from gateway.consumer import Consumer
 from gateway.config import STAFF_ACCOUNT, Settings
 from gateway.contacts import Contacts
 from gateway.delivery import Delivery

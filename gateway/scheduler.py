@@ -87,6 +87,7 @@ class Scheduler:
             try:
                 while await self.tick() == self.batch:
                     pass  # a full batch: more may be due right now
+                raise_if_cancelling()  # redis-py may swallow a cancellation
                 self.alive_at = loop.time()
             except RETRYABLE as exc:
                 raise_if_cancelling()

@@ -32,7 +32,8 @@ import redis as sync_redis
 import yaml
 from aiohttp import web
 
-from gateway.bus import Bus, Consumer, Entry
+from gateway.bus import Bus, Entry
+from gateway.consumer import Consumer
 from gateway.sandbox.common.faults import FaultRate, RandomFaults
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.store import keys

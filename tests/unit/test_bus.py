@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.bus import Bus, Consumer, Entry, Handler
+from gateway.bus import Bus, Entry, Handler
+from gateway.consumer import Consumer
 from gateway.errors import TransientError
 from gateway.store import keys
 from gateway.store.redis import Redis
