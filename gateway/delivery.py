@@ -125,12 +125,7 @@ class Delivery(Posting):
                         log.info("staff.close_topic_failed", reason=exc.reason)
                 await self._finish(entry, job.out_id, None)
             case CallbackAnswer():
-                dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
-                answer = functools.partial(self.staff.answer_callback, alert=job.alert)
-                try:
-                    await self._call(self.staff, dest, answer, job.callback_id, job.text)
-                except PermanentError as exc:  # too late (answers expire): nothing to repair
-                    log.info("staff.callback_answer_failed", reason=exc.reason)
+                await self._answer_press(job)
                 await self._finish(entry, job.out_id, None)
             case StaffGeneral():
                 general = Destination(
@@ -177,6 +172,21 @@ class Delivery(Posting):
 
     handle_customer = handle_staff
     """Both families carry the same job union; the family only decides the order."""
+
+    async def _answer_press(self, job: CallbackAnswer) -> None:
+        """Answer a button press through the bot that got it: the staff bot, or a
+        customer's (a satisfaction survey's button, ``job.destination``)."""
+        dest = job.destination or Destination(account=self.staff.account, chat_id=self.staff_chat)
+        bot = self.staff if job.destination is None else self.adapters.get(dest.account)
+        answer_callback = getattr(bot, "answer_callback", None)  # Telegram bots only
+        if bot is None or answer_callback is None:
+            log.info("callback_answer_unroutable", account=dest.account)
+            return
+        answer = functools.partial(answer_callback, alert=job.alert)
+        try:
+            await self._call(bot, dest, answer, job.callback_id, job.text)
+        except PermanentError as exc:  # too late (answers expire): nothing to repair
+            log.info("staff.callback_answer_failed", reason=exc.reason)
 
     # Staff side ------------------------------------------------------------------------
 

@@ -110,12 +110,16 @@ class StaffCard(_Job):
 
 
 class CallbackAnswer(_Job):
-    """Answer an operator's button press (a toast, or an alert)."""
+    """Answer a button press (a toast, or an alert): an operator's, or a customer's (a
+    satisfaction survey's button), so their client stops showing a spinner."""
 
     type: Literal["staff.callback"] = "staff.callback"
     callback_id: str
     text: str
     alert: bool = False
+    destination: Destination | None = None
+    """A customer's press: their chat, and the account whose bot got it (``None``: an
+    operator's, answered by the staff bot)."""
 
 
 class CustomerSend(_Job):
@@ -174,4 +178,6 @@ def family(job: _Job) -> str:
     """The outbound stream family a job goes to: what customers receive is ordered
     per contact apart from what staff see, so a slow topic never delays a reply."""
     customer = CustomerSend | CustomerAuto | CustomerRead
+    if isinstance(job, CallbackAnswer) and job.destination is not None:
+        return keys.CUSTOMER_OUT  # a customer's press: never behind the staff group's budget
     return keys.CUSTOMER_OUT if isinstance(job, customer) else keys.STAFF_OUT

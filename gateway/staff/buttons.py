@@ -183,8 +183,10 @@ class Buttons(Worker):
                 )
             self.effects(entry, self._answer(press, contact_id, text), shown)(pipe, transition)
 
+        closing = action == "close"  # the satisfaction survey, in the close's commit
+        stored = await self.desk.csat.asking(contact_id, effects) if closing else effects
         try:
-            done = await self.processes.apply(contact_id, at, step, effects, once=press.key)
+            done = await self.processes.apply(contact_id, at, step, stored, once=press.key)
             await after_close(self.desk.waiting, done, at, press.key)
         except bp.RuleError as exc:
             await self._refuse(press, entry, contact_id, str(exc))

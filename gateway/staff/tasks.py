@@ -15,6 +15,7 @@ from gateway import process as bp
 from gateway.config import Settings
 from gateway.model import Button
 from gateway.process import Process, Status, Task
+from gateway.staff import render
 from gateway.store.history import Record
 
 CHANGES = frozenset({"take", "close", "transfer", "reopen", "rename"})
@@ -176,6 +177,8 @@ def render_card(
         lines.append(f"👁 Seen by {name_of(task.seen_by)} at {local_time(task.seen_at, zone)}")
     if task.close_reason:
         lines.append(f"Closed: {task.close_reason}")
+    if task.rating is not None:
+        lines.append(f"Customer's rating: {render.rating(task.rating)}")
     lines.append(f"Opened: {local_time(task.opened_at, zone)}")
     return "\n".join(lines)
 
@@ -188,6 +191,8 @@ def _task_line(task: Task, zone: ZoneInfo, name_of: Callable[[str | None], str])
         closed = local_time(task.closed_at, zone) if task.closed_at else ""
         line += f", closed {closed} ({task.close_reason}"
         line += f" → {task.continued_in})" if task.continued_in else ")"
+    if task.rating is not None:
+        line += f", {render.rating(task.rating)}"
     return line
 
 

@@ -213,6 +213,9 @@ TAKE = "take"
 """A new or transferred task nobody took by ``sla.take_within_minutes`` escalates."""
 IDLE = "idle"
 """Member ``idle:<operator id>``: set them offline after ``staff.idle_offline_minutes``."""
+CSAT = "csat"
+"""Member ``csat:<contact>``: the contact's satisfaction surveys that expire unanswered
+(the earliest due one, or later: each is recorded at its own due time)."""
 
 
 # Who is waiting for an answer: member contact, score = respond_by (ms). Maintained with
@@ -232,6 +235,8 @@ with ``staff.idle_offline_minutes``."""
 # Every business-process change, for integrations (CRM webhooks read it with their own
 # consumer group). Capped at about EVENTS_MAXLEN entries (approximate trimming).
 EVENTS = f"{PREFIX}:events"
+RELOAD = f"{PREFIX}:reload"
+"""Pub/sub channel: ``gateway reload`` asks every replica to re-read its config."""
 EVENTS_MAXLEN = 1_000_000
 
 
@@ -254,3 +259,29 @@ def word(token: str) -> str:
 def find_query(query_id: str) -> str:
     """A /find query, kept an hour for its [◀] [▶] buttons."""
     return f"{PREFIX}:find:{query_id}"
+
+
+# Satisfaction survey (``channels[].csat``) ------------------------------------------------
+# A survey asked when an operator closed a task: one per task (JSON; TTL: its wait plus
+# CSAT_MARGIN, a backstop — answering or the ``csat`` timer deletes it); the latest one
+# asked in a customer's chat (the same JSON; TTL: exactly the wait, so a rating-shaped
+# message after it is an ordinary message without looking further); the contact's
+# surveys still unanswered (a set the timer walks; emptied by it); and the inbound events
+# taken as ratings (TTL: bus.dedup_ttl_days), so a redelivered rating counts once.
+CSAT_MARGIN = timedelta(days=7)
+
+
+def csat_survey(process: str, task: int) -> str:
+    return f"{PREFIX}:csat:survey:{process}:{task}"
+
+
+def csat_chat(account: str, chat_id: str) -> str:
+    return f"{PREFIX}:csat:chat:{account}:{chat_id}"
+
+
+def csat_pending(contact_id: str) -> str:
+    return f"{PREFIX}:csat:pending:{contact_id}"
+
+
+def csat_answer(event_key: str) -> str:
+    return f"{PREFIX}:csat:answer:{event_key}"

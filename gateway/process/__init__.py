@@ -1,0 +1,82 @@
+"""The business-process rule (pure: no I/O, no clock of its own), imported as
+``from gateway import process as bp``.
+
+- :mod:`gateway.process.rule`: processes and tasks — the day's process, task statuses,
+  deadlines, commands, auto-close;
+- :mod:`gateway.process.merge`: two contacts' processes combined when they are one person;
+- :mod:`gateway.process.rating`: the satisfaction survey's outcome on a closed task.
+"""
+
+from gateway.process.merge import Merged, merge
+from gateway.process.rating import NO_ANSWER, UNANSWERED, rate, unanswered
+from gateway.process.rule import (
+    AUTO,
+    CARRIED_OVER,
+    CUSTOMER,
+    MERGED,
+    SYSTEM,
+    Event,
+    NumberFor,
+    Process,
+    RuleError,
+    Sla,
+    Status,
+    Task,
+    Transition,
+    assign,
+    auto_close,
+    auto_close_due,
+    close,
+    escalate,
+    inbound,
+    is_role,
+    local_day,
+    mark_read,
+    minutes_late,
+    overdue,
+    rename,
+    reopen,
+    reply,
+    take,
+    transfer,
+    waits_for_owner,
+)
+
+__all__ = [
+    "AUTO",
+    "CARRIED_OVER",
+    "CUSTOMER",
+    "MERGED",
+    "NO_ANSWER",
+    "SYSTEM",
+    "UNANSWERED",
+    "Event",
+    "Merged",
+    "NumberFor",
+    "Process",
+    "RuleError",
+    "Sla",
+    "Status",
+    "Task",
+    "Transition",
+    "assign",
+    "auto_close",
+    "auto_close_due",
+    "close",
+    "escalate",
+    "inbound",
+    "is_role",
+    "local_day",
+    "mark_read",
+    "merge",
+    "minutes_late",
+    "overdue",
+    "rate",
+    "rename",
+    "reopen",
+    "reply",
+    "take",
+    "transfer",
+    "unanswered",
+    "waits_for_owner",
+]
