@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +39,18 @@ WEBHOOK_SECRET = "test-secret_123"
 def text_of(message: dict[str, Any]) -> str:
     """A Bot API message's text or caption ("" for neither)."""
     return str(message.get("text") or message.get("caption") or "")
+
+
+def spawn_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``gateway run -c config`` as a process of its own (to kill with SIGKILL), its
+    output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def free_port() -> int:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from tests.conftest import (
     config_dict,
     eventually,
     free_port,
+    spawn_gateway,
     text_of,
 )
 
@@ -161,13 +159,7 @@ async def test_worker_killed_mid_batch_loses_nothing(
     data["log"] = {"format": "json"}
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump(data))
-    log_file = (tmp_path / "victim.log").open("wb")
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    victim = spawn_gateway(config, tmp_path / "victim.log")
     try:
         ivan = world.customer()
         burst = [f"burst {i:02d}" for i in range(30)]
@@ -219,5 +211,4 @@ async def test_worker_killed_mid_batch_loses_nothing(
         if victim.poll() is None:
             victim.kill()
             victim.wait()
-        log_file.close()
         await asyncio.sleep(0)
