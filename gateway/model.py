@@ -36,6 +36,9 @@ class Channel(StrEnum):
     VK = "vk"
     VIBER = "viber"
     WHATSAPP = "whatsapp"
+    API = "api"
+    """Other systems through ``POST /api/v1/events``: a telephony line, a website form,
+    a mailbox. Nothing can be sent back through it."""
 
 
 class Kind(StrEnum):
@@ -261,7 +264,31 @@ class Sent(_Frozen):
     message_ids: tuple[MessageId, ...] = Field(min_length=1)
 
 
-InboundEvent = InboundMessage | InboundCallback | InboundStatus | InboundReceipt
+class InboundExternal(_Frozen):
+    """Something another system reported about a person (``POST /api/v1/events``): a
+    missed call, a website form, an e-mail. It goes through the same rule as a message
+    (the person's contact, the day's process, the task) and shows in their topic.
+
+    ``sender`` is the person as the event knows them (``account`` ``api``, ``user_id``
+    their phone or e-mail); ``account`` is the channel account whose rules apply
+    (working hours, responsible), if the client named one."""
+
+    type: Literal["external"] = "external"
+    key: str
+    event: Literal["missed_call", "form", "email"]
+    sender: Sender
+    phone: str | None = None
+    """E.164."""
+    email: str | None = None
+    """Normalised."""
+    text: str
+    """What staff see in the topic (built from the event's fields)."""
+    account: AccountId | None = None
+    occurred_at: datetime
+    received_at: datetime
+
+
+InboundEvent = InboundMessage | InboundCallback | InboundStatus | InboundReceipt | InboundExternal
 Inbound = Annotated[InboundEvent, Field(discriminator="type")]
 """Everything the inbound stream carries."""
 INBOUND: TypeAdapter[InboundEvent] = TypeAdapter(Inbound)

@@ -168,6 +168,12 @@ async def test_merge_with_open_tasks_on_both_sides(
     fourth = await world.in_staff(lambda m: text_of(m) == "fourth")
     assert fourth["message_thread_id"] == second
     assert not await running.redis.hexists(keys.contact("2"), "merged_into")
+    unmerged = next(
+        f
+        for _, f in await running.redis.xrevrange(keys.EVENTS)
+        if f[b"type"] == b"contact.unmerged"
+    )
+    assert unmerged[b"contact"] == b"1" and unmerged[b"actor"] == str(world.operator["id"]).encode()
     sent = await world.operator_says(first, text="/unmerge tg_shop")
     only = await world.answer_to(sent)
     assert "only messenger" in text_of(only)

@@ -117,7 +117,9 @@ class People(Worker):
             why = "Which one?" if matching else "Split out which messenger?"
             raise MergeRefused(f"{why} /unmerge <account or account:user id>: {listed}")
         identity = matching[0]
-        target = await self.merger.unmerge(contact_id, identity, message.received_at)
+        target = await self.merger.unmerge(
+            contact_id, identity, message.received_at, message.sender.user_id
+        )
         here = StaffNotice(
             out_id=f"notice:{message.key}",
             contact_id=contact_id,

@@ -167,7 +167,9 @@ class Merger:
             effects(pipe, result)
         return result
 
-    async def unmerge(self, survivor: ContactId, identity: str, at: datetime) -> ContactId:
+    async def unmerge(
+        self, survivor: ContactId, identity: str, at: datetime, actor: str = bp.SYSTEM
+    ) -> ContactId:
         """Split ``identity`` (``account:user_id``) out of ``survivor`` into a contact of
         its own: back into the contact it came from by a merge (which is restored, with
         its phones and e-mails), or a new one. Processes and history stay where they
@@ -207,6 +209,9 @@ class Merger:
                     if origin is not None and not rest:
                         # Nothing of it is left here: it is no longer an absorbed one.
                         pipe.srem(keys.contact_absorbed(survivor), origin)
+                    data = {"identity": identity, "into": target}
+                    event = bp.Event("contact.unmerged", at, "", 0, actor, data)
+                    record_event(pipe, survivor, event)
                     await pipe.execute()
                     return target
                 except WatchError:
