@@ -19,13 +19,15 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, StaffAdapter
+from gateway.admin.stats import StatsConsumer
 from gateway.bus import Bus, consumer_name
-from gateway.consumer import Consumer
 from gateway.config import STAFF_ACCOUNT, Settings
+from gateway.consumer import Consumer
 from gateway.contacts import Contacts
 from gateway.delivery import Delivery
 from gateway.errors import GatewayError
 from gateway.ingest import Ingest, Poller
+from gateway.integrations import Webhooks
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import Limiter
@@ -60,6 +62,10 @@ class App:
         self.consumers: list[Consumer] = []
         self.pollers: list[Poller] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._retiring: dict[str, Adapter] = {}
+        """Accounts a reload removed, still delivering what was queued for them."""
+        self.drain_seconds = 120.0
+        self.public_url: str | None = None
         self.started_at = time.monotonic()
         self.live = False
         """Set once :meth:`go_live` registered webhooks and started pollers and workers."""
@@ -96,6 +102,17 @@ class App:
         for family in keys.FAMILIES:
             await self.bus.ensure_groups(family)
         self.ingest = Ingest(self.bus, self.metrics, clock=self.clock)
+        self._build(settings)
+        await self.webhooks.prepare()
+        log.info("gateway.started", accounts=sorted(self.adapters), redis=_safe_url(url))
+
+    def _build(self, settings: Settings) -> None:
+        """Everything that follows the config: built at start, rebuilt by
+        :meth:`reconfigure`."""
+        assert self.redis is not None
+        # Delivery sends through the configured accounts and those a reload removed
+        # that still drain (:meth:`_retire` takes them out of this very dict).
+        self._senders: dict[str, Adapter] = {**self._retiring, **self.customers}
         contacts = Contacts(self.redis, join_by_phone=settings.dedup.auto_merge == "exact")
         topics = Topics(self.redis, settings.staff.chat_id)
         self.processes = ProcessStore(
@@ -109,13 +126,14 @@ class App:
                 keys.REMIND: self.pipeline.timers.remind,
                 keys.TAKE: self.pipeline.watch.take_timeout,
                 keys.IDLE: self.pipeline.watch.idle,
+                keys.CSAT: self.pipeline.csat.expire,
             },
             clock=self.clock,
         )
         self.delivery = Delivery(
             settings,
             self.bus,
-            self.customers,
+            self._senders,
             self.staff,
             contacts,
             topics,
@@ -125,31 +143,42 @@ class App:
             self.clock,
             self.relays,
         )
-        log.info("gateway.started", accounts=sorted(self.adapters), redis=_safe_url(url))
+        self.stats = StatsConsumer(self.redis, settings, self.metrics, name=self.name)
+        self.webhooks = Webhooks(
+            self.redis, settings, name=self.name, registry=self.metrics.registry
+        )
 
     async def go_live(self, public_url: str | None = None) -> None:
         """Register webhooks, start pollers and workers (the HTTP server is listening)."""
-        lease = self.settings.bus.lease_seconds
-        public = public_url or (str(self.settings.server.public_url or "") or None)
-        if public is not None:
-            self.delivery.media.public_url = public.rstrip("/")
+        self.public_url = public_url or (str(self.settings.server.public_url or "") or None)
         for account, adapter in self.adapters.items():
-            endpoint = (
-                self.settings.staff if account == STAFF_ACCOUNT else self.settings.channel(account)
-            )
             await adapter.start()
-            if endpoint is not None and endpoint.mode == "polling":
-                poller = Poller(adapter, self.ingest, name=self.name, lease_seconds=lease)
-                self.pollers.append(poller)
-                self._spawn(poller.run())
-            elif public is not None:
-                url = f"{public.rstrip('/')}/webhook/{adapter.channel.value}/{account}"
-                await adapter.set_webhook(url)
+            await self._open(account, adapter, webhook=True)
+        await self._go()
+
+    async def _open(self, account: str, adapter: Adapter, *, webhook: bool) -> None:
+        """Start taking the account's updates: its poller, or (``webhook``) its webhook."""
+        settings = self.settings
+        endpoint = settings.staff if account == STAFF_ACCOUNT else settings.channel(account)
+        if endpoint is not None and endpoint.mode == "polling":
+            lease = settings.bus.lease_seconds
+            poller = Poller(adapter, self.ingest, name=self.name, lease_seconds=lease)
+            self.pollers.append(poller)
+            self._spawn(poller.run())
+        elif webhook and self.public_url is not None:
+            url = f"{self.public_url.rstrip('/')}/webhook/{adapter.channel.value}/{account}"
+            await adapter.set_webhook(url)
+
+    async def _go(self) -> None:
+        """Start the workers of the components :meth:`_build` made."""
+        if self.public_url is not None:
+            self.delivery.media.public_url = self.public_url.rstrip("/")
         try:
             self.pipeline.desk.bot_username = await self.staff.username()
         except GatewayError as exc:  # commands still work; /x@other_bot counts as ours
             log.warning("gateway.staff_bot_unidentified", error=str(exc))
         if self.run_workers:
+            lease = self.settings.bus.lease_seconds
             handlers = (
                 (keys.INBOUND, self.pipeline.handle),
                 (keys.STAFF_OUT, self.delivery.handle_staff),
@@ -160,16 +189,79 @@ class App:
                 self.consumers.append(consumer)
                 self._spawn(consumer.run())
             self._spawn(self.scheduler.run())
+            self._spawn(self.webhooks.run())
+            self._spawn(self.stats.run())
+        if self._retiring:
+            self._spawn(self._retire(self.drain_seconds))
         self.live = True
+
+    async def reconfigure(self, settings: Settings, *, drain_seconds: float = 120.0) -> None:
+        """Apply a new, valid config (see :mod:`gateway.reload`; restart-only settings
+        are the caller's to refuse).
+
+        The workers and pollers stop after the entry they are on (a handler's effects
+        and its acknowledgement are one transaction), the components are rebuilt, and
+        everything starts again; messages wait in Redis meanwhile. Unchanged accounts
+        keep their connections; new and changed ones get new adapters; a removed one
+        takes no more updates at once but delivers what is queued for it for
+        ``drain_seconds`` more."""
+        await self._cancel(self._tasks)
+        self._tasks.clear()
+        self.pollers.clear()
+        self.consumers.clear()
+        kept = {
+            account: adapter
+            for account, adapter in self.customers.items()
+            if settings.channel(account) == self.settings.channel(account)
+        }
+        fresh = {
+            c.id: adapters.create(c.id, c, settings.delivery)
+            for c in settings.channels
+            if c.id not in kept
+        }
+        replaced = [a for i, a in self.customers.items() if i not in kept and settings.channel(i)]
+        for account, adapter in self.customers.items():
+            if settings.channel(account) is None:
+                self._retiring[account] = adapter
+        for account in fresh:
+            old = self._retiring.pop(account, None)  # removed before, back now
+            if old is not None:
+                replaced.append(old)
+        self.settings = settings
+        self.customers = {c.id: kept.get(c.id) or fresh[c.id] for c in settings.channels}
+        self.drain_seconds = drain_seconds
+        self._build(settings)
+        await self.webhooks.prepare()
+        for adapter in replaced:
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        if not self.live:
+            return
+        for account, adapter in self.adapters.items():
+            if account in fresh:
+                await adapter.start()
+            await self._open(account, adapter, webhook=account in fresh)
+        await self._go()
+
+    async def _retire(self, delay: float) -> None:
+        """Stop the removed accounts' adapters once their queued jobs had time to go."""
+        await asyncio.sleep(delay)
+        for account in list(self._retiring):
+            adapter = self._retiring.pop(account)
+            self._senders.pop(account, None)
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+            log.info("gateway.account_retired", account=account)
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         self._tasks.append(task)
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
             task.cancel()
-        pending = set(self._tasks)
+        pending = set(tasks)
         for _ in range(3):  # a task may still swallow one cancellation: ask again
             if not pending:
                 break
@@ -178,8 +270,11 @@ class App:
                 task.cancel()
         for task in pending:
             log.error("gateway.task_did_not_stop", task=task.get_name())
+
+    async def stop(self) -> None:
+        await self._cancel(self._tasks)
         self._tasks.clear()
-        for adapter in [*self.adapters.values(), *self.relays]:
+        for adapter in [*self.adapters.values(), *self._retiring.values(), *self.relays]:
             with contextlib.suppress(Exception):
                 await adapter.stop()
         if self.redis is not None:

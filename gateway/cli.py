@@ -1,4 +1,4 @@
-"""The ``gateway`` command: run, sandbox, check-config, set-webhooks."""
+"""The ``gateway`` command: run, reload, sandbox, check-config, set-webhooks, export, import."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 
 import structlog
@@ -16,6 +17,7 @@ from gateway import logging as gateway_logging
 from gateway.app import App, build_adapters, freeze_startup_heap
 from gateway.config import STAFF_ACCOUNT, Settings, load_config
 from gateway.errors import ConfigError, GatewayError
+from gateway.reload import Reloader, request_reload
 from gateway.web import make_web_app
 
 log = structlog.get_logger(__name__)
@@ -30,6 +32,7 @@ async def serve(
     app: web.Application | None = None,
     public_url: str | None = None,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    reloader: Reloader | None = None,
 ) -> None:
     """Run the HTTP server and the gateway until SIGINT/SIGTERM.
 
@@ -41,18 +44,24 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    listening: asyncio.Task[None] | None = None
     try:
         await gateway.go_live(public_url)
         freeze_startup_heap()
         log.info("gateway.listening", url=f"http://{host}:{port}")
         if on_ready is not None:
             await on_ready()
+        if reloader is not None:  # SIGHUP or ``gateway reload``: re-read the config
+            reloader.install_signal()
+            listening = asyncio.create_task(reloader.listen())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
+        if listening is not None:
+            listening.cancel()
         await runner.cleanup()
 
 
@@ -75,7 +84,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     gateway_logging.configure(settings.log.level, settings.log.format, settings.secrets())
     gateway = App(settings, workers=not args.no_workers)
-    asyncio.run(serve(gateway, host=settings.server.host, port=settings.server.port))
+    reloader = Reloader(gateway, args.config)
+    host, port = settings.server.host, settings.server.port
+    asyncio.run(serve(gateway, host=host, port=port, reloader=reloader))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Check the file here first (the errors are the same the gateway would find), then
+    ask the running gateways to apply it."""
+    settings = _load(args.config)
+    heard = asyncio.run(request_reload(settings))
+    if not heard:
+        print(f"{args.config}: no running gateway is connected to its Redis", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK — {heard} gateway process(es) reload it; their log and the")
+    print("staff group's General topic say whether they did.")
     return 0
 
 
@@ -118,6 +142,18 @@ def cmd_set_webhooks(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.export import export_command
+
+    return export_command(_load(args.config), since=args.since, output=args.output)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from gateway.export import import_command
+
+    return import_command(_load(args.config), args.path)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from gateway.sandbox.runner import run_sandbox
 
@@ -136,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-workers", action="store_true", help="serve webhooks only")
     run.set_defaults(func=cmd_run)
 
+    reload = sub.add_parser(
+        "reload", help="validate the config and make the running gateway apply it (SIGHUP)"
+    )
+    reload.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    reload.set_defaults(func=cmd_reload)
+
     check = sub.add_parser("check-config", help="validate a config file and list every error")
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     check.set_defaults(func=cmd_check_config)
@@ -145,6 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     hooks.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     hooks.set_defaults(func=cmd_set_webhooks)
+
+    export = sub.add_parser(
+        "export", help="write contacts, processes, tasks and history as JSON lines"
+    )
+    export.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    export.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="only processes, tasks and messages from this day on (and their contacts)",
+    )
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("-o", "--output", default="-", help="a file, or - for stdout")
+    export.set_defaults(func=cmd_export)
+
+    restore = sub.add_parser("import", help="restore an export into an empty Redis")
+    restore.add_argument("path", help="a file written by gateway export")
+    restore.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    restore.set_defaults(func=cmd_import)
 
     sandbox = sub.add_parser(
         "sandbox", help="run everything locally against emulators, with a web console"

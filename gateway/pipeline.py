@@ -17,6 +17,8 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT, Responsible
+from gateway.csat import Csat
+from gateway.external import External
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
 from gateway.jobs import CustomerAuto, StaffEdit, StaffNotice, StaffPost
 from gateway.model import (
@@ -27,6 +29,7 @@ from gateway.model import (
     Destination,
     InboundCallback,
     InboundEvent,
+    InboundExternal,
     InboundMessage,
     InboundReceipt,
     InboundStatus,
@@ -82,6 +85,14 @@ class Pipeline(Worker):
         return Receipts(self.settings, self.bus, self.contacts, self.topics, self.processes)
 
     @functools.cached_property
+    def external(self) -> External:
+        return External(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
+    @functools.cached_property
+    def csat(self) -> Csat:
+        return Csat(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
+    @functools.cached_property
     def router(self) -> Router:
         return Router(self.redis, self.settings, Presence(self.redis, self.settings))
 
@@ -99,12 +110,16 @@ class Pipeline(Worker):
         structlog.contextvars.bind_contextvars(
             account=message.sender.account, event_key=message.key, entry=entry.id
         )
-        if isinstance(message, InboundCallback):
+        if isinstance(message, InboundCallback) and message.sender.account != STAFF_ACCOUNT:
+            await self.csat.pressed(message, entry)  # a customer's press: a survey's button
+        elif isinstance(message, InboundCallback):
             await self.buttons.handle(message, entry)
         elif isinstance(message, InboundStatus):
             await self._status(message, entry)
         elif isinstance(message, InboundReceipt):
             await self.receipts.handle(message, entry)
+        elif isinstance(message, InboundExternal):
+            await self.external.handle(message, entry)
         elif message.sender.account == STAFF_ACCOUNT:
             await self.desk.handle(message, entry)
         else:
@@ -262,6 +277,8 @@ class Pipeline(Worker):
             log.warning("inbound.ignored_group_message", chat=message.sender.chat_id)
             await self.commit(entry)
             return
+        if await self.csat.answered(message, entry):
+            return  # the rating of a closed task: not a new request
         latest = None if message.edited else message.message_id
         channel = self.settings.channel(message.sender.account)
         kind = "client" if channel is None or channel.create_clients else "lead"

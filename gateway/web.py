@@ -8,8 +8,6 @@ cases is anything enqueued.
 
 from __future__ import annotations
 
-import json
-import math
 import mimetypes
 from typing import Any
 
@@ -17,6 +15,9 @@ import structlog
 from aiohttp import web
 
 from adapters.base import Answer
+from gateway import strictjson
+from gateway.admin.web import install as install_admin
+from gateway.api import install as install_api
 from gateway.app import App
 from gateway.errors import BadPayload, Unauthorized
 from gateway.store import keys
@@ -25,23 +26,6 @@ from gateway.store.redis import RETRYABLE
 log = structlog.get_logger(__name__)
 APP_KEY: web.AppKey[App] = web.AppKey("gateway", App)
 MAX_BODY = 1024 * 1024  # Telegram updates are a few KB; a bigger body is not an update.
-
-
-def _finite(literal: str) -> float:
-    number = float(literal)
-    if not math.isfinite(number):
-        raise ValueError(f"number out of range: {literal[:20]}")
-    return number
-
-
-def _not_json(literal: str) -> Any:
-    raise ValueError(f"{literal} is not JSON")
-
-
-def _strict_json(body: bytes) -> Any:
-    """The body as standard JSON (RFC 8259): ``NaN``, ``Infinity`` and numbers too big
-    for a float are refused, as no platform sends them and a model cannot store them."""
-    return json.loads(body, parse_constant=_not_json, parse_float=_finite)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -73,7 +57,7 @@ async def webhook(request: web.Request) -> web.Response:
         log.warning("webhook.malformed_json", error="nested too deeply")
         return _error(400, "body is not JSON")
     try:
-        payload: Any = _strict_json(body)
+        payload: Any = strictjson.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         log.warning("webhook.malformed_json", error=str(exc)[:200])
         return _error(400, "body is not JSON")
@@ -174,6 +158,8 @@ def install(app: web.Application, gateway: App, *, manage_lifecycle: bool = True
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    install_admin(app, gateway)
+    install_api(app, gateway)
     if manage_lifecycle:
 
         async def start(_: web.Application) -> None:

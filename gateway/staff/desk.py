@@ -17,6 +17,7 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT, AnyChannel, Operator, WhatsAppChannel
+from gateway.csat import Csat
 from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice, _Job
 from gateway.model import (
     AccountId,
@@ -32,6 +33,7 @@ from gateway.model import (
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
+from gateway.staff import render
 from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
@@ -61,6 +63,10 @@ class Desk(Worker):
     @functools.cached_property
     def waiting(self) -> WaitingTasks:
         return WaitingTasks(self.settings, self.bus, self.contacts, self.topics, self.processes)
+
+    @functools.cached_property
+    def csat(self) -> Csat:
+        return Csat(self.settings, self.bus, self.contacts, self.topics, self.processes)
 
     @functools.cached_property
     def presence(self) -> Presence:
@@ -275,7 +281,9 @@ class Desk(Worker):
                 told = await self.transfers.told(self.tasks.target(command.args), at)
             sla = self.processes.sla_for(account)
             step = self.tasks.step(command.name, command.args, operator, at, account, sla)
-            done = await self.processes.apply(contact_id, at, step, effects, once=message.key)
+            closing = command.name == "close"  # the satisfaction survey, in the close's commit
+            stored = await self.csat.asking(contact_id, effects) if closing else effects
+            done = await self.processes.apply(contact_id, at, step, stored, once=message.key)
             await after_close(self.waiting, done, at, message.key)
         except bp.RuleError as exc:
             await self.commit(entry, notice(f"⚠️ {exc}"))
@@ -424,8 +432,9 @@ class Desk(Worker):
         with ``extra`` (e.g. a button's answer) in the same transaction."""
         content = content or message.content
         route = await self.contacts.reply_route(contact_id)
-        if route is None:
-            await self.commit(entry)
+        if route is None:  # known only from a call, a form or an e-mail (the API)
+            why = "the person has not written from any messenger yet"
+            await self.commit(entry, self._notice(message, contact_id, render.not_delivered(why)))
             return
         account, chat = route
         reply_to = None

@@ -11,12 +11,14 @@ CHANNEL_TITLES = {
     Channel.VK: "VK",
     Channel.VIBER: "Viber",
     Channel.WHATSAPP: "WhatsApp",
+    Channel.API: "API",
 }
 CHANNEL_ICONS = {
     Channel.TELEGRAM: "✈️",
     Channel.VK: "🔵",
     Channel.VIBER: "🟣",
     Channel.WHATSAPP: "🟢",
+    Channel.API: "🔗",
 }
 TOPIC_NAME_LIMIT = 128  # Bot API createForumTopic: "Topic name, 1-128 characters"
 EDITED_MARK = "✏️ edited"
@@ -79,3 +81,13 @@ def not_delivered(reason: str) -> str:
 
 def attachment_unavailable(kind: str, reason: str) -> str:
     return f"[{kind} — could not be forwarded: {reason}]"
+
+
+def rating(value: int) -> str:
+    """A task's satisfaction rating as staff see it (``0``: the survey went unanswered)."""
+    return f"⭐ {value}/5" if value else "no answer to the survey"
+
+
+def rated(value: int, process: str, task: int) -> str:
+    """The notice in the topic when the customer rates a closed task."""
+    return f"{rating(value)} from the customer for task {process}/{task}"

@@ -114,7 +114,7 @@ class History:
         if operator:
             data["operator"] = operator
         event_type = "message.inbound" if direction == "in" else "message.outbound"
-        actor = operator or bp.CUSTOMER
+        actor = operator or (bp.CUSTOMER if direction == "in" else bp.SYSTEM)
         event = bp.Event(event_type, at, process, task or 0, actor, data)
         record_event(pipe, contact_id, event)
 
