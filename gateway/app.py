@@ -295,6 +295,9 @@ class App:
         grace = max(2 * self.settings.bus.lease_seconds, 30.0)
         if now - self.started_at > grace:
             checks["workers"] = all(now - c.alive_at < grace for c in self.consumers)
+            if self.run_workers:  # the integrations' loops too (the CRM and the statistics)
+                checks["workers"] &= self.webhooks.alive(grace)
+                checks["workers"] &= now - self.stats.alive_at < grace
             loop_now = asyncio.get_running_loop().time()
             checks["pollers"] = all(loop_now - p.alive_at < grace + 30 for p in self.pollers)
         return checks

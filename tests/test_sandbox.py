@@ -371,3 +371,17 @@ def test_prepare_emulator_without_whatsapp_has_no_customer(tmp_path: Path) -> No
     emulators = prepare_emulator(settings, listen="127.0.0.1:8091")
     assert emulators.console.whatsapp_numbers == ()
     assert not emulators.whatsapp.world.users and not emulators.whatsapp.world.numbers
+
+
+def test_the_sandbox_makes_a_dashboard_token_unless_the_config_has_tokens(tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "bridge_config.yaml").read_text(encoding="utf-8")
+    settings = sandbox_settings(text, listen="127.0.0.1:8091", data_dir=tmp_path)
+    (token,) = settings.api.tokens
+    assert token.name == "sandbox" and set(token.scopes) == {"read", "write", "admin"}
+    assert len(token.token.get_secret_value()) >= 24
+    assert token.token.get_secret_value() in settings.secrets()  # redacted from logs
+
+    own = {"tokens": [{"name": "crm", "token": "t" * 12 + "0123456789ab", "scopes": ["read"]}]}
+    mine = yaml.safe_dump({"api": own})
+    settings = sandbox_settings(text + "\n" + mine, listen="127.0.0.1:8091", data_dir=tmp_path)
+    assert [t.name for t in settings.api.tokens] == ["crm"]

@@ -119,6 +119,11 @@ def sandbox_settings(text: str, *, listen: str, data_dir: Path) -> Settings:
             f"channels.{i}.mode": "webhook",
             f"channels.{i}.webhook_secret": secret,
         }
+    if not (raw.get("api") or {}).get("tokens"):
+        # A token for the dashboard and the API, printed at start (only this sandbox knows it).
+        token = secrets.token_urlsafe(24)
+        scopes = ["read", "write", "admin"]
+        overrides["api.tokens"] = [{"name": "sandbox", "token": token, "scopes": scopes}]
     return parse_config(text, overrides=overrides, lenient_env=True)
 
 
@@ -248,8 +253,14 @@ def run_sandbox(config: Path | None, *, listen: str, data_dir: Path, fresh: bool
     app.add_subapp(WHATSAPP_PATH, emulators.whatsapp.make_app())
     url = f"http://{listen}"
 
+    sandbox_token = next((t for t in settings.api.tokens if t.name == "sandbox"), None)
+
     async def announce() -> None:
-        print(f"\n  Sandbox ready: open {url}/ in a browser (Ctrl+C to stop).\n", flush=True)
+        lines = [f"Sandbox ready: open {url}/ in a browser (Ctrl+C to stop)."]
+        if sandbox_token is not None:
+            token = sandbox_token.token.get_secret_value()
+            lines.append(f"Admin dashboard: {url}/admin · API: {url}/api/v1 · token: {token}")
+        print("\n" + "\n".join(f"  {line}" for line in lines) + "\n", flush=True)
 
     # The emulators are sub-applications: their own shutdown hooks stop them with the server.
     asyncio.run(
