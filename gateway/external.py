@@ -118,7 +118,7 @@ class External(Worker):
         else:
             raise RuntimeError("the contact kept being merged while its event was handled")
         number = transition.process.number if transition else None
-        log.info("external.accepted", event=event.event, process=number)
+        log.info("external.accepted", kind=event.event, process=number)
 
     async def _contact(self, event: InboundExternal) -> ContactId:
         """The person the event is about: whoever has its phone, else its e-mail, else

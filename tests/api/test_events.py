@@ -4,9 +4,11 @@ their topic — once per event id, and bad input is refused with the field's pat
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from gateway.store import keys
 from tests.api.conftest import VIEWER_TOKEN, StartApi
 from tests.conftest import World, eventually, text_of
 
@@ -43,6 +45,10 @@ async def test_a_missed_call_from_a_stranger_opens_a_task_in_a_new_topic(
     assert again["duplicate"] is True
     found = await api.get("/contacts", params={"phone": "+79161234567"})
     assert len(found["items"]) == 1
+    # Handled once, cleanly: a handler that failed after its commit would be retried
+    # and, after ~1.5 s of backoff, dead-lettered. Give it that long to show.
+    await asyncio.sleep(2)
+    assert await api.running.redis.xlen(keys.dead_letters(keys.INBOUND)) == 0
 
 
 async def test_a_customer_known_by_phone_gets_the_call_in_their_own_topic(
