@@ -9,7 +9,7 @@ Other contacts' entries in between are left where they are; this contact's order
 kept (a message that cannot join the run — a photo after texts, a quote — ends it).
 Task-card refreshes of the contact in between are skipped over: the card is redrawn
 from the current state whenever it is refreshed, and a refresh followed by another
-one of the same card is dropped (see :func:`superseded`).
+one of the same card is dropped (see :func:`drop_if_superseded`).
 
 Every combined message stays mapped to the one staff copy (replies to it quote the
 customer's last message); a customer's later edit of one of them is posted as a reply
@@ -26,6 +26,7 @@ from typing import Any
 from gateway.bus import Entry
 from gateway.jobs import JOB, StaffCard, StaffPost, _Job
 from gateway.model import Content, InboundMessage, Kind
+from gateway.store.keys import GROUP
 from gateway.store.redis import Redis, text
 
 LOOKAHEAD = 100
@@ -75,6 +76,31 @@ return 0
 """
 
 
+# KEYS[1] a stream, KEYS[2] a done marker, KEYS[3…] keys to read. ARGV: the entry's id,
+# how many entries to look at, the contact's byte string, the card's, the consumer
+# group, the marker's TTL. A later refresh of the same card queued: mark this one done
+# and acknowledge it (as ``Delivery._finish`` would) in the same script, and return 1;
+# else nothing is written and the values of KEYS[3…] are returned (MGET).
+_DROP_SUPERSEDED = """
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    local payload = fields[i + 1]
+    if fields[i] == 'e' and string.find(payload, ARGV[3], 1, true)
+        and string.find(payload, ARGV[4], 1, true) then
+      redis.call('SET', KEYS[2], '[]', 'EX', ARGV[6])
+      redis.call('XACK', KEYS[1], ARGV[5], ARGV[1])
+      redis.call('XDEL', KEYS[1], ARGV[1])
+      return 1
+    end
+  end
+end
+if #KEYS < 3 then return {} end
+return redis.call('MGET', unpack(KEYS, 3))
+"""
+
+
 def _mine(contact_id: str) -> str:
     return f'"contact_id":"{contact_id}"'
 
@@ -93,11 +119,16 @@ async def ahead(
     return found
 
 
-async def superseded(redis: Redis, entry: Entry, card: StaffCard) -> bool:
-    """Another refresh of the same card is queued: this one need not be drawn."""
-    scan = redis.register_script(_SCAN)
-    args: list[str | int] = [entry.id, LOOKAHEAD, _mine(card.contact_id), CARD]
-    return bool(await scan(keys=[entry.stream], args=args))
+async def drop_if_superseded(
+    redis: Redis, entry: Entry, card: StaffCard, done: str, ttl: int, read: Sequence[str] = ()
+) -> list[Any] | None:
+    """Is a later refresh of the same card queued? Then this one need not be drawn: it
+    is marked done (``done``, nothing sent) and acknowledged, atomically, and the answer
+    is ``None``. Else the values of the keys ``read`` (one round trip for both)."""
+    drop = redis.register_script(_DROP_SUPERSEDED)
+    args: list[str | int] = [entry.id, LOOKAHEAD, _mine(card.contact_id), CARD, GROUP, ttl]
+    found: Any = await drop(keys=[entry.stream, done, *read], args=args)
+    return None if found == 1 else list(found)
 
 
 def mergeable(message: InboundMessage) -> bool:

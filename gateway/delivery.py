@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 import structlog
 from redis.asyncio.client import Pipeline
@@ -91,10 +92,12 @@ class Delivery(Posting):
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
             case StaffCard():
-                if await coalesce.superseded(self.redis, entry, job):
-                    await self._finish(entry, job.out_id, None)  # a later refresh draws it
-                else:
-                    await self._card(job.contact_id, entry, job.out_id)
+                done, reads = keys.done(job.out_id), self._card_keys(job.contact_id)
+                current = await coalesce.drop_if_superseded(
+                    self.redis, entry, job, done, self.done_ttl, reads
+                )
+                if current is not None:  # else finished: a later refresh draws it
+                    await self._card(job.contact_id, entry, job.out_id, current)
             case StaffReminder():
                 await self._reminder(job, entry)
             case StaffDelete():
@@ -190,14 +193,21 @@ class Delivery(Posting):
 
     # Staff side ------------------------------------------------------------------------
 
-    async def _card(self, contact_id: ContactId, entry: Entry, out_id: str) -> None:
-        """Show the current task card: edit the pinned one, or post and pin a new one."""
+    def _card_keys(self, contact_id: ContactId) -> list[str]:
+        """What a card refresh reads: the process, the card's id, what it shows, the
+        reminder."""
         key = keys.card(self.settings.staff.chat_id, contact_id)
         reminder = keys.reminder(self.settings.staff.chat_id, contact_id)
-        # One round trip for everything the card needs to know.
-        raw, card_id, drawn, reminded = await self.redis.mget(
-            keys.process(contact_id), key, f"{key}:shown", reminder
-        )
+        return [keys.process(contact_id), key, f"{key}:shown", reminder]
+
+    async def _card(
+        self, contact_id: ContactId, entry: Entry, out_id: str, current: list[Any]
+    ) -> None:
+        """Show the current task card: edit the pinned one, or post and pin a new one.
+        ``current``: the values of :meth:`_card_keys`, read in the same round trip as
+        the look for a later refresh."""
+        key = keys.card(self.settings.staff.chat_id, contact_id)
+        raw, card_id, drawn, reminded = current
         process = PROCESS.validate_json(raw) if raw is not None else None
         if process is None:
             await self._finish(entry, out_id, None)

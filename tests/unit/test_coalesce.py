@@ -12,8 +12,8 @@ from gateway.coalesce import (
     ahead,
     album,
     combined,
+    drop_if_superseded,
     followers,
-    superseded,
 )
 from gateway.jobs import StaffCard, StaffNotice, StaffPost, _Job
 from gateway.model import (
@@ -105,11 +105,19 @@ async def test_lookahead_reads_one_contacts_queue_and_spots_a_later_card(
     first = Entry(stream, ids[0].decode(), b"")
     assert [q.job.out_id for q in await ahead(redis, first, "1")] == ["post:1"]
     card = StaffCard(out_id="c1", contact_id=ContactId("1"))
-    assert not await superseded(redis, first, card)  # only contact 12's card is later
+    await redis.set("gw:test:process:1", "P")
+    # Only contact 12's card is later: not superseded, and the reads come back.
+    read = await drop_if_superseded(
+        redis, first, card, "gw:test:done:c1", 60, ["gw:test:process:1"]
+    )
+    assert read == [b"P"] and not await redis.exists("gw:test:done:c1")
     await redis.xadd(
         stream, {"e": StaffCard(out_id="c2", contact_id=ContactId("1")).model_dump_json()}
     )
-    assert await superseded(redis, first, card)
+    # Now a later refresh is queued: this one is marked done and acknowledged, in one go.
+    assert await drop_if_superseded(redis, first, card, "gw:test:done:c1", 60) is None
+    assert await redis.get("gw:test:done:c1") == b"[]"
+    assert await redis.xlen(stream) == len(jobs)  # c1 deleted, c2 added
 
 
 def media(n: int, kind: Kind) -> StaffPost:

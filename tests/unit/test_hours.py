@@ -78,7 +78,9 @@ def test_working_time_adds_up(start: datetime, a: timedelta, b: timedelta, zone:
     schedule = office(zone)
     due = schedule.add(start, a + b)
     assert due >= start
-    assert schedule.add(schedule.add(start, a), b) == due  # adding in two steps is the same
+    if b > timedelta(0):  # adding in two steps is the same (adding zero work means "the
+        # next opening", which a deadline exactly at closing time is not)
+        assert schedule.add(schedule.add(start, a), b) == due
     if a + b > timedelta(0):
         # A deadline falls inside working time (or exactly at a closing time).
         local = due.astimezone(zone)
