@@ -35,7 +35,7 @@ from gateway.process import Transition
 from gateway.store import keys
 from gateway.store.processes import ContactMerged
 from gateway.store.redis import text
-from gateway.worker import Effects, Worker, Writer
+from gateway.worker import Worker
 
 log = structlog.get_logger(__name__)
 API_ACCOUNT = AccountId("api")
@@ -108,7 +108,14 @@ class External(Worker):
                     contact_id,
                     at,
                     step,
-                    self._recorded(event, contact_id, self.effects(entry, notice)),
+                    self.recorded(
+                        self.effects(entry, notice),
+                        contact_id,
+                        event.sender,  # channel api, account api, their phone or e-mail
+                        at,
+                        Content(kind=Kind.TEXT, text=event.text),
+                        event.key,
+                    ),
                     once=event.key,
                     may_open=True,
                 )
@@ -142,26 +149,3 @@ class External(Worker):
         if event.email:
             await self.contacts.add_email(contact_id, event.email)
         return contact_id
-
-    def _recorded(self, event: InboundExternal, contact_id: str, effects: Effects) -> Effects:
-        """``effects`` plus the event in the person's history and the events stream
-        (``message.inbound`` on channel ``api``), once."""
-
-        def build(pipe: Writer, transition: Transition | None) -> None:
-            effects(pipe, transition)
-            if transition is not None:
-                self.history.append(
-                    pipe,
-                    contact_id,
-                    direction="in",
-                    at=event.occurred_at,
-                    channel=Channel.API.value,
-                    account=API_ACCOUNT,
-                    content=Content(kind=Kind.TEXT, text=event.text),
-                    message_id=event.key,
-                    chat=event.sender.chat_id,
-                    process=transition.process.number,
-                    task=transition.process.task.number,
-                )
-
-        return build

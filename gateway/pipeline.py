@@ -152,30 +152,6 @@ class Pipeline(Worker):
             log.info("inbound.phone_unreadable")
             return None
 
-    def _recorded(self, message: InboundMessage, contact_id: str, effects: Effects) -> Effects:
-        """``effects`` plus the message in the contact's history (once: a redelivered
-        message the rule already saw is not recorded twice)."""
-
-        def build(pipe: Writer, transition: Transition | None) -> None:
-            effects(pipe, transition)
-            if transition is not None:
-                sender = message.sender
-                self.history.append(
-                    pipe,
-                    contact_id,
-                    direction="in",
-                    at=message.received_at,
-                    channel=sender.channel.value,
-                    account=sender.account,
-                    content=message.content,
-                    message_id=message.message_id,
-                    chat=sender.chat_id,
-                    process=transition.process.number,
-                    task=transition.process.task.number,
-                )
-
-        return build
-
     async def _assign(
         self, contact_id: ContactId, at: datetime, responsible: Responsible, key: str
     ) -> None:
@@ -336,8 +312,13 @@ class Pipeline(Worker):
                         message,
                         contact.id,
                         resolved.created,
-                        self._recorded(
-                            message, contact.id, self.effects(entry, post, *suggestions)
+                        self.recorded(
+                            self.effects(entry, post, *suggestions),
+                            contact.id,
+                            message.sender,
+                            message.received_at,
+                            message.content,
+                            message.message_id,
                         ),
                     ),
                     once=message.key,

@@ -10,6 +10,7 @@ entry twice after a crash queues the same jobs, which delivery sends once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from redis.asyncio.client import Pipeline as RedisPipeline
 
@@ -17,7 +18,7 @@ from gateway.bus import Bus, Entry
 from gateway.config import Operator, Settings
 from gateway.contacts import Contacts
 from gateway.jobs import _Job, family
-from gateway.model import ContactId, Sender
+from gateway.model import ContactId, Content, Sender
 from gateway.process import Transition
 from gateway.staff.tasks import TaskCommands
 from gateway.store.history import History
@@ -85,3 +86,35 @@ class Worker:
         for job in jobs:
             if job is not None:
                 self.bus.add(pipe, family(job), job.contact_id, job.model_dump_json())
+
+    def recorded(
+        self,
+        effects: Effects,
+        contact_id: str,
+        sender: Sender,
+        at: datetime,
+        content: Content,
+        message_id: str,
+    ) -> Effects:
+        """``effects`` plus what the customer sent in the contact's history (and so the
+        events stream), once: a redelivered entry the rule already saw (no transition)
+        is not recorded twice."""
+
+        def build(pipe: Writer, transition: Transition | None) -> None:
+            effects(pipe, transition)
+            if transition is not None:
+                self.history.append(
+                    pipe,
+                    contact_id,
+                    direction="in",
+                    at=at,
+                    channel=sender.channel.value,
+                    account=sender.account,
+                    content=content,
+                    message_id=message_id,
+                    chat=sender.chat_id,
+                    process=transition.process.number,
+                    task=transition.process.task.number,
+                )
+
+        return build
