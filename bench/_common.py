@@ -10,6 +10,7 @@ import json
 import os
 import random
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,21 @@ def percentile(sorted_values: list[float], q: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+_T0 = time.perf_counter()
+_VERBOSE = [False]
+
+
+def set_verbose(on: bool) -> None:
+    """``-v``: :func:`note` prints progress lines."""
+    _VERBOSE[0] = on
+
+
+def note(message: str) -> None:
+    """A timestamped progress line on stderr (``--verbose``)."""
+    if _VERBOSE[0]:
+        sys.stdout.flush()  # the report so far first, then the progress line
+        print(f"  [{time.perf_counter() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)

@@ -57,7 +57,16 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bench._common import CLK_TCK, UNUSED_API, cpu_seconds, free_port, gateway_config, percentile
+from bench._common import (
+    CLK_TCK,
+    UNUSED_API,
+    cpu_seconds,
+    free_port,
+    gateway_config,
+    note,
+    percentile,
+    set_verbose,
+)
 from bench.export import populate
 from gateway import logging as gateway_logging
 from gateway.app import App, freeze_startup_heap
@@ -358,14 +367,6 @@ async def measure(
     return results
 
 
-VERBOSE = False
-
-
-def note(message: str) -> None:
-    if VERBOSE:
-        print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -427,8 +428,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    set_verbose(args.verbose)
     gateway_logging.configure("warning", "json")
     started = time.perf_counter()
     print(

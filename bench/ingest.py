@@ -74,7 +74,9 @@ from bench._common import (
     cpu_seconds,
     free_port,
     gateway_config,
+    note,
     percentile,
+    set_verbose,
 )
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.store import keys
@@ -85,14 +87,6 @@ SETTLE = 1.0
 """Seconds between the gateway going live and the first message of (b): its consumers
 take their partitions first, so "first msg" measures topic creation, not start-up."""
 TARGET_P99_MS = 50.0
-_T0 = time.perf_counter()
-VERBOSE = False
-
-
-def note(message: str) -> None:
-    """A timestamped progress line on stderr (``--verbose``)."""
-    if VERBOSE:
-        print(f"  [{time.perf_counter() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 # --- child processes ---------------------------------------------------------------------------
@@ -991,8 +985,7 @@ async def profile_gateway(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    set_verbose(args.verbose)
     # The gateway modules used in this process (embedded Redis, breakdown) log at info.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     results = asyncio.run(run(args))

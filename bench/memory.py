@@ -57,7 +57,16 @@ import structlog
 import yaml
 from redis.exceptions import ResponseError
 
-from bench._common import ACCOUNT, FIRST_NAMES, LAST_NAMES, TEXTS, free_port, gateway_config
+from bench._common import (
+    ACCOUNT,
+    FIRST_NAMES,
+    LAST_NAMES,
+    TEXTS,
+    free_port,
+    gateway_config,
+    note,
+    set_verbose,
+)
 from gateway import logging as gateway_logging
 from gateway.app import App
 from gateway.config import Settings, parse_config
@@ -84,14 +93,6 @@ WAVE = 200
 (a deep backlog would only make the workers slower, not the data bigger)."""
 SAMPLED_KEYS = 5000
 """Keys per prefix measured with MEMORY USAGE (more are extrapolated from these)."""
-_T0 = time.perf_counter()
-VERBOSE = False
-
-
-def note(message: str) -> None:
-    if VERBOSE:
-        sys.stdout.flush()
-        print(f"  [{time.perf_counter() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 # --- the people and their messages ----------------------------------------------------------
@@ -544,8 +545,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    set_verbose(args.verbose)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     started = time.perf_counter()
     print(

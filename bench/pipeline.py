@@ -93,6 +93,8 @@ from bench._common import (
     cpu_seconds,
     free_port,
     gateway_config,
+    note,
+    set_verbose,
 )
 from gateway import logging as gateway_logging
 from gateway.app import App, freeze_startup_heap
@@ -116,14 +118,6 @@ MARK = re.compile(r"\[([wmx])(\d+)\]")
 """The marker in every benchmark text: w = warm-up, m = measured, x = emulator alone."""
 PLAIN_TEXTS = [(t, e) for t, e in TEXTS if not t.startswith("/")]
 """Customer texts (commands left out: they are not ordinary messages)."""
-_T0 = time.perf_counter()
-VERBOSE = False
-
-
-def note(message: str) -> None:
-    """A timestamped progress line on stderr (``--verbose``)."""
-    if VERBOSE:
-        print(f"  [{time.perf_counter() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 # === child processes =========================================================================
@@ -1335,8 +1329,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    set_verbose(args.verbose)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     results = asyncio.run(run(args))
     if args.json is not None:

@@ -65,7 +65,16 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bench._common import TEXTS, UNUSED_API, cpu_seconds, free_port, gateway_config, percentile
+from bench._common import (
+    TEXTS,
+    UNUSED_API,
+    cpu_seconds,
+    free_port,
+    gateway_config,
+    note,
+    percentile,
+    set_verbose,
+)
 from gateway import logging as gateway_logging
 from gateway import process as bp
 from gateway.app import App
@@ -498,14 +507,6 @@ async def run(args: argparse.Namespace, workdir: Path, receiver_port: int) -> di
     return results
 
 
-VERBOSE = False
-
-
-def note(message: str) -> None:
-    if VERBOSE:
-        print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -605,8 +606,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    global VERBOSE
-    VERBOSE = args.verbose
+    set_verbose(args.verbose)
     gateway_logging.configure("warning", "json")
     started = time.perf_counter()
     print(
