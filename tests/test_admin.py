@@ -30,7 +30,8 @@ from gateway.config import ApiSettings, ApiToken, Settings, parse_config
 from gateway.metrics import Metrics
 from gateway.process import Process, Status, Task
 from gateway.store import keys
-from gateway.store.processes import PROCESS, record_event
+from gateway.store.events import record_event
+from gateway.store.processes import PROCESS
 from tests.conftest import (
     STAFF_CHAT,
     Clock,

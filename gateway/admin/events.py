@@ -65,7 +65,7 @@ class Malformed(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of ``keys.EVENTS`` (see ``gateway.store.processes.record_event``)."""
+    """One entry of ``keys.EVENTS`` (see ``gateway.store.events.record_event``)."""
 
     id: str
     type: str

@@ -82,7 +82,7 @@ class Event(BaseModel):
 
     @classmethod
     def parse(cls, event_id: str, fields: Mapping[bytes, bytes]) -> Event:
-        """Read the stream's fields (``gateway.store.processes.record_event``): empty
+        """Read the stream's fields (``gateway.store.events.record_event``): empty
         strings become ``null`` and ``task`` a number (``0``, no task, is ``null``)."""
         got = {text(k): text(v) for k, v in fields.items()}
         kind = got.get("type", "")
