@@ -26,9 +26,9 @@ from gateway.api.schemas import (
     existing_contact,
 )
 from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
-from gateway.jobs import StaffNotice
 from gateway.model import ContactId
 from gateway.staff.desk import Desk
+from gateway.staff.people import split_notices
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
 from gateway.store.redis import text
@@ -227,18 +227,7 @@ async def unmerge_contact(call: Call) -> UnmergeResult:
         target = await desk.people.merger.unmerge(contact_id, identity, call.now, call.actor)
     except MergeRefused as exc:
         raise conflict(str(exc)) from None
-    by = f" (by {call.actor})"
-    here = StaffNotice(
-        out_id=f"notice:{call.once}",
-        contact_id=contact_id,
-        text=f"↩️ {identity} is split out into contact #{target}, a separate person now{by}. "
-        "Its earlier tasks stay here.",
-    )
-    there = StaffNotice(
-        out_id=f"split:{call.once}",
-        contact_id=target,
-        text=f"↩️ Split out of contact #{contact_id}{by}: {identity} is a separate person.",
-    )
+    here, there = split_notices(contact_id, identity, target, call.once, by=f" (by {call.actor})")
     await desk.commit(None, here, there)
     log.info("api.contact_unmerged", identity=identity, into=target, actor=call.actor)
     left = await existing_contact(desk, contact_id)
@@ -248,13 +237,7 @@ async def unmerge_contact(call: Call) -> UnmergeResult:
 async def _identity(desk: Desk, contact_id: ContactId, wanted: str) -> str:
     """``account:user_id``, an account or a messenger → the one identity it names (the
     same choice as ``/unmerge``)."""
-    identities, _, _ = await desk.contacts.details(contact_id)
-
-    def kind(identity: str) -> str:
-        channel = desk.settings.channel(identity.partition(":")[0])
-        return channel.kind if channel is not None else ""
-
-    matching = [i for i in identities if wanted in (i, i.partition(":")[0]) or kind(i) == wanted]
+    matching, identities = await desk.people.identities_named(contact_id, wanted)
     if len(matching) != 1:
         why = "names several: give account:user_id" if matching else "is not one of its messengers"
         listed = ", ".join(identities)

@@ -103,6 +103,27 @@ class People(Worker):
     ) -> None:
         """``/unmerge <account>``, ``/unmerge <channel>`` (telegram, vk…) or
         ``/unmerge <account:user id>``."""
+        matching, identities = await self.identities_named(contact_id, wanted)
+        if len(matching) != 1:
+            listed = ", ".join(identities)
+            why = "Which one?" if matching else "Split out which messenger?"
+            raise MergeRefused(f"{why} /unmerge <account or account:user id>: {listed}")
+        identity = matching[0]
+        target = await self.merger.unmerge(
+            contact_id, identity, message.received_at, message.sender.user_id
+        )
+        here, there = split_notices(
+            contact_id, identity, target, message.key, reply_to=message.message_id
+        )
+        log.info("contact.unmerged", identity=identity, into=target)
+        await self.commit(entry, here, there)
+
+    async def identities_named(
+        self, contact_id: ContactId, wanted: str
+    ) -> tuple[list[str], list[str]]:
+        """The contact's identities ``wanted`` names (``account:user_id``, an account or
+        a messenger such as ``vk``), and all of them (for the error when not exactly one
+        matches): the choice ``/unmerge`` and the API's unmerge make."""
         identities, _, _ = await self.contacts.details(contact_id)
 
         def kind(identity: str) -> str:
@@ -112,28 +133,7 @@ class People(Worker):
         matching = [
             i for i in identities if wanted in (i, i.partition(":")[0]) or kind(i) == wanted
         ]
-        if len(matching) != 1:
-            listed = ", ".join(identities)
-            why = "Which one?" if matching else "Split out which messenger?"
-            raise MergeRefused(f"{why} /unmerge <account or account:user id>: {listed}")
-        identity = matching[0]
-        target = await self.merger.unmerge(
-            contact_id, identity, message.received_at, message.sender.user_id
-        )
-        here = StaffNotice(
-            out_id=f"notice:{message.key}",
-            contact_id=contact_id,
-            text=f"↩️ {identity} is split out into contact #{target}, a separate person now. "
-            "Its earlier tasks stay here.",
-            reply_to=message.message_id,
-        )
-        there = StaffNotice(
-            out_id=f"split:{message.key}",
-            contact_id=target,
-            text=f"↩️ Split out of contact #{contact_id}: {identity} is a separate person.",
-        )
-        log.info("contact.unmerged", identity=identity, into=target)
-        await self.commit(entry, here, there)
+        return matching, identities
 
     async def _via(self, contact_id: ContactId, account: str) -> str:
         identities, _, _ = await self.contacts.details(contact_id)
@@ -438,3 +438,29 @@ class People(Worker):
             f"Replies go to {data.get('reply_channel', '?')} · {data.get('reply_account', '?')}",
         ]
         return "\n".join(lines)
+
+
+def split_notices(
+    contact_id: ContactId,
+    identity: str,
+    target: ContactId,
+    key: str,
+    *,
+    by: str = "",
+    reply_to: MessageId | None = None,
+) -> tuple[StaffNotice, StaffNotice]:
+    """What both topics say when ``identity`` is split out of ``contact_id`` into
+    ``target`` (``by``: " (by api:crm)" when not an operator in the topic)."""
+    here = StaffNotice(
+        out_id=f"notice:{key}",
+        contact_id=contact_id,
+        text=f"↩️ {identity} is split out into contact #{target}, a separate person now{by}. "
+        "Its earlier tasks stay here.",
+        reply_to=reply_to,
+    )
+    there = StaffNotice(
+        out_id=f"split:{key}",
+        contact_id=target,
+        text=f"↩️ Split out of contact #{contact_id}{by}: {identity} is a separate person.",
+    )
+    return here, there
