@@ -9,8 +9,6 @@ the task card refreshed; the API client is recorded as the actor.
 
 from __future__ import annotations
 
-import contextlib
-
 import structlog
 from pydantic import Field, model_validator
 
@@ -131,20 +129,16 @@ async def _search(desk: Desk, query: ContactsQuery) -> list[ContactId]:
             index = keys.email(normalise_email(query.email))
     except InvalidIdentity as exc:
         raise invalid(["query", "phone" if query.phone else "email"], str(exc)) from None
-    wanted = query.q or ""
-    if query.q is not None:  # as /find reads it: a phone, else an e-mail, else a name
-        with contextlib.suppress(InvalidIdentity):
-            index = keys.phone(normalise_phone(wanted, region))
-        if index is None and "@" in wanted.strip("@"):
-            with contextlib.suppress(InvalidIdentity):
-                index = keys.email(normalise_email(wanted))
     if index is not None:
         owner = await desk.redis.get(index)
         return [ContactId(text(owner))] if owner is not None else []
-    needle = (query.name or wanted).strip().lstrip("@").casefold()
+    if query.q is not None:  # as /find reads it: a phone, else an e-mail, else a name
+        wanted = query.q.strip()
+        return [ContactId(c) for c in await desk.people.named(wanted)] if wanted else []
+    needle = (query.name or "").strip().lstrip("@").casefold()
     if not needle:
         return []
-    return [ContactId(c) for c in await desk.people._by_name(needle)]
+    return [ContactId(c) for c in await desk.people.by_name(needle)]
 
 
 @routes.route(

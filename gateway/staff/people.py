@@ -335,7 +335,9 @@ class People(Worker):
             buttons = (tuple(row),)
         return "\n".join([head, *shown]), buttons
 
-    async def _people_lines(self, wanted: str) -> list[str]:
+    async def named(self, wanted: str) -> list[str]:
+        """The contacts ``wanted`` names, as /find reads it: a phone (any written form),
+        else an e-mail, else a name or @username."""
         exact = None
         with contextlib.suppress(InvalidIdentity):
             exact = keys.phone(normalise_phone(wanted, self.settings.contacts.default_region))
@@ -344,9 +346,11 @@ class People(Worker):
                 exact = keys.email(normalise_email(wanted))
         if exact is not None:
             owner = await self.redis.get(exact)
-            found = [text(owner)] if owner is not None else []
-        else:
-            found = await self._by_name(wanted.lstrip("@").casefold())
+            return [text(owner)] if owner is not None else []
+        return await self.by_name(wanted.lstrip("@").casefold())
+
+    async def _people_lines(self, wanted: str) -> list[str]:
+        found = await self.named(wanted)
         people = list(dict.fromkeys([await self.contacts.survivor(ContactId(c)) for c in found]))
         lines = []
         for contact_id in people:
@@ -373,7 +377,7 @@ class People(Worker):
             lines.append(line)
         return lines
 
-    async def _by_name(self, needle: str) -> list[str]:
+    async def by_name(self, needle: str) -> list[str]:
         """Contacts whose name or username contains ``needle`` (a scan: fine for an
         operator's query over a hundred thousand contacts, not for a hot path)."""
         found: list[str] = []
