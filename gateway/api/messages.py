@@ -253,7 +253,7 @@ async def send_message(call: Call) -> SendResult:
         )
     operator = configured_operator(call, body.operator) if body.operator is not None else None
     if body.operator is not None:
-        refused = desk._may_not_send(body.operator, account)
+        refused = desk.may_not_send(body.operator, account)
         if refused is not None:
             raise ApiError(403, refused.removeprefix("⚠️ "), code="operator_may_not_send")
     content = _content(body, channel)
@@ -265,7 +265,7 @@ async def send_message(call: Call) -> SendResult:
         content=content,
         what=f"API message ({who or (call.client.name if call.client else 'api')})",
     )
-    read = await desk._read_receipt(person, account, channel) if body.operator is not None else None
+    read = await desk.read_receipt(person, account, channel) if body.operator is not None else None
     at, ran, applied = call.now, False, False
 
     def step(current: Process | None, _: bp.NumberFor) -> Transition | None:

@@ -299,7 +299,7 @@ class Desk(Worker):
             reply_to=message.message_id,
         )
 
-    def _may_not_send(self, operator: str, account: str) -> str | None:
+    def may_not_send(self, operator: str, account: str) -> str | None:
         """Why ``operator`` may not write to ``account``'s customers (``None``: may)."""
         configured = self.operator(operator)
         if configured is None or configured.admin or not configured.accounts:
@@ -364,7 +364,7 @@ class Desk(Worker):
         log.info("staff.quick_reply", template=chosen.name)
         return None
 
-    async def _read_receipt(
+    async def read_receipt(
         self, contact_id: ContactId, account: str, channel: AnyChannel | None
     ) -> CustomerRead | None:
         """Answering reads the customer's messages: on messengers that show it (VK,
@@ -447,7 +447,7 @@ class Desk(Worker):
                 # messenger, whichever the person used last.
                 account, chat = found.ref.account, found.ref.chat_id
                 reply_to = found.ref.message_id
-        refused = self._may_not_send(message.sender.user_id, account)
+        refused = self.may_not_send(message.sender.user_id, account)
         if refused is not None:  # (a button's "sent" answer is not given)
             await self.commit(entry, self._notice(message, contact_id, refused))
             return
@@ -470,7 +470,7 @@ class Desk(Worker):
                 return None  # no open task (e.g. closed): the reply still goes out
 
         channel = self.settings.channel(account)
-        read = await self._read_receipt(contact_id, account, channel)
+        read = await self.read_receipt(contact_id, account, channel)
         queued = self.effects(entry, job, read, extra)
 
         def effects(pipe: Writer, transition: Transition | None) -> None:
