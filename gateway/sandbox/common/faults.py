@@ -28,6 +28,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
+from .net import html_error
+
 
 class _Countdown(Protocol):
     remaining: int
@@ -294,6 +296,44 @@ async def delay_or_drop(
     if request.transport is not None:
         request.transport.close()
     return web.Response(status=500)  # never reaches the client: the connection is gone
+
+
+async def serve_random(
+    drawn: Drawn,
+    request: web.Request,
+    faults: RandomFaults,
+    error_of: Callable[[int], Exception | None],
+) -> web.StreamResponse | None:
+    """Serve a random fault: ``None`` when the call goes on (late, for a delay); for a
+    status kind, raises the platform's error object (``error_of``; the platform's API
+    turns it into its answer) or, where the platform has none, answers an HTML page of
+    that status (a proxy in front of the API)."""
+    dropped = await delay_or_drop(drawn, request, faults)
+    if dropped is not None or drawn.status is None:
+        return dropped
+    error = error_of(drawn.status)
+    if error is not None:
+        raise error
+    return html_error(drawn.status)
+
+
+class RandomFaulting:
+    """Mixin of the facades with random faults (``faults.random``): stopping them and
+    counting what they injected."""
+
+    faults: Any
+
+    def clear_fault_rates(self) -> None:
+        """Stop random faults (what was injected stays counted)."""
+        self.faults.random.clear()
+
+    def injected_faults(
+        self, targets: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+    ) -> int:
+        """How many random faults hit calls of ``targets`` (the platform's methods or
+        endpoints; all when ``None``), of ``kinds`` (all when ``None``)."""
+        count: int = self.faults.random.count(targets, kinds)
+        return count
 
 
 @dataclass(frozen=True)

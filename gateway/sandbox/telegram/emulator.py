@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from ..common.faults import RANDOM_KINDS
+from ..common.faults import RANDOM_KINDS, RandomFaulting
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import ApiServer, add_routes
@@ -24,7 +24,7 @@ from .webhook import WebhookPoster
 from .wire import MAX_BODY, Params
 
 
-class TelegramEmulator(EmulatorServer):
+class TelegramEmulator(EmulatorServer, RandomFaulting):
     """An in-memory Telegram with a Bot API server; see the package docstring."""
 
     name = "TelegramEmulator"
@@ -396,17 +396,6 @@ class TelegramEmulator(EmulatorServer):
             delay=delay,
             seed=seed,
         )
-
-    def clear_fault_rates(self) -> None:
-        """Stop random faults (what was injected stays counted)."""
-        self.faults.random.clear()
-
-    def injected_faults(
-        self, methods: Iterable[str] | None = None, kinds: Iterable[str] | None = None
-    ) -> int:
-        """How many random faults hit calls of ``methods`` (all when ``None``), of
-        ``kinds`` (all when ``None``)."""
-        return self.faults.random.count(methods, kinds)
 
     def set_flood_limits(self, enabled: bool) -> None:
         """Switch Telegram's sending limits on or off (history restarts either way)."""

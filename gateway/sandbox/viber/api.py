@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from ..common import html_error, json_response
-from ..common.faults import Drawn, Faults, RateLimiter, delay_or_drop
+from ..common.faults import Faults, RateLimiter, serve_random
 from .endpoints import HANDLERS, Ctx
 from .models import Call, JsonDict, ViberError, status_name
 from .state import ViberWorld
@@ -78,7 +78,7 @@ class ApiServer:
                 raise ViberError(fault.code, fault.message or "injected fault")
             drawn = self.faults.random.draw(endpoint, bot.token)
             if drawn is not None:
-                failed = await self.at_random(drawn, request)
+                failed = await serve_random(drawn, request, self.faults.random, random_error)
                 if failed is not None:
                     self._record(endpoint, params, None)
                     return failed
@@ -90,21 +90,6 @@ class ApiServer:
             return json_response(error.body())
         self._record(endpoint, params, 0)
         return json_response({"status": 0, "status_message": status_name(0), **result})
-
-    async def at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
-        """Serve a random fault as Viber would: "429" is status 12 ``tooManyRequests`` in
-        an HTTP 200 answer (raised), Viber's rate-control answer, which says nothing of
-        how long to wait
-        (https://creators.viber.com/docs/bots-api/resources/messaging/send-message);
-        "500", "502", "503" an HTML page with that status (the REST API has no status
-        for its own failures: a proxy in an incident); a ``delay`` holds the answer,
-        then the call is done (``None``); a ``reset`` drops the connection."""
-        dropped = await delay_or_drop(drawn, request, self.faults.random)
-        if dropped is not None or drawn.status is None:
-            return dropped
-        if drawn.status == HTTPStatus.TOO_MANY_REQUESTS:
-            raise ViberError(12, "too many requests")
-        return html_error(drawn.status)
 
     async def file(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler of ``GET /files/{key}/{name}``."""
@@ -118,3 +103,15 @@ def add_routes(app: web.Application, server: ApiServer) -> None:
     """Register the API and file routes on ``app``."""
     app.router.add_get("/files/{key}/{name}", server.file)
     app.router.add_post("/{endpoint}", server.handle)
+
+
+def random_error(status: int) -> ViberError | None:
+    """What Viber answers for a random fault of a status kind: "429" is status 12
+    ``tooManyRequests`` in an HTTP 200 answer, Viber's rate-control answer, which says
+    nothing of how long to wait
+    (https://creators.viber.com/docs/bots-api/resources/messaging/send-message); for
+    "500", "502", "503" the REST API has no status of its own (``None``: an HTML page of
+    that status, from a proxy in an incident)."""
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return ViberError(12, "too many requests")
+    return None

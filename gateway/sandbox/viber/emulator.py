@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from ..common.faults import RANDOM_KINDS, Fault, Faults, RateLimited, RateLimiter
+from ..common.faults import RANDOM_KINDS, Fault, Faults, RandomFaulting, RateLimited, RateLimiter
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import ApiServer, add_routes
@@ -24,7 +24,7 @@ CONTROL_MAX_BODY = 64 * 1024 * 1024
 """Console uploads arrive base64-encoded in JSON."""
 
 
-class ViberEmulator(EmulatorServer, RateLimited):
+class ViberEmulator(EmulatorServer, RateLimited, RandomFaulting):
     """An in-memory Viber with the REST Bot API; see the package docstring."""
 
     name = "ViberEmulator"
@@ -299,14 +299,3 @@ class ViberEmulator(EmulatorServer, RateLimited):
             known=list(HANDLERS),
             noun="endpoints",
         )
-
-    def clear_fault_rates(self) -> None:
-        """Stop random faults (what was injected stays counted)."""
-        self.faults.random.clear()
-
-    def injected_faults(
-        self, endpoints: Iterable[str] | None = None, kinds: Iterable[str] | None = None
-    ) -> int:
-        """How many random faults hit calls of ``endpoints`` (all when ``None``), of
-        ``kinds`` (all when ``None``)."""
-        return self.faults.random.count(endpoints, kinds)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..common import html_error, json_response
-from ..common.faults import Drawn, delay_or_drop
+from ..common.faults import serve_random
 from . import api_groups, api_media, api_messages
 from .callback import CallbackDelivery
 from .ctx import Ctx, Handler
@@ -70,7 +70,7 @@ class ApiServer:
                 raise fault.error()
             drawn = self.faults.random.draw(entry[0], group.id)
             if drawn is not None:
-                failed = await self._at_random(drawn, request)
+                failed = await serve_random(drawn, request, self.faults.random, random_error)
                 if failed is not None:
                     return failed
             self.limiter.check(token)
@@ -78,17 +78,6 @@ class ApiServer:
         except VkApiError as error:
             return json_response(error_body(error, method, params))
         return json_response({"response": result})
-
-    async def _at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
-        """Serve a random fault: ``None`` when the call goes on (late, for a delay);
-        raises the VK error of error-object kinds."""
-        dropped = await delay_or_drop(drawn, request, self.faults.random)
-        if dropped is not None or drawn.status is None:
-            return dropped
-        error = random_error(drawn.status)
-        if error is not None:
-            raise error
-        return html_error(drawn.status)
 
     def _upload_fault(self) -> web.Response | None:
         fault = self.faults.take(Faults.UPLOAD, http=True)

@@ -15,7 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..common import is_loopback
-from ..common.faults import RANDOM_KINDS, RateLimited
+from ..common.faults import RANDOM_KINDS, RandomFaulting, RateLimited
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import METHODS, ApiServer, add_routes
@@ -26,7 +26,7 @@ from .state import VkWorld
 from .wire import MAX_BODY
 
 
-class VkEmulator(EmulatorServer, RateLimited):
+class VkEmulator(EmulatorServer, RateLimited, RandomFaulting):
     """An in-memory VK with a community API server; see the package docstring."""
 
     name = "VkEmulator"
@@ -321,14 +321,3 @@ class VkEmulator(EmulatorServer, RateLimited):
             known=[name for name, _ in METHODS.values()],
             noun="methods",
         )
-
-    def clear_fault_rates(self) -> None:
-        """Stop random faults (what was injected stays counted)."""
-        self.faults.random.clear()
-
-    def injected_faults(
-        self, methods: Iterable[str] | None = None, kinds: Iterable[str] | None = None
-    ) -> int:
-        """How many random faults hit calls of ``methods`` (all when ``None``), of
-        ``kinds`` (all when ``None``)."""
-        return self.faults.random.count(methods, kinds)

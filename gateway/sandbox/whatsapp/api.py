@@ -34,7 +34,7 @@ from aiohttp import BodyPartReader, web
 from yarl import URL
 
 from ..common import html_error, is_loopback, json_response
-from ..common.faults import Drawn, delay_or_drop
+from ..common.faults import serve_random
 from . import api_messages
 from .faults import Faults, RateLimiter, random_error
 from .media import DOWNLOAD_PATH, LIMITS, MIME_TYPES, kind_of
@@ -104,7 +104,7 @@ class GraphApi:
                 raise fault.error()
             drawn = self.faults.random.draw(endpoint, number)
             if drawn is not None:
-                failed = await self._at_random(drawn, request)
+                failed = await serve_random(drawn, request, self.faults.random, random_error)
                 if failed is not None:
                     return failed
             result = await run()
@@ -113,17 +113,6 @@ class GraphApi:
         if isinstance(result, web.StreamResponse):
             return result
         return json_response(result)
-
-    async def _at_random(self, drawn: Drawn, request: web.Request) -> web.StreamResponse | None:
-        """Serve a random fault: ``None`` when the request goes on (late, for a delay);
-        raises the Graph error of error kinds."""
-        dropped = await delay_or_drop(drawn, request, self.faults.random)
-        if dropped is not None or drawn.status is None:
-            return dropped
-        error = random_error(drawn.status)
-        if error is not None:
-            raise error
-        return html_error(drawn.status)
 
     # --- messages -------------------------------------------------------------------------
 

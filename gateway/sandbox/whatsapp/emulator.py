@@ -16,7 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..common import is_loopback
-from ..common.faults import RANDOM_KINDS
+from ..common.faults import RANDOM_KINDS, RandomFaulting
 from ..common.server import EmulatorServer
 from . import actions, control
 from .actions import Content
@@ -27,7 +27,7 @@ from .state import WhatsAppWorld
 from .webhooks import WebhookDelivery
 
 
-class WhatsAppEmulator(EmulatorServer):
+class WhatsAppEmulator(EmulatorServer, RandomFaulting):
     """An in-memory WhatsApp Business Cloud API; see the package docstring."""
 
     name = "WhatsAppEmulator"
@@ -413,14 +413,3 @@ class WhatsAppEmulator(EmulatorServer):
             known=TARGETS,
             noun="endpoints",
         )
-
-    def clear_fault_rates(self) -> None:
-        """Stop random faults (what was injected stays counted)."""
-        self.faults.random.clear()
-
-    def injected_faults(
-        self, endpoints: Iterable[str] | None = None, kinds: Iterable[str] | None = None
-    ) -> int:
-        """How many random faults hit requests to ``endpoints`` (all when ``None``), of
-        ``kinds`` (all when ``None``)."""
-        return self.faults.random.count(endpoints, kinds)
