@@ -209,10 +209,13 @@ class App:
         self._tasks.clear()
         self.pollers.clear()
         self.consumers.clear()
+        # Adapters are built with the delivery limits (timeouts, rates): new limits, new
+        # adapters — the staff bot and its relays too.
+        limits = settings.delivery != self.settings.delivery
         kept = {
             account: adapter
             for account, adapter in self.customers.items()
-            if settings.channel(account) == self.settings.channel(account)
+            if not limits and settings.channel(account) == self.settings.channel(account)
         }
         fresh = {
             c.id: adapters.create(c.id, c, settings.delivery)
@@ -227,6 +230,10 @@ class App:
             old = self._retiring.pop(account, None)  # removed before, back now
             if old is not None:
                 replaced.append(old)
+        if limits:
+            replaced += [self.staff, *self.relays]
+            self.staff = adapters.create_staff(STAFF_ACCOUNT, settings.staff, settings.delivery)
+            self.relays = adapters.create_relays(STAFF_ACCOUNT, settings.staff, settings.delivery)
         self.settings = settings
         self.customers = {c.id: kept.get(c.id) or fresh[c.id] for c in settings.channels}
         self.drain_seconds = drain_seconds
@@ -238,9 +245,10 @@ class App:
         if not self.live:
             return
         for account, adapter in self.adapters.items():
-            if account in fresh:
+            new = account in fresh or (limits and account == STAFF_ACCOUNT)
+            if new:
                 await adapter.start()
-            await self._open(account, adapter, webhook=account in fresh)
+            await self._open(account, adapter, webhook=new)
         await self._go()
 
     async def _retire(self, delay: float) -> None:

@@ -213,3 +213,22 @@ def test_reload_without_a_running_gateway_says_so(
     )
     assert cli_main(["reload", "--config", str(config)]) == 1
     assert "no running gateway" in capsys.readouterr().err
+
+
+async def test_new_delivery_limits_reach_every_adapter(
+    world: World, start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    running, data = await started(start_gateway, tmp_path)
+    app = running.app
+    staff, shop = app.staff, app.customers["tg_shop"]
+    data["delivery"]["request_timeout_seconds"] = 7
+    outcome = await Reloader(app, write(tmp_path / "c.yaml", data)).reload()
+    assert outcome.applied
+    # Adapters hold the limits they were built with: all of them are new.
+    assert app.staff is not staff and app.customers["tg_shop"] is not shop
+
+    ivan = world.customer()
+    await world.say(ivan, text="after new limits")
+    posted = await world.in_staff(lambda m: text_of(m) == "after new limits")
+    await world.operator_says(posted["message_thread_id"], text="answered")
+    await world.in_private(ivan, lambda m: text_of(m) == "answered")
