@@ -21,7 +21,7 @@ from gateway.hours import DAYS, Schedule, parse_interval
 from gateway.staff.quick import MACROS, unknown_macros
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_PLACEHOLDER = re.compile(r"^\s*(change[_ -]?me|todo|fixme|xxx+|<[^>]*>|your[_ -].*)\s*$", re.I)
+_PLACEHOLDER = re.compile(r"^\s*(change[_ -]?me|todo|fixme|xxx+|<[^>]*>|your[_-][\w-]*)\s*$", re.I)
 # Bot API: "secret_token ... 1-256 characters. Only characters A-Z, a-z, 0-9, _ and -"
 # (https://core.telegram.org/bots/api#setwebhook).
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")

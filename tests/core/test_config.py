@@ -58,6 +58,13 @@ def test_placeholders_are_rejected() -> None:
     assert "placeholder" in errors_of(data)["staff.token"]
 
 
+def test_a_sentence_starting_with_your_is_no_placeholder() -> None:
+    data = {**GOOD, "templates": [{"name": "w", "text": "Your warranty is 2 years."}]}
+    assert parse_config(yaml.safe_dump(data)).templates[0].text.startswith("Your")
+    data = {**GOOD, "staff": {"token": "your_token_here", "chat_id": -1}}
+    assert "placeholder" in errors_of(data)["staff.token"]
+
+
 def test_env_interpolation_and_missing_variables() -> None:
     data = {**GOOD, "staff": {"token": "${STAFF}", "chat_id": "${CHAT:--100777}"}}
     settings = parse_config(yaml.safe_dump(data), environ={"STAFF": "99:zz"})
