@@ -33,9 +33,9 @@ from gateway.pipeline import Pipeline
 from gateway.ratelimit import Limiter
 from gateway.scheduler import Scheduler
 from gateway.store import keys
+from gateway.store.lines import Lines
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
-from gateway.store.topics import Topics
 
 log = structlog.get_logger(__name__)
 
@@ -114,11 +114,11 @@ class App:
         # that still drain (:meth:`_retire` takes them out of this very dict).
         self._senders: dict[str, Adapter] = {**self._retiring, **self.customers}
         contacts = Contacts(self.redis, join_by_phone=settings.dedup.auto_merge == "exact")
-        topics = Topics(self.redis, settings.staff.chat_id)
+        lines = Lines(self.redis, settings)
         self.processes = ProcessStore(
             self.redis, settings, card_stream=lambda cid: self.bus.stream(keys.STAFF_OUT, cid)
         )
-        self.pipeline = Pipeline(settings, self.bus, contacts, topics, self.processes)
+        self.pipeline = Pipeline(settings, self.bus, contacts, lines, self.processes)
         self.scheduler = Scheduler(
             self.redis,
             {
@@ -136,7 +136,7 @@ class App:
             self._senders,
             self.staff,
             contacts,
-            topics,
+            lines,
             Limiter(self.redis, enabled=settings.delivery.flood_limits),
             self.metrics,
             self.processes,

@@ -76,7 +76,11 @@ def _load(path: str) -> Settings:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     accounts = ", ".join(c.id for c in settings.channels)
-    print(f"{args.config}: OK — staff group {settings.staff.chat_id}, channels: {accounts}")
+    if settings.lines:
+        groups = "lines " + ", ".join(f"{x.name} (group {x.chat_id})" for x in settings.lines)
+    else:
+        groups = f"staff group {settings.staff.chat_id}"
+    print(f"{args.config}: OK — {groups}, channels: {accounts}")
     return 0
 
 

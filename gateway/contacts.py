@@ -152,6 +152,16 @@ class Contacts:
             contact, bool(created), bool(joined), ContactId(text(other)) if other else None
         )
 
+    async def lead(self, sender: Sender, at: datetime, phone: str | None) -> ContactId:
+        """The contact of someone known from outside the messengers (a call, a form, an
+        operator's ``/new``), made a lead if new; with no route to reply through until
+        they write or a messenger is chosen for them."""
+        resolved = await self.resolve(sender, at, kind="lead", phone=phone)
+        await self.redis.hdel(
+            keys.contact(resolved.contact.id), "reply_account", "reply_chat", "reply_channel"
+        )
+        return resolved.contact.id
+
     async def add_phone(self, contact_id: ContactId, number: str) -> ContactId | None:
         """Give the contact a phone (E.164); returns another contact that has it."""
         owner = await self._add(

@@ -35,6 +35,7 @@ from gateway.jobs import (
     CustomerAuto,
     CustomerRead,
     CustomerSend,
+    Job,
     StaffCard,
     StaffCloseTopic,
     StaffDelete,
@@ -66,6 +67,7 @@ from gateway.store.processes import PROCESS
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
+CUSTOMER_JOBS = (CustomerSend, CustomerAuto, CustomerRead, CallbackAnswer)
 
 
 class Delivery(Posting):
@@ -80,14 +82,18 @@ class Delivery(Posting):
             return
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(contact_id=job.contact_id, job=job.out_id)
+        await self._address(job)
         match job:
             case StaffPost():
                 await self._post(job, entry)
             case StaffEdit():
                 await self._edit(job, entry)
             case StaffNotice():
+                said = job.text
+                if job.link_line is not None:
+                    said += await self._link_in(job.contact_id, job.link_line)
                 content = Content(
-                    kind=Kind.TEXT, text=job.text, buttons=job.buttons, mentions=job.mentions
+                    kind=Kind.TEXT, text=said, buttons=job.buttons, mentions=job.mentions
                 )
                 _, sent = await self._to_topic(job.contact_id, content, reply_to=job.reply_to)
                 await self._finish(entry, job.out_id, sent)
@@ -160,8 +166,8 @@ class Delivery(Posting):
                         self.staff, general, self.staff.send, general, content
                     )
                 except PermanentError as exc:
-                    if job.chat is None:
-                        raise
+                    if job.chat is None or job.chat.startswith("-"):
+                        raise  # a staff group's: a real failure
                     # An operator who never started the bot cannot be written to.
                     log.info("staff.private_chat_unreachable", reason=exc.reason)
                     posted = None
@@ -175,6 +181,25 @@ class Delivery(Posting):
 
     handle_customer = handle_staff
     """Both families carry the same job union; the family only decides the order."""
+
+    async def _address(self, job: Job) -> None:
+        """Deliver ``job`` in its contact's current line's group (a notice may name
+        another line: the one a conversation left); one read, only with several lines."""
+        self.address(self.lines.default.chat_id)
+        if not self.lines.several:
+            return
+        if isinstance(job, StaffNotice) and job.line is not None:
+            self.address(self.settings.line(job.line).chat_id)
+        elif not isinstance(job, (*CUSTOMER_JOBS, StaffPost)) and not (
+            isinstance(job, StaffGeneral) and not job.link_topic
+        ):  # a post reads its line with what it reads anyway (Posting._post)
+            self.address((await self.lines.line_of(job.contact_id)).chat_id)
+
+    async def _link_in(self, contact_id: ContactId, line_name: str) -> str:
+        """A link to the contact's topic in a line's group (a line of its own)."""
+        line = self.settings.line(line_name)
+        topic = await self.lines.at(line.chat_id).get(contact_id)
+        return f"\n{topic_link(str(line.chat_id), topic)}" if topic is not None else ""
 
     async def _answer_press(self, job: CallbackAnswer) -> None:
         """Answer a button press through the bot that got it: the staff bot, or a
@@ -196,8 +221,8 @@ class Delivery(Posting):
     def _card_keys(self, contact_id: ContactId) -> list[str]:
         """What a card refresh reads: the process, the card's id, what it shows, the
         reminder."""
-        key = keys.card(self.settings.staff.chat_id, contact_id)
-        reminder = keys.reminder(self.settings.staff.chat_id, contact_id)
+        key = keys.card(self.group, contact_id)
+        reminder = keys.reminder(self.group, contact_id)
         return [keys.process(contact_id), key, f"{key}:shown", reminder]
 
     async def _card(
@@ -206,7 +231,7 @@ class Delivery(Posting):
         """Show the current task card: edit the pinned one, or post and pin a new one.
         ``current``: the values of :meth:`_card_keys`, read in the same round trip as
         the look for a later refresh."""
-        key = keys.card(self.settings.staff.chat_id, contact_id)
+        key = keys.card(self.group, contact_id)
         raw, card_id, drawn, reminded = current
         process = PROCESS.validate_json(raw) if raw is not None else None
         if process is None:
@@ -256,7 +281,7 @@ class Delivery(Posting):
         that know no reminder is shown need not call)."""
         if bp.overdue(process, now):
             return
-        key = keys.reminder(self.settings.staff.chat_id, contact_id)
+        key = keys.reminder(self.group, contact_id)
         shown = await self.redis.get(key)
         if shown is not None:
             await self._delete(MessageId(text(shown)))
@@ -266,7 +291,7 @@ class Delivery(Posting):
         """Post the reminder with its buttons, replacing the topic's previous one."""
         contact_id = job.contact_id
         topic = await self._ensure_topic(contact_id, None)
-        chat = self.settings.staff.chat_id
+        chat = self.group
         key = keys.reminder(chat, contact_id)
         previous, card = await self.redis.mget(key, keys.card(chat, contact_id))
         to_chat = topic_link(self.staff_chat, topic)
@@ -284,7 +309,7 @@ class Delivery(Posting):
 
     async def _delete_job(self, job: StaffDelete, entry: Entry) -> None:
         await self._delete(job.message_id)
-        key = keys.reminder(self.settings.staff.chat_id, job.contact_id)
+        key = keys.reminder(self.group, job.contact_id)
         if text(await self.redis.get(key) or b"") == job.message_id:
             await self.redis.delete(key)
         await self._finish(entry, job.out_id, None)

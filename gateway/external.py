@@ -99,22 +99,34 @@ class External(Worker):
             notice = StaffNotice(
                 out_id=f"event:{event.key}", contact_id=contact_id, text=event.text
             )
+            line = self.settings.line_of(account).name if self.lines.several else None
 
             def step(current: bp.Process | None, number_for: bp.NumberFor) -> Transition:
-                return bp.inbound(current, at, zone=store.zone, sla=sla, number_for=number_for)  # noqa: B023
+                return bp.inbound(
+                    current,
+                    at,
+                    zone=store.zone,
+                    sla=sla,  # noqa: B023
+                    number_for=number_for,
+                    line=line,  # noqa: B023
+                )
 
             try:
                 transition = await store.apply(
                     contact_id,
                     at,
                     step,
-                    self.recorded(
-                        self.effects(entry, notice),
+                    self.in_line(
                         contact_id,
-                        event.sender,  # channel api, account api, their phone or e-mail
-                        at,
-                        Content(kind=Kind.TEXT, text=event.text),
-                        event.key,
+                        False,
+                        self.recorded(
+                            self.effects(entry, notice),
+                            contact_id,
+                            event.sender,  # channel api, account api, their phone or e-mail
+                            at,
+                            Content(kind=Kind.TEXT, text=event.text),
+                            event.key,
+                        ),
                     ),
                     once=event.key,
                     may_open=True,
@@ -136,14 +148,7 @@ class External(Worker):
         if owner is not None:
             contact_id = await self.contacts.survivor(ContactId(text(owner)))
         else:
-            resolved = await self.contacts.resolve(
-                event.sender, event.received_at, kind="lead", phone=event.phone
-            )
-            contact_id = resolved.contact.id
-            # Replies cannot go to the ``api`` channel: no route until they write.
-            await self.redis.hdel(
-                keys.contact(contact_id), "reply_account", "reply_chat", "reply_channel"
-            )
+            contact_id = await self.contacts.lead(event.sender, event.received_at, event.phone)
         if event.phone:
             await self.contacts.add_phone(contact_id, event.phone)
         if event.email:

@@ -51,6 +51,11 @@ class StaffNotice(_Job):
     buttons: tuple[tuple[Button, ...], ...] = ()
     mentions: tuple[Mention, ...] = ()
     """Operators named in ``text`` who get notified (an assignment)."""
+    line: str | None = None
+    """Post in the contact's topic of this line (``None``: of its current line)."""
+    link_line: str | None = None
+    """Append a link to the contact's topic in this line (looked up when sent: a move's
+    notices link the two topics, one of which the other notice makes)."""
 
 
 class StaffGeneral(_Job):
@@ -64,7 +69,8 @@ class StaffGeneral(_Job):
     edit: MessageId | None = None
     """Replace this message of the bot (a /find page) instead of sending a new one."""
     chat: str | None = None
-    """Another chat than the staff group: an operator's private chat with the bot."""
+    """The staff group (a line's) to post in, or an operator's private chat with the
+    bot; ``None``: the default line's group."""
     thread: int | None = None
     """A topic of the staff group to post in (``None``: General, or ``chat``)."""
     link_topic: bool = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ from gateway.ratelimit import Limiter, Turn
 from gateway.staff import render
 from gateway.staff.tasks import TaskCommands
 from gateway.store import keys
+from gateway.store.lines import Lines
 from gateway.store.messages import MessageRef, link
 from gateway.store.processes import ProcessStore
 from gateway.store.topics import Topics
@@ -65,6 +67,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 A = TypeVar("A", bound=Adapter)
 QUICK_ATTEMPTS = 5
+_GROUP: ContextVar[str | None] = ContextVar("staff_group", default=None)
+"""The staff group (line) the job being delivered addresses; set per job by
+:meth:`gateway.delivery.Delivery.handle_staff` (a context variable: partitions are
+delivered concurrently, each in its own task)."""
 """Retries inside one handling of a job; then the bus retries the job itself."""
 
 
@@ -76,7 +82,7 @@ class Outbox:
         adapters: Mapping[str, Adapter],
         staff: StaffAdapter,
         contacts: Contacts,
-        topics: Topics,
+        lines: Lines,
         limiter: Limiter,
         metrics: Metrics,
         processes: ProcessStore,
@@ -94,14 +100,33 @@ class Outbox:
         self.adapters = adapters
         self.staff = staff
         self.contacts = contacts
-        self.topics = topics
+        self.lines = lines
         self.limiter = limiter
         self.metrics = metrics
-        self.staff_chat = ChatId(str(settings.staff.chat_id))
         self.done_ttl = settings.bus.dedup_ttl_days * 86400
         self.max_backoff = settings.delivery.max_backoff_seconds
         self.media = MediaStore(self.redis, settings)
         self.operator_names = {str(o.id): o.name for o in settings.staff.operators}
+
+    @property
+    def staff_chat(self) -> ChatId:
+        """The staff group of the job being delivered (its contact's line)."""
+        return ChatId(_GROUP.get() or str(self.lines.default.chat_id))
+
+    @property
+    def group(self) -> int:
+        """:attr:`staff_chat` as a number (how store keys name a group)."""
+        return int(self.staff_chat)
+
+    @property
+    def topics(self) -> Topics:
+        """The topics of the job's staff group."""
+        return self.lines.at(self.staff_chat)
+
+    @staticmethod
+    def address(group: str | int) -> None:
+        """Deliver the current job in this staff group (see :data:`_GROUP`)."""
+        _GROUP.set(str(group))
 
     async def _to_topic(
         self,

@@ -10,13 +10,13 @@ the same jobs, which delivery sends once.
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT, Responsible
+from gateway.config import STAFF_ACCOUNT, Line
 from gateway.csat import Csat
 from gateway.external import External
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
@@ -37,16 +37,15 @@ from gateway.model import (
 )
 from gateway.process import Transition
 from gateway.receipts import Receipts
-from gateway.routing import Router, assigned, naming
 from gateway.staff import render
 from gateway.staff.buttons import Buttons
 from gateway.staff.desk import Desk
-from gateway.staff.presence import Presence
 from gateway.staff.timers import Timers
 from gateway.staff.watch import Watch
 from gateway.store import keys
 from gateway.store.merge import MergeRefused
-from gateway.store.processes import ContactMerged
+from gateway.store.processes import ContactMerged, Step
+from gateway.store.redis import text
 from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -74,35 +73,31 @@ def routing_key(message: InboundEvent) -> str:
 class Pipeline(Worker):
     @functools.cached_property
     def desk(self) -> Desk:
-        return Desk(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Desk(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def buttons(self) -> Buttons:
-        return Buttons(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Buttons(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def receipts(self) -> Receipts:
-        return Receipts(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Receipts(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def external(self) -> External:
-        return External(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return External(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def csat(self) -> Csat:
-        return Csat(self.settings, self.bus, self.contacts, self.topics, self.processes)
-
-    @functools.cached_property
-    def router(self) -> Router:
-        return Router(self.redis, self.settings, Presence(self.redis, self.settings))
+        return Csat(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def watch(self) -> Watch:
-        return Watch(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Watch(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def timers(self) -> Timers:
-        return Timers(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Timers(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     async def handle(self, entry: Entry) -> None:
         message = INBOUND.validate_json(entry.payload)
@@ -140,7 +135,18 @@ class Pipeline(Worker):
             text=render.subscription(status.allowed, sender.channel, sender.account),
         )
         log.info("inbound.status", allowed=status.allowed, contact_id=contact_id)
-        await self.commit(entry, notice)
+        effects = self.effects(entry, notice)
+        denied = keys.denied(sender.account, sender.user_id)
+
+        def build(pipe: Writer) -> None:
+            # Remembered for writing first (see gateway.staff.reach).
+            if status.allowed:
+                pipe.delete(denied)
+            else:
+                pipe.set(denied, status.received_at.astimezone(UTC).isoformat())
+            effects(pipe, None)
+
+        await self.bus.commit(build)
 
     def _phone(self, message: InboundMessage) -> str | None:
         raw = _own_phone(message)
@@ -151,47 +157,6 @@ class Pipeline(Worker):
         except InvalidIdentity:
             log.info("inbound.phone_unreadable")
             return None
-
-    async def _assign(
-        self, contact_id: ContactId, at: datetime, responsible: Responsible, key: str
-    ) -> None:
-        """Route the contact's new task (see :mod:`gateway.routing`). It runs after the
-        message is stored: if this fails, the task stays new for whoever takes it."""
-        choice = await self.router.choose(responsible, at)
-        if choice.assignee is None:
-            if choice.told:  # broadcast
-                text, named = naming(
-                    f"📣 New task for {responsible.role}: ",
-                    choice.told,
-                    " — the first to /take it owns it.",
-                )
-                await self.commit(
-                    None,
-                    StaffNotice(
-                        out_id=f"told:{key}", contact_id=contact_id, text=text, mentions=named
-                    ),
-                )
-            else:
-                log.info("routing.nobody_available", role=responsible.role)
-            return
-        operator = choice.assignee
-        told = assigned(self.settings, operator, contact_id, key)
-
-        def effects(pipe: Writer, transition: Transition | None) -> None:
-            if transition is not None:
-                self.queue(pipe, *told)
-
-        await self.processes.apply(
-            contact_id,
-            at,
-            lambda current, _: bp.assign(current, at, str(operator.id)),
-            effects,
-            once=f"assign:{key}",
-            # A role's member only while they have room (atomic with the assignment:
-            # another replica may have taken their last slot); a fixed one always.
-            room=None if responsible.operator else (str(operator.id), operator.max_chats),
-        )
-        log.info("routing.assigned", operator=operator.id)
 
     def _automatic(
         self, message: InboundMessage, contact_id: str, created: bool, effects: Effects
@@ -226,6 +191,21 @@ class Pipeline(Worker):
 
         return build
 
+    def _rule(self, at: datetime, sla: bp.Sla, line: str | None) -> Step:
+        """The process rule for a customer's message at ``at``."""
+        zone = self.processes.zone
+        return lambda current, number_for: bp.inbound(
+            current, at, zone=zone, sla=sla, number_for=number_for, line=line
+        )
+
+    async def _started(self, contact_id: str) -> Line | None:
+        """The line an operator started a conversation with the contact in (``/new``),
+        if the customer has not answered since (only with several lines)."""
+        if not self.lines.several:
+            return None
+        name = await self.redis.get(keys.line_start(contact_id))
+        return self.settings.line(text(name)) if name is not None else None
+
     async def _phone_offer(self, message: InboundMessage, contact_id: str) -> list[StaffNotice]:
         """A phone number written in the text: offer staff to save it (confirmed by a
         person, since "call 8 800 …" may be anyone's number)."""
@@ -257,6 +237,7 @@ class Pipeline(Worker):
             return  # the rating of a closed task: not a new request
         latest = None if message.edited else message.message_id
         channel = self.settings.channel(message.sender.account)
+        line = self.settings.line_of(message.sender.account)
         kind = "client" if channel is None or channel.create_clients else "lead"
         at, store = message.received_at, self.processes
         for _ in range(3):  # a merge may move the contact while we work
@@ -297,28 +278,28 @@ class Pipeline(Worker):
                 return
             post = StaffPost(out_id=f"post:{message.key}", contact_id=contact.id, message=message)
             suggestions += await self._phone_offer(message, contact.id)
+            started = await self._started(contact.id)
+            opening = (started or line).name if self.lines.several else None
             try:
                 transition = await store.apply(
                     contact.id,
                     at,
-                    lambda current, number_for: bp.inbound(
-                        current,
-                        at,
-                        zone=store.zone,
-                        sla=store.sla_for(message.sender.account),
-                        number_for=number_for,
-                    ),
-                    self._automatic(
-                        message,
+                    self._rule(at, store.sla_for(message.sender.account), opening),
+                    self.in_line(
                         contact.id,
-                        resolved.created,
-                        self.recorded(
-                            self.effects(entry, post, *suggestions),
+                        started is not None,
+                        self._automatic(
+                            message,
                             contact.id,
-                            message.sender,
-                            message.received_at,
-                            message.content,
-                            message.message_id,
+                            resolved.created,
+                            self.recorded(
+                                self.effects(entry, post, *suggestions),
+                                contact.id,
+                                message.sender,
+                                message.received_at,
+                                message.content,
+                                message.message_id,
+                            ),
                         ),
                     ),
                     once=message.key,
@@ -329,10 +310,14 @@ class Pipeline(Worker):
             break
         else:
             raise RuntimeError("the contact kept being merged while its message was handled")
-        responsible = channel.responsible if channel is not None else None
         opened = transition is not None and any(e.type == "task.opened" for e in transition.events)
-        if opened and responsible is not None:
-            await self._assign(contact.id, at, responsible, message.key)
+        if opened and transition is not None:
+            task_line = self.settings.line(transition.process.task.line)
+            responsible = channel.responsible if channel is not None else None
+            if responsible is None or task_line.name != line.name:
+                responsible = task_line.responsible  # started or carried in another line
+            if responsible is not None:
+                await self.desk.waiting.route(contact.id, at, responsible, message.key, task_line)
         created = resolved.created
         number = transition.process.number if transition else None
         log.info("inbound.accepted", kind=message.content.kind, new_contact=created, process=number)

@@ -16,9 +16,10 @@ from gateway import coalesce
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.errors import PermanentError
-from gateway.jobs import StaffEdit, StaffPost
+from gateway.jobs import StaffEdit, StaffGeneral, StaffPost
 from gateway.model import (
     AccountId,
+    ContactId,
     Content,
     Destination,
     InboundMessage,
@@ -28,8 +29,11 @@ from gateway.model import (
 )
 from gateway.outbox import Outbox
 from gateway.staff import render
+from gateway.staff.commands import topic_link
+from gateway.staff.watchers import notice_text
 from gateway.store import keys
 from gateway.store.messages import MessageRef, link, peer
+from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
 
@@ -37,13 +41,20 @@ log = structlog.get_logger(__name__)
 class Posting(Outbox):
     async def _post(self, job: StaffPost, entry: Entry) -> None:
         message = job.message
-        # One round trip: sent already? How many messengers does the person use? Their
-        # topic?
+        # One round trip: sent already? How many messengers does the person use? Who
+        # watches them? Their line (with several) and their topic there?
+        lines = self.lines.all if self.lines.several else ()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.done(job.out_id))
             pipe.scard(keys.contact_identities(job.contact_id))
-            pipe.get(keys.topic(self.settings.staff.chat_id, job.contact_id))
-            done, identities, known = await pipe.execute()
+            pipe.smembers(keys.watchers(job.contact_id))
+            pipe.get(keys.contact_line(job.contact_id))
+            for line in lines or (self.lines.default,):
+                pipe.get(keys.topic(line.chat_id, job.contact_id))
+            done, identities, watchers, named, *topics = await pipe.execute()
+        line = self.settings.line(text(named) if named is not None else None)
+        self.address(line.chat_id)  # (Delivery left a post's addressing to this read)
+        known = topics[lines.index(line)] if lines else topics[0]
         if done:
             log.info("delivery.duplicate_skipped", job=job.out_id)
             await self.bus.ack_now(entry)
@@ -79,7 +90,7 @@ class Posting(Outbox):
         if not single and any(u is None for _, u in album):
             bots = [self.staff]  # some item is one of the staff bot's own file ids
         channel = self.settings.channel(message.sender.account)
-        _, sent, bot = await self._via_pool(
+        topic, sent, bot = await self._via_pool(
             job.contact_id,
             send,
             bots,
@@ -101,6 +112,15 @@ class Posting(Outbox):
             for later, post in run:  # handled here: done, acknowledged, never sent again
                 pipe.set(keys.done(post.out_id), json.dumps(ids), ex=self.done_ttl)
                 self.bus.ack(pipe, later)
+            where = f"{topic_link(self.staff_chat, topic)}/{ids[0]}"
+            for watcher in sorted(text(w) for w in watchers):
+                told = StaffGeneral(
+                    out_id=f"watch:{watcher}:{job.out_id}",
+                    contact_id=ContactId(f"watch:{watcher}"),  # their own partition
+                    text=watched(message, content.text or f"[{message.content.kind}]", where),
+                    chat=watcher,
+                )
+                self.bus.add(pipe, keys.STAFF_OUT, told.contact_id, told.model_dump_json())
 
         await self._finish(entry, job.out_id, sent, also=links)
         for each in messages:
@@ -145,7 +165,8 @@ class Posting(Outbox):
             next((b for b in self.relays if b.file_scope == copy.via), self.staff) if copy else None
         )
         if copy is not None and author is not None and not copy.shared:
-            dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+            # In the group it was posted in (the conversation may have moved lines since).
+            dest = Destination(account=self.staff.account, chat_id=copy.ref.chat_id)
             try:
                 await self._call(
                     author,
@@ -190,6 +211,13 @@ class Posting(Outbox):
             url = await self.media.publish(upload.data, upload.file_name)
             upload = Upload(data=upload.data, file_name=upload.file_name, url=url)
         return content, upload
+
+
+def watched(message: InboundMessage, body: str, link: str) -> str:
+    """A watcher's notice of the customer's message (see :mod:`gateway.staff.watchers`)."""
+    sender = message.sender
+    where = f"{sender.channel.value} · {sender.account}"
+    return notice_text(sender.display_name, where, body, link)
 
 
 def _origin(message: InboundMessage) -> MessageRef:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.config import Operator, Responsible, Settings
+from gateway.config import Line, Operator, Responsible, Settings
 from gateway.jobs import StaffGeneral, StaffNotice, _Job
 from gateway.model import ContactId, Mention, PlatformUserId
 from gateway.staff.presence import Presence
@@ -52,13 +52,21 @@ class Router:
                 out.append((operator, load))
         return out
 
-    async def choose(self, responsible: Responsible, at: datetime) -> Choice:
+    async def choose(
+        self, responsible: Responsible, at: datetime, line: Line | None = None
+    ) -> Choice:
+        """Whom a task goes to; a role's members only among ``line``'s operators (when
+        the line names them)."""
         operators = self.settings.staff.operators
         if responsible.operator is not None:
             fixed = next(o for o in operators if o.id == responsible.operator)
             return Choice(fixed, (fixed,))
         role = responsible.role or ""
-        members = sorted((o for o in operators if role in o.roles), key=lambda o: o.id)
+        works = set(line.operators) if line is not None and line.operators else None
+        members = sorted(
+            (o for o in operators if role in o.roles and (works is None or o.id in works)),
+            key=lambda o: o.id,
+        )
         available = await self.available(members, at)
         if not available:
             return Choice(None)

@@ -17,13 +17,14 @@ from redis.asyncio.client import Pipeline as RedisPipeline
 from gateway.bus import Bus, Entry
 from gateway.config import Operator, Settings
 from gateway.contacts import Contacts
-from gateway.jobs import _Job, family
-from gateway.model import ContactId, Content, Sender
+from gateway.jobs import StaffGeneral, StaffNotice, _Job, family
+from gateway.model import Button, ContactId, Content, InboundMessage, Sender
 from gateway.process import Transition
 from gateway.staff.tasks import TaskCommands
+from gateway.store import keys
 from gateway.store.history import History
+from gateway.store.lines import Lines
 from gateway.store.processes import ProcessStore
-from gateway.store.topics import Topics
 from gateway.store.writes import Writes
 
 Writer = RedisPipeline | Writes
@@ -37,17 +38,16 @@ class Worker:
         settings: Settings,
         bus: Bus,
         contacts: Contacts,
-        topics: Topics,
+        lines: Lines,
         processes: ProcessStore,
     ) -> None:
         self.settings = settings
         self.bus = bus
         self.redis = bus.redis
         self.contacts = contacts
-        self.topics = topics
+        self.lines = lines
         self.processes = processes
         self.tasks = TaskCommands(settings)
-        self.staff_chat = str(settings.staff.chat_id)
         self.operators = {str(o.id): o.name for o in settings.staff.operators}
         self._configured = {str(o.id): o for o in settings.staff.operators}
         self.history = History(self.redis, settings.history.retention_days)
@@ -59,6 +59,52 @@ class Worker:
     def is_operator(self, sender: Sender) -> bool:
         """Listed operators are obeyed; with no list, any (human) member of the group."""
         return not sender.is_bot and (not self.operators or sender.user_id in self.operators)
+
+    def may_not_send(self, operator: str, account: str) -> str | None:
+        """Why ``operator`` may not write to ``account``'s customers (``None``: may)."""
+        configured = self.operator(operator)
+        if configured is None or configured.admin or not configured.accounts:
+            return None
+        if account in configured.accounts:
+            return None
+        return (
+            f"⚠️ Not sent: you can see {account}'s customers but not write to them "
+            "(staff.operators[].accounts). Ask a colleague or an admin."
+        )
+
+    def line_here(self, message: InboundMessage) -> str | None:
+        """The line of the staff group ``message`` was written in: answers under it go
+        there, even in a topic the conversation has since left (``None``: one line)."""
+        line = self.settings.line_at(message.sender.chat_id)
+        return line.name if line is not None and self.lines.several else None
+
+    def notice_under(
+        self, message: InboundMessage, contact_id: ContactId, text: str
+    ) -> StaffNotice:
+        """The gateway's answer to an operator's message, under it in the topic."""
+        return StaffNotice(
+            out_id=f"notice:{message.key}",
+            contact_id=contact_id,
+            text=text,
+            reply_to=message.message_id,
+            line=self.line_here(message),
+        )
+
+    @staticmethod
+    def answer_in_chat(
+        message: InboundMessage, text: str, buttons: tuple[tuple[Button, ...], ...] = ()
+    ) -> StaffGeneral:
+        """The gateway's answer to a command outside a customer's topic: under it, in
+        the chat (a line's General topic, a private chat) it was written in."""
+        return StaffGeneral(
+            out_id=f"general:{message.key}",
+            contact_id=ContactId("general"),
+            text=text,
+            reply_to=message.message_id,
+            buttons=buttons,
+            chat=message.sender.chat_id,
+            thread=message.thread_id if message.is_topic_message else None,
+        )
 
     async def account_of(self, contact_id: ContactId) -> str:
         """The channel account the contact last wrote from ("" if unknown)."""
@@ -86,6 +132,20 @@ class Worker:
         for job in jobs:
             if job is not None:
                 self.bus.add(pipe, family(job), job.contact_id, job.model_dump_json())
+
+    def in_line(self, contact_id: str, started: bool, effects: Effects) -> Effects:
+        """``effects`` plus the contact's current line: its task's (with several lines);
+        a conversation an operator started is answered now."""
+
+        def build(pipe: Writer, transition: Transition | None) -> None:
+            effects(pipe, transition)
+            if transition is None or not self.lines.several:
+                return
+            self.lines.enter(pipe, contact_id, self.settings.line(transition.process.task.line))
+            if started and any(e.type == "task.opened" for e in transition.events):
+                pipe.delete(keys.line_start(contact_id))
+
+        return build
 
     def recorded(
         self,

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.sandbox.viber import ViberEmulator
 from gateway.store import keys
-from tests.conftest import StartGateway, World, eventually, text_of
+from tests.conftest import STAFF_CHAT, StartGateway, World, eventually, text_of
 
 TOKEN = "4f1b2c3d4e5f6a7b-viber-flow-token"
 PNG = b"\x89PNG\r\n\x1a\n" + b"b" * 300
@@ -95,7 +95,7 @@ async def test_a_viber_conversation_end_to_end(
 async def test_unsubscribed_customers_are_shown_and_replies_fail_visibly(
     world: World, start_gateway: StartGateway, viber: ViberEmulator
 ) -> None:
-    await start_gateway(tweak=with_viber(viber))
+    running = await start_gateway(tweak=with_viber(viber))
     olga = viber.create_user("Olga")
     viber.user_send(TOKEN, olga, "Здравствуйте")
     await world.in_staff(lambda m: text_of(m) == "Здравствуйте")
@@ -105,6 +105,13 @@ async def test_unsubscribed_customers_are_shown_and_replies_fail_visibly(
     await world.operator_says(topic, text="Ответ")
     failed = await world.in_staff(lambda m: "Not delivered" in text_of(m))
     assert "not subscribed" in text_of(failed)
+    # Writing first is refused with Viber's rule until they subscribe again.
+    contact = await running.app.pipeline.contacts.of_identity("viber_shop", olga)
+    start = await world.emulator.user_sends(
+        world.operator["id"], chat_id=STAFF_CHAT, text=f"/new #{contact}"
+    )
+    refused = text_of(await world.answer_to(start))
+    assert "Cannot start it" in refused and "unsubscribed from the bot" in refused
 
 
 async def test_webhook_signatures_and_duplicates(

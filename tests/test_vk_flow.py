@@ -13,7 +13,7 @@ import pytest
 from gateway.cli import set_webhooks
 from gateway.sandbox.vk import VkEmulator
 from gateway.store import keys
-from tests.conftest import Running, StartGateway, World, eventually, text_of
+from tests.conftest import STAFF_CHAT, Running, StartGateway, World, eventually, text_of
 
 GROUP = 229000001
 TOKEN = "vk1.a.flow-token"
@@ -97,7 +97,7 @@ async def test_a_vk_conversation_end_to_end(
 async def test_denied_messages_are_shown_and_replies_not_lost_silently(
     world: World, start_gateway: StartGateway, vk: VkEmulator
 ) -> None:
-    await start_gateway(tweak=with_vk(vk))
+    running = await start_gateway(tweak=with_vk(vk))
     await eventually(lambda: any(s["status"] == "ok" for s in vk.callback_servers(GROUP)))
     olga = vk.create_user("Ольга", "Смирнова")
     vk.user_send(GROUP, olga, "Здравствуйте")
@@ -111,12 +111,24 @@ async def test_denied_messages_are_shown_and_replies_not_lost_silently(
     assert "not allowed messages from the community" in text_of(failed)
     assert failed["message_thread_id"] == topic
 
+    # Writing first (/new, the API) is refused with VK's rule while they deny it.
+    contact = await running.app.pipeline.contacts.of_identity("vk_shop", str(olga))
+    start = await world.emulator.user_sends(
+        world.operator["id"], chat_id=STAFF_CHAT, text=f"/new #{contact}"
+    )
+    refused = text_of(await world.answer_to(start))
+    assert "Cannot start it" in refused and "message_deny" in refused
+
     vk.user_allow(GROUP, olga)
     await world.in_staff(lambda m: "allowed messages" in text_of(m))
     await world.operator_says(topic, text="Ответ ещё раз")
     await eventually(
         lambda: any(m["text"] == "Ответ ещё раз" for m in vk.conversation(GROUP, olga))
     )
+    start = await world.emulator.user_sends(
+        world.operator["id"], chat_id=STAFF_CHAT, text=f"/new #{contact}"
+    )
+    assert f"t.me/c/5550000001/{topic}" in text_of(await world.answer_to(start))
 
 
 async def test_callback_webhook_rejects_what_vk_did_not_send(

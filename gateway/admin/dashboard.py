@@ -14,7 +14,6 @@ from gateway.app import App
 from gateway.config import Responsible
 from gateway.model import ContactId
 from gateway.process import Process, Status, minutes_late
-from gateway.staff.commands import topic_link
 from gateway.store import keys
 from gateway.store.redis import Redis, text
 
@@ -139,7 +138,7 @@ async def _row(
     gateway: App, contact_id: ContactId, process: Process, now: datetime, waiting_for: str
 ) -> TaskRow:
     contact = await gateway.pipeline.contacts.get(contact_id)
-    topic = await gateway.pipeline.topics.get(contact_id)
+    link = await gateway.pipeline.lines.link(contact_id)
     task = process.task
     return TaskRow(
         contact_id=contact_id,
@@ -152,7 +151,7 @@ async def _row(
         opened_at=task.opened_at,
         respond_by=task.respond_by,
         minutes_late=minutes_late(task, now),
-        link=topic_link(str(gateway.settings.staff.chat_id), topic) if topic else None,
+        link=link,
     )
 
 

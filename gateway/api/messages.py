@@ -13,6 +13,12 @@ With ``operator`` it counts as that operator's answer: in the same commit the ta
 answered (and taken by them if nobody had it) and the customer's messages are marked
 read, exactly as their reply in the topic does. The history record and the
 ``message.outbound`` event are written in that commit too.
+
+Who may be written to is decided as for an operator's ``/new`` (see
+:mod:`gateway.staff.reach`): a person who never wrote to a Telegram or Viber bot, or
+who denied a VK community or unsubscribed, is refused (409 ``no_route``, saying why);
+someone known by phone only is written to through WhatsApp, where outside the 24-hour
+window only a template goes (409 ``template_required`` otherwise).
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from gateway.api.registry import Call, In, Out, Routes
 from gateway.api.schemas import ContactPath, Page
 from gateway.config import WhatsAppChannel
 from gateway.jobs import CustomerAuto
-from gateway.model import ChatId, ContactId, Content, Destination, Kind, Template
+from gateway.model import ContactId, Content, Destination, Kind, Template
 from gateway.process import Process, Transition
 from gateway.staff.desk import Desk
+from gateway.staff.reach import Reacher, Unreachable
 from gateway.store import keys
 from gateway.store.processes import ContactMerged
 from gateway.store.redis import text
@@ -243,14 +250,17 @@ async def send_message(call: Call) -> SendResult:
     if not await desk.contacts.exists(contact_id):
         raise not_found("No such contact.")
     person = await desk.contacts.survivor(contact_id)
-    account, chat = await _route(desk, person, body.account)
-    channel = desk.settings.channel(account)
-    if channel is None:
-        raise conflict(
-            f"Nothing can be sent through {account!r}: the person has no messenger the gateway "
-            "writes to (yet).",
-            code="no_route",
+    if body.account is not None and desk.settings.channel(body.account) is None:
+        raise invalid(["body", "account"], f"No channel account {body.account!r}.")
+    try:  # the messengers' rules for writing first, as /new applies them
+        reach = await Reacher(desk.redis, desk.settings, desk.contacts).reach(
+            person, call.now, body.account
         )
+    except Unreachable as exc:
+        raise conflict(f"Cannot write to them: {exc}.", code="no_route") from None
+    account, chat, channel = reach.account, reach.chat, reach.channel
+    if reach.note and body.template is None:
+        raise conflict(reach.note, code="template_required")
     operator = configured_operator(call, body.operator) if body.operator is not None else None
     if body.operator is not None:
         refused = desk.may_not_send(body.operator, account)
@@ -314,23 +324,6 @@ async def send_message(call: Call) -> SendResult:
         status="queued",
         applied=applied,
     )
-
-
-async def _route(desk: Desk, person: ContactId, account: str | None) -> tuple[str, ChatId]:
-    """The account and chat to write to: ``account``'s chat with the person, or where
-    they wrote last."""
-    if account is None:
-        route = await desk.contacts.reply_route(person)
-        if route is None:
-            raise conflict("The person has no messenger to write to.", code="no_route")
-        return route
-    if desk.settings.channel(account) is None:
-        raise invalid(["body", "account"], f"No channel account {account!r}.")
-    data = await desk.contacts.get(person)
-    chat = next((v for k, v in sorted(data.items()) if k.startswith(f"chat@{account}:")), None)
-    if chat is None:
-        raise conflict(f"The person has not written from {account}.", code="no_route")
-    return account, ChatId(chat)
 
 
 def _content(body: SendIn, channel: object) -> Content:

@@ -183,7 +183,7 @@ async def contact_out(desk: Desk, contact_id: ContactId) -> Contact | None:
 async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | None]:
     """Contacts as the API shows them, read in one round trip for the lot (a page of
     200 costs one, not a thousand)."""
-    chat = desk.settings.staff.chat_id
+    lines = desk.settings.all_lines
     async with desk.redis.pipeline(transaction=False) as pipe:
         for contact_id in ids:
             pipe.hgetall(keys.contact(contact_id))
@@ -191,11 +191,16 @@ async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | N
             pipe.smembers(keys.contact_phones(contact_id))
             pipe.smembers(keys.contact_emails(contact_id))
             pipe.smembers(keys.contact_absorbed(contact_id))
-            pipe.get(keys.topic(chat, contact_id))
+            pipe.get(keys.contact_line(contact_id))
+            for line in lines:
+                pipe.get(keys.topic(line.chat_id, contact_id))
         replies = iter(await pipe.execute())
     found = []
     for contact_id in ids:
-        raw, identities, phones, emails, absorbed, topic = (next(replies) for _ in range(6))
+        raw, identities, phones, emails, absorbed, named = (next(replies) for _ in range(6))
+        topics = [next(replies) for _ in lines]
+        line = desk.settings.line(text(named) if named is not None else None)
+        topic = topics[lines.index(line)]
         data = {text(k): text(v) for k, v in raw.items()}
         found.append(
             _contact(
@@ -206,7 +211,7 @@ async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | N
                 sorted(text(v) for v in phones),
                 sorted(text(v) for v in emails),
                 sorted((text(v) for v in absorbed), key=int),
-                int(topic) if topic is not None else None,
+                topic_link(str(line.chat_id), int(topic)) if topic is not None else None,
             )
             if data
             else None
@@ -222,7 +227,7 @@ def _contact(
     phones: list[str],
     emails: list[str],
     absorbed: list[str],
-    topic: int | None,
+    topic_url: str | None,
 ) -> Contact:
     settings, zone = desk.settings, desk.settings.zone
 
@@ -255,7 +260,7 @@ def _contact(
         merged_into=data.get("merged_into"),
         merged_at=_when(data.get("merged_at"), zone),
         absorbed=absorbed,
-        topic_url=topic_link(desk.staff_chat, topic) if topic is not None else None,
+        topic_url=topic_url,
     )
 
 

@@ -9,6 +9,7 @@ One pydantic model per YAML section, validated once at start. Secrets are
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gateway.config.accounts import (
     AnyChannel,
@@ -37,6 +38,7 @@ from gateway.config.integrations import (
     IntegrationsSettings,
     WebhookTarget,
 )
+from gateway.config.lines import MAIN, Line, LineSla
 from gateway.config.references import problems
 from gateway.config.sections import (
     _ENV_REF,
@@ -73,6 +75,7 @@ from gateway.errors import ConfigError
 __all__ = [
     "EVENT_TYPES",
     "GRAPH_API",
+    "MAIN",
     "STAFF_ACCOUNT",
     "TELEGRAM_API",
     "VIBER_API",
@@ -91,6 +94,8 @@ __all__ = [
     "EmbeddedRedis",
     "HistorySettings",
     "IntegrationsSettings",
+    "Line",
+    "LineSla",
     "LogSettings",
     "Operator",
     "ProcessSettings",
@@ -138,6 +143,20 @@ class Settings(_Section):
     """Quick replies operators send with ``//name`` (see ``gateway.staff.quick``)."""
     staff: StaffSettings
     channels: tuple[ChannelSettings, ...] = Field(min_length=1)
+    lines: tuple[Line, ...] = ()
+    """Several staff groups (see :mod:`gateway.config.lines`). Empty: ``staff.chat_id``
+    is the only one."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_group(cls, data: Any) -> Any:
+        """With ``lines``, ``staff.chat_id`` may be left out: it is the first line's."""
+        if isinstance(data, dict) and isinstance(data.get("staff"), dict):
+            lines = data.get("lines")
+            first = lines[0] if isinstance(lines, list) and lines else None
+            if isinstance(first, dict) and "chat_id" not in data["staff"]:
+                data = {**data, "staff": {**data["staff"], "chat_id": first.get("chat_id")}}
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -154,6 +173,29 @@ class Settings(_Section):
 
     def channel(self, account: str) -> AnyChannel | None:
         return next((c for c in self.channels if c.id == account), None)
+
+    @functools.cached_property
+    def all_lines(self) -> tuple[Line, ...]:
+        """The configured lines, or the one line the ``staff`` group is."""
+        return self.lines or (Line(name=MAIN, chat_id=self.staff.chat_id),)
+
+    @property
+    def default_line(self) -> Line:
+        """The first line: it serves the accounts no line names, and API-made contacts."""
+        return self.all_lines[0]
+
+    def line(self, name: str | None) -> Line:
+        """The line named ``name`` (the default line for ``None`` or a name no longer
+        configured: a task from before a config change)."""
+        return next((x for x in self.all_lines if x.name == name), self.default_line)
+
+    def line_at(self, chat: int | str) -> Line | None:
+        """The line whose staff group ``chat`` is (``None``: not a staff group)."""
+        return next((x for x in self.all_lines if str(x.chat_id) == str(chat)), None)
+
+    def line_of(self, account: str) -> Line:
+        """The line serving an account's customers."""
+        return next((x for x in self.all_lines if account in x.accounts), self.default_line)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can redact them wherever they appear."""

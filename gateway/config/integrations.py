@@ -23,6 +23,7 @@ EVENT_TYPES = (
     "task.assigned",
     "task.transferred",
     "task.escalated",
+    "task.moved",
     "task.closed",
     "task.reopened",
     "task.rated",

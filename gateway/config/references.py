@@ -3,7 +3,7 @@ YAML path of the reference (``channels[1].responsible.role: …``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from gateway.config.sections import STAFF_ACCOUNT
@@ -93,4 +93,55 @@ def problems(settings: Settings) -> list[Problem]:
             account(f"templates[{i}].accounts[{j}]", name)
         for j, name in enumerate(template.roles):
             role(f"templates[{i}].roles[{j}]", name)
+    found += _lines(settings, account, role)
+    return found
+
+
+def _lines(
+    settings: Settings,
+    account: Callable[[str, str], None],
+    role: Callable[[str, str | None], None],
+) -> list[Problem]:
+    """Lines: distinct names and groups, each account served by one line, and every
+    operator, role and account they name configured."""
+    found: list[Problem] = []
+    lines = settings.lines
+    found += _twice((x.name for x in lines), "lines", "line")
+    found += _twice((str(x.chat_id) for x in lines), "lines", "staff group")
+    if lines and settings.staff.chat_id not in {x.chat_id for x in lines}:
+        found.append(
+            ("staff.chat_id", "with lines, leave it out or make it one of lines[].chat_id")
+        )
+    operators = {o.id for o in settings.staff.operators}
+    served: dict[str, int] = {}
+    global_quick = {t.name for t in settings.templates}
+    for i, line in enumerate(lines):
+        here = f"lines[{i}]"
+        for j, name in enumerate(line.accounts):
+            account(f"{here}.accounts[{j}]", name)
+            if name in served:
+                found.append(
+                    (f"{here}.accounts[{j}]", f"{name!r} is served by lines[{served[name]}] too")
+                )
+            served.setdefault(name, i)
+        for j, operator in enumerate(line.operators):
+            if operators and operator not in operators:
+                found.append((f"{here}.operators[{j}]", f"{operator} is not in staff.operators"))
+        route = line.responsible
+        if route is not None:
+            if route.operator is not None and route.operator not in operators:
+                found.append(
+                    (f"{here}.responsible.operator", f"{route.operator} is not in staff.operators")
+                )
+            role(f"{here}.responsible.role", route.role)
+        found += _twice((t.name for t in line.templates), f"{here}.templates", "quick reply")
+        for j, template in enumerate(line.templates):
+            if template.name in global_quick:
+                found.append(
+                    (f"{here}.templates[{j}]", f"quick reply {template.name!r} is global already")
+                )
+            for k, name in enumerate(template.accounts):
+                account(f"{here}.templates[{j}].accounts[{k}]", name)
+            for k, name in enumerate(template.roles):
+                role(f"{here}.templates[{j}].roles[{k}]", name)
     return found

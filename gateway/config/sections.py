@@ -33,6 +33,13 @@ GRAPH_API = "https://graph.facebook.com"
 STAFF_ACCOUNT = "staff"
 
 
+def supergroup(chat_id: int) -> int:
+    """A staff group's id: a supergroup's is negative."""
+    if chat_id >= 0:
+        raise ValueError("a supergroup id is negative, e.g. -1001234567890")
+    return chat_id
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -332,6 +339,4 @@ class StaffSettings(TelegramEndpoint):
     @field_validator("chat_id")
     @classmethod
     def _supergroup(cls, value: int) -> int:
-        if value >= 0:
-            raise ValueError("a supergroup id is negative, e.g. -1001234567890")
-        return value
+        return supergroup(value)

@@ -46,9 +46,9 @@ from gateway.process import Transition
 from gateway.staff import render
 from gateway.store import keys
 from gateway.store.events import record_event
+from gateway.store.lines import Lines
 from gateway.store.processes import PROCESS, ProcessStore
 from gateway.store.redis import text
-from gateway.store.topics import Topics
 from gateway.worker import Effects, Worker, Writer
 
 log = structlog.get_logger(__name__)
@@ -64,10 +64,10 @@ class Csat(Worker):
         settings: Settings,
         bus: Bus,
         contacts: Contacts,
-        topics: Topics,
+        lines: Lines,
         processes: ProcessStore,
     ) -> None:
-        super().__init__(settings, bus, contacts, topics, processes)
+        super().__init__(settings, bus, contacts, lines, processes)
         self.once_ttl = settings.bus.dedup_ttl_days * 86400
         self.counts: Counter[str] = Counter()
         """What this instance handled: ``rated``, ``rated:<n>``, ``none``, ``repeated``

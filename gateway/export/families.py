@@ -56,7 +56,12 @@ FAMILIES: tuple[tuple[str, Fate], ...] = (
     ("csat:survey:", Fate.EXPORTED),
     ("csat:chat:", Fate.EXPORTED),
     ("csat:pending:", Fate.EXPORTED),
+    ("line:", Fate.EXPORTED),
+    ("line-start:", Fate.EXPORTED),
+    ("watchers:", Fate.EXPORTED),
+    ("denied:", Fate.EXPORTED),
     ("topic-contact:", Fate.DERIVED),
+    ("watching:", Fate.DERIVED),
     ("word:", Fate.DERIVED),
     ("names:", Fate.DERIVED),
     ("in:", Fate.TRANSIENT),
@@ -82,10 +87,12 @@ RAW: dict[str, str] = {
     "csat:survey:": "string",
     "csat:chat:": "string",
     "csat:pending:": "set",
+    "denied:": "string",
 }
 """Exported families carried verbatim (``raw`` lines), with their Redis type: state of
 other features that belongs to no contact line (daily statistics, counted from events
-that are not exported; satisfaction surveys waiting for an answer)."""
+that are not exported; satisfaction surveys waiting for an answer; the people who
+stopped an account writing to them)."""
 _EXACT = {"seq:contact", "timers", "awaiting", "owned", "presence", "active", "events", "import"}
 
 

@@ -111,7 +111,8 @@ class ContactReader(Reader):
         self, members: list[str], data: dict[str, dict[str, str]]
     ) -> dict[str, _Contact]:
         since = f"{self.since_ms}-0" if self.since_ms is not None else "-"
-        per = 18 + 2 * len(self.days)
+        others = [x.chat_id for x in self.settings.all_lines if x.chat_id != self.chat]
+        per = 22 + 2 * len(self.days) + 5 * len(others)
 
         calls: list[Command] = []
         for cid in members:
@@ -138,6 +139,21 @@ class ContactReader(Reader):
                     ("GET", keys.process_number(cid, day)),
                     ("PTTL", keys.process_number(cid, day)),
                 ]
+            calls += [
+                ("GET", keys.contact_line(cid)),
+                ("GET", keys.line_start(cid)),
+                ("PTTL", keys.line_start(cid)),
+                ("SMEMBERS", keys.watchers(cid)),
+            ]
+            for chat in others:
+                card = keys.card(chat, cid)
+                calls += [
+                    ("GET", keys.topic(chat, cid)),
+                    ("GET", card),
+                    ("GET", f"{card}:shown"),
+                    ("PTTL", f"{card}:shown"),
+                    ("GET", keys.reminder(chat, cid)),
+                ]
             calls.append(("XRANGE", keys.history(cid), since, "+", "COUNT", FIRST_PAGE))
         raw = await self._timed(calls)
         details: dict[str, _Contact] = {}
@@ -153,7 +169,19 @@ class ContactReader(Reader):
                 for j, day in enumerate(self.days)
                 if r[17 + 2 * j] is not None
             }
+            at = 17 + 2 * len(self.days)
+            line, start, start_ttl, watchers = r[at : at + 4]
+            topics = {
+                str(chat): self._topic(*r[at + 4 + 5 * j : at + 9 + 5 * j])
+                for j, chat in enumerate(others)
+            }
             c.extra = {
+                "line": text(line) if line is not None else None,
+                "line_start": {"value": text(start), "expires_at": self._expiry(start_ttl)}
+                if start is not None
+                else None,
+                "topics": {chat: t for chat, t in topics.items() if t is not None},
+                "watchers": sorted(text(w) for w in watchers),
                 "topic": self._topic(topic, card, shown, shown_ttl, reminder),
                 "timers": {k: as_score(v) for k, v in timers.items() if v is not None},
                 "awaiting": as_score(r[15]),

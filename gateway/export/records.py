@@ -100,6 +100,15 @@ class ContactLine(_Line):
     owned: Score | None = None
     numbers: dict[str, Expiring] = {}
     """Process numbers reserved for the contact, by day (``YYYYMMDD``)."""
+    line: str | None = None
+    """The line the conversation is in (with several lines)."""
+    line_start: Expiring | None = None
+    """The line an operator started a conversation in (``/new``), until they answer."""
+    topics: dict[str, Topic] = {}
+    """Topics in the other lines' groups, by the group's chat id (``topic``: the
+    header's group)."""
+    watchers: list[str] = []
+    """Operators watching the contact (``/watch``)."""
 
     @field_validator("id")
     @classmethod

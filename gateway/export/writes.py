@@ -24,6 +24,7 @@ from gateway.export.records import (
     ProcessLine,
     RawLine,
     StateLine,
+    Topic,
 )
 from gateway.staff.people import _name_prefixes
 from gateway.store import keys
@@ -55,6 +56,21 @@ def _hash(key: str, fields: dict[str, str], expires_at: int | None, now_ms: int)
     return found
 
 
+def _topic(cid: str, chat: int, topic: Topic, now_ms: int) -> list[Command]:
+    card = keys.card(chat, cid)
+    found: list[Command] = [
+        ("SET", keys.topic(chat, cid), topic.thread),
+        ("SET", keys.topic_contact(chat, topic.thread), cid),
+    ]
+    if topic.card is not None:
+        found.append(("SET", card, topic.card))
+    if topic.card_shown is not None:
+        found += _expiring(f"{card}:shown", topic.card_shown, now_ms)
+    if topic.reminder is not None:
+        found.append(("SET", keys.reminder(chat, cid), topic.reminder))
+    return found
+
+
 def contact(line: ContactLine, staff_chat: int, settings: Settings, now_ms: int) -> list[Command]:
     cid = line.id
     found = _hash(keys.contact(cid), line.fields, None, now_ms)
@@ -71,16 +87,17 @@ def contact(line: ContactLine, staff_chat: int, settings: Settings, now_ms: int)
         found.append(("SET", keys.identity(*identity.split(":", 1)), cid))
     found += [("SET", keys.phone(number), cid) for number in line.lookups.phones]
     found += [("SET", keys.email(address), cid) for address in line.lookups.emails]
-    if (topic := line.topic) is not None:
-        card = keys.card(staff_chat, cid)
-        found.append(("SET", keys.topic(staff_chat, cid), topic.thread))
-        found.append(("SET", keys.topic_contact(staff_chat, topic.thread), cid))
-        if topic.card is not None:
-            found.append(("SET", card, topic.card))
-        if topic.card_shown is not None:
-            found += _expiring(f"{card}:shown", topic.card_shown, now_ms)
-        if topic.reminder is not None:
-            found.append(("SET", keys.reminder(staff_chat, cid), topic.reminder))
+    topics = {staff_chat: line.topic} if line.topic is not None else {}
+    topics |= {int(chat): topic for chat, topic in line.topics.items()}
+    for chat, topic in topics.items():
+        found += _topic(cid, chat, topic, now_ms)
+    if line.line is not None:
+        found.append(("SET", keys.contact_line(cid), line.line))
+    if line.line_start is not None:
+        found += _expiring(keys.line_start(cid), line.line_start, now_ms)
+    if line.watchers:
+        found.append(("SADD", keys.watchers(cid), *line.watchers))
+        found += [("SADD", keys.watching(user), cid) for user in line.watchers]
     found += [("ZADD", keys.TIMERS, score, f"{kind}:{cid}") for kind, score in line.timers.items()]
     if line.awaiting is not None:
         found.append(("ZADD", keys.AWAITING, line.awaiting, cid))

@@ -92,6 +92,8 @@ class Task:
     """The customer's satisfaction rating (1-5) after a close, or ``NO_ANSWER`` (0): asked,
     not answered in time (see :mod:`gateway.process.rating`). ``None``: not rated."""
     rated_at: datetime | None = None
+    line: str | None = None
+    """The line (staff group) it is handled in; ``None``: the default one."""
 
     @property
     def unread(self) -> bool:
@@ -154,12 +156,19 @@ def local_day(at: datetime, zone: ZoneInfo) -> date:
 
 
 def inbound(
-    current: Process | None, at: datetime, *, zone: ZoneInfo, sla: Sla, number_for: NumberFor
+    current: Process | None,
+    at: datetime,
+    *,
+    zone: ZoneInfo,
+    sla: Sla,
+    number_for: NumberFor,
+    line: str | None = None,
 ) -> Transition:
-    """A customer's message arrived at ``at``."""
+    """A customer's message arrived at ``at``; a task it opens is handled in ``line``
+    (an open task stays in its own)."""
     day = local_day(at, zone)
     if current is None or current.day != day:
-        return _new_day(current, at, day, sla, number_for)
+        return _new_day(current, at, day, sla, number_for, line)
     task = current.task
     if not task.is_open:
         new = Task(
@@ -170,6 +179,7 @@ def inbound(
             awaiting_reply=True,
             last_inbound_at=at,
             take_by=sla.take_by(at),
+            line=line,
         )
         process = replace(current, tasks=(*current.tasks, new))
         return Transition(process, (_event("task.opened", at, process, new, CUSTOMER),))
@@ -185,7 +195,12 @@ def inbound(
 
 
 def _new_day(
-    previous: Process | None, at: datetime, day: date, sla: Sla, number_for: NumberFor
+    previous: Process | None,
+    at: datetime,
+    day: date,
+    sla: Sla,
+    number_for: NumberFor,
+    line: str | None,
 ) -> Transition:
     events: list[Event] = []
     number = number_for(day)
@@ -199,6 +214,7 @@ def _new_day(
             respond_by = old.respond_by  # midnight never resets an SLA clock
         if old.status is Status.IN_WORK:
             status, responsible = Status.IN_WORK, old.responsible  # the owner keeps it
+        line = old.line  # and the line
         closed = _closed(old, at, CARRIED_OVER, continued_in=number)
         archived = previous.with_task(closed)
         events.append(
@@ -221,6 +237,7 @@ def _new_day(
         responsible=responsible,
         last_inbound_at=at,
         take_by=sla.take_by(at) if status is Status.NEW else None,
+        line=line,
     )
     process = Process(number=number, day=day, opened_at=at, tasks=(task,))
     extra = {"carried_from": previous.number} if previous is not None and carried else {}
@@ -298,6 +315,25 @@ def transfer(
     updated = replace(task, status=Status.RETURNED, transferred_to=to, take_by=take_by)
     process = current.with_task(updated)
     return Transition(process, (_event("task.transferred", at, process, updated, actor, to=to),))
+
+
+def move(current: Process | None, at: datetime, actor: str, line: str, sla: Sla) -> Transition:
+    """Move the open task to another line: it waits there as new, for that line's
+    operators (and escalates after ``sla.take_within``, counted from now)."""
+    current, task = _open(current)
+    if task.line == line:
+        raise RuleError("It is in that line already.")
+    updated = replace(
+        task,
+        line=line,
+        status=Status.NEW,
+        responsible=None,
+        transferred_to=None,
+        take_by=sla.take_by(at),
+    )
+    process = current.with_task(updated)
+    moved = {"from": task.line or "", "to": line}
+    return Transition(process, (_event("task.moved", at, process, updated, actor, **moved),))
 
 
 def escalate(current: Process | None, at: datetime) -> Transition | None:

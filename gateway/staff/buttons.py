@@ -48,22 +48,22 @@ CHOICES_PER_ROW = 3
 class Buttons(Worker):
     @functools.cached_property
     def desk(self) -> Desk:
-        return Desk(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Desk(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def people(self) -> People:
-        return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return People(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     async def handle(self, press: InboundCallback, entry: Entry) -> None:
         sender = press.sender
         structlog.contextvars.bind_contextvars(user=sender.user_id, button=press.data)
-        if sender.chat_id != self.staff_chat:
+        if self.settings.line_at(sender.chat_id) is None:
             log.warning("staff.foreign_callback_ignored", chat=sender.chat_id)
             await self.commit(entry)
             return
         contact_id = None
         if press.thread_id is not None:
-            contact_id = await self.topics.contact_of(TopicId(press.thread_id))
+            contact_id = await self.lines.at(sender.chat_id).contact_of(TopicId(press.thread_id))
         if contact_id is not None:
             contact_id = await self.contacts.survivor(contact_id)
         if not self.is_operator(sender):
@@ -224,6 +224,7 @@ class Buttons(Worker):
             text=reply,
             buttons=buttons,
             edit=press.message_id,
+            chat=press.sender.chat_id,
         )
         await self.commit(entry, edit, self._answer(press, None, f"Page {page + 1}"))
 

@@ -22,6 +22,8 @@ HELP = """Commands in a customer's topic:
 /template [name args…] — send an approved WhatsApp template (the list without a name)
 //name or /t name — send a quick reply (// alone lists them as buttons)
 /id — the contact's id and where replies go
+/line <name> — move the conversation (and its open task) to another line's group
+/watch, /unwatch — be told privately of each of their messages; /watching — whom you watch
 /online, /offline, /status — your availability; everyone's, with their load
 /help — this list
 
@@ -35,6 +37,8 @@ GENERAL_HELP = """Commands in the General topic:
 /online, /offline — say whether you take work now (online hands you waiting tasks)
 /status — every operator: online or not, and open tasks against capacity
 /queue — new tasks waiting for an owner, by role, oldest first, with links
+/new <phone, @username or contact id> [via <account>] — write to someone first
+/watching — the customers you watch, with links
 /help — this list
 
 In a customer's topic, /help lists the task commands."""

@@ -8,7 +8,6 @@ only commands are answered (``/overdue``, ``/help``); other talk is the staff's 
 from __future__ import annotations
 
 import functools
-import shlex
 import time
 from datetime import datetime
 
@@ -16,35 +15,37 @@ import structlog
 
 from gateway import process as bp
 from gateway.bus import Entry
-from gateway.config import STAFF_ACCOUNT, AnyChannel, Operator, WhatsAppChannel
+from gateway.config import STAFF_ACCOUNT, AnyChannel, Operator
 from gateway.csat import Csat
 from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice, _Job
 from gateway.model import (
     AccountId,
     Button,
-    ChatId,
     ContactId,
     Content,
     Destination,
     InboundMessage,
-    Kind,
     MessageId,
-    Template,
     TopicId,
 )
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff import render
-from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command, topic_link
+from gateway.staff.commands import GENERAL_HELP, HELP, Command, parse_command
+from gateway.staff.lines import COMMANDS as LINE_COMMANDS
+from gateway.staff.lines import GENERAL as GENERAL_LINES
+from gateway.staff.lines import Conversations
 from gateway.staff.people import COMMANDS as PEOPLE
 from gateway.staff.people import People
+from gateway.staff.prepared import Prepared
 from gateway.staff.presence import COMMANDS as PRESENCE
 from gateway.staff.presence import Presence
-from gateway.staff.quick import expand, first_name
 from gateway.staff.tasks import CHANGES
 from gateway.staff.transfers import Mentions, Rows, Transfers, announce, rows
 from gateway.staff.waiting import WaitingTasks, after_close
+from gateway.staff.watchers import COMMANDS as WATCH_COMMANDS
+from gateway.staff.watchers import Watchers
 from gateway.store.messages import MessageRef, peer
-from gateway.worker import Worker, Writer
+from gateway.worker import Writer
 
 log = structlog.get_logger(__name__)
 NO_READ_RECEIPTS = frozenset({"telegram", "viber"})
@@ -53,20 +54,18 @@ UNLINKED = (
     "⚠️ Not sent: this topic belongs to no customer. Find theirs with /find in General "
     "(a topic of the same name may be a leftover)."
 )
-QUICK_LISTED = 30
-QUICK_LABEL = 60  # characters of a quick reply's button (its name and the text's start)
 HISTORY_SHOWN = 40
 """Latest messages /history shows (with every process and task)."""
 
 
-class Desk(Worker):
+class Desk(Prepared):
     @functools.cached_property
     def waiting(self) -> WaitingTasks:
-        return WaitingTasks(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return WaitingTasks(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def csat(self) -> Csat:
-        return Csat(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return Csat(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def presence(self) -> Presence:
@@ -77,8 +76,16 @@ class Desk(Worker):
         return Transfers(self.redis, self.settings)
 
     @functools.cached_property
+    def conversations(self) -> Conversations:
+        return Conversations(self.settings, self.bus, self.contacts, self.lines, self.processes)
+
+    @functools.cached_property
+    def watchers(self) -> Watchers:
+        return Watchers(self.settings, self.bus, self.contacts, self.lines, self.processes)
+
+    @functools.cached_property
     def people(self) -> People:
-        return People(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return People(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     bot_username: str | None = None
     """The staff bot's @username (set at start from getMe), to tell its commands apart
@@ -86,7 +93,7 @@ class Desk(Worker):
 
     async def handle(self, message: InboundMessage, entry: Entry) -> None:
         sender = message.sender
-        if sender.chat_id != self.staff_chat:
+        if self.settings.line_at(sender.chat_id) is None:
             await self._private(message, entry)
             return
         if not self.is_operator(sender):
@@ -97,7 +104,7 @@ class Desk(Worker):
         if not message.is_topic_message or message.thread_id is None:
             await self._in_general(message, entry)
             return
-        contact_id = await self.topics.contact_of(TopicId(message.thread_id))
+        contact_id = await self.lines.at(sender.chat_id).contact_of(TopicId(message.thread_id))
         text = message.content.text or ""
         if contact_id is None:
             # A topic staff made by hand, or an orphan: Telegram made a topic whose
@@ -110,6 +117,7 @@ class Desk(Worker):
                     contact_id=ContactId("general"),
                     text=UNLINKED,
                     reply_to=message.message_id,
+                    chat=message.sender.chat_id,
                     thread=message.thread_id,
                 )
             await self.commit(entry, told)
@@ -133,6 +141,12 @@ class Desk(Worker):
             elif command.name in PEOPLE:
                 await self.people.command(command, contact_id, message, entry)
                 return
+            elif command.name in LINE_COMMANDS:
+                await self.conversations.move(command, message, entry, contact_id)
+                return
+            elif command.name in WATCH_COMMANDS:
+                await self.watchers.command(command, message, entry, contact_id)
+                return
             elif command.name in PRESENCE:
                 notice = await self.waiting.presence_command(command.name, message)
             elif command.name == "t":
@@ -150,7 +164,7 @@ class Desk(Worker):
         else:
             await self._reply(message, entry, contact_id)
             return
-        await self.commit(entry, self._notice(message, contact_id, notice) if notice else None)
+        await self.commit(entry, self.notice_under(message, contact_id, notice) if notice else None)
 
     async def _private(self, message: InboundMessage, entry: Entry) -> None:
         """A private chat with the staff bot: listed operators may say /online,
@@ -180,6 +194,12 @@ class Desk(Worker):
         """General topic: staff talk among themselves; only commands are answered."""
         command = parse_command(message.content.text or "", self.bot_username)
         answer = None
+        if command is not None and not command.elsewhere and command.name in GENERAL_LINES:
+            await self.conversations.start(command, message, entry)
+            return
+        if command is not None and not command.elsewhere and command.name in WATCH_COMMANDS:
+            await self.watchers.command(command, message, entry, None)
+            return
         if command is not None and not command.elsewhere:
             buttons: tuple[tuple[Button, ...], ...] = ()
             if command.name == "find":
@@ -188,13 +208,7 @@ class Desk(Worker):
                 reply = await self.waiting.presence_command(command.name, message)
             else:
                 reply = await self._general_command(command, message.received_at)
-            answer = StaffGeneral(
-                out_id=f"general:{message.key}",
-                contact_id=ContactId("general"),
-                text=reply,
-                reply_to=message.message_id,
-                buttons=buttons,
-            )
+            answer = self.answer_in_chat(message, reply, buttons)
         await self.commit(entry, answer)
 
     async def _general_command(self, command: Command, now: datetime) -> str:
@@ -204,7 +218,7 @@ class Desk(Worker):
             return GENERAL_HELP
         return (
             f"/{command.name} works in a customer's topic. "
-            "Here: /overdue, /find, /online, /offline, /status, /help."
+            "Here: /overdue, /find, /new, /watching, /online, /offline, /status, /help."
         )
 
     async def _overdue_digest(self, now: datetime) -> str:
@@ -218,9 +232,9 @@ class Desk(Worker):
             late = bp.minutes_late(task, now)
             who = self.tasks.name_of(task.responsible)
             line = f"• {name} — {process.number}, task {task.number}, {late} min late, {who}"
-            topic = await self.topics.get(ContactId(contact_id))
-            if topic is not None:
-                line += f"\n  {topic_link(self.staff_chat, topic)}"
+            link = await self.lines.link(contact_id)
+            if link is not None:
+                line += f"\n  {link}"
             lines.append(line)
         return "\n".join(lines)
 
@@ -258,6 +272,7 @@ class Desk(Worker):
                 reply_to=message.message_id,
                 buttons=buttons,
                 mentions=mentions,
+                line=self.line_here(message),
             )
 
         told: list[Operator] = []
@@ -289,81 +304,6 @@ class Desk(Worker):
             await self.commit(entry, notice(f"⚠️ {exc}"))
         log.info("staff.task_command", command=command.name)
 
-    @staticmethod
-    def _notice(message: InboundMessage, contact_id: ContactId, text: str) -> StaffNotice:
-        """The gateway's answer to an operator's message, under it in the topic."""
-        return StaffNotice(
-            out_id=f"notice:{message.key}",
-            contact_id=contact_id,
-            text=text,
-            reply_to=message.message_id,
-        )
-
-    def may_not_send(self, operator: str, account: str) -> str | None:
-        """Why ``operator`` may not write to ``account``'s customers (``None``: may)."""
-        configured = self.operator(operator)
-        if configured is None or configured.admin or not configured.accounts:
-            return None
-        if account in configured.accounts:
-            return None
-        return (
-            f"⚠️ Not sent: you can see {account}'s customers but not write to them "
-            "(staff.operators[].accounts). Ask a colleague or an admin."
-        )
-
-    async def quick(
-        self,
-        name: str,
-        message: InboundMessage,
-        entry: Entry,
-        contact_id: ContactId,
-        extra: _Job | None = None,
-    ) -> str | None:
-        """``//name``: send the quick reply with its macros filled; ``//`` alone lists
-        them as buttons. Returns a notice when nothing is sent."""
-        account = await self.account_of(contact_id)
-        me = self.operator(message.sender.user_id)
-        mine = set(me.roles) if me is not None and not me.admin else None
-        offered = [
-            t
-            for t in self.settings.templates
-            if (not t.accounts or account in t.accounts)
-            and (not t.roles or mine is None or mine.intersection(t.roles))
-        ]
-        if not name:
-            if not offered:
-                return "No quick replies here: add them under templates: in the config."
-            buttons = tuple(
-                (Button(text=f"{t.name}: {t.text}"[:QUICK_LABEL], data=f"q:{t.name}"),)
-                for t in offered[:QUICK_LISTED]
-            )
-            listing = StaffNotice(
-                out_id=f"quick:{message.key}",
-                contact_id=contact_id,
-                text="Quick replies — press one to send it to the customer:",
-                reply_to=message.message_id,
-                buttons=buttons,
-            )
-            await self.commit(entry, listing)
-            return None
-        chosen = next((t for t in offered if t.name == name), None)
-        if chosen is None:
-            return f"⚠️ No quick reply “{name}” here; nothing was sent. Send // for the list."
-        contact = await self.contacts.get(contact_id)
-        current = await self.processes.current(contact_id)
-        operator = self.operators.get(message.sender.user_id) or message.sender.display_name
-        values = {
-            "contact.name": contact.get("display_name", ""),
-            "contact.first_name": first_name(contact.get("display_name", "")),
-            "operator.name": operator,
-            "process.number": current.number if current is not None else "",
-            "company.name": self.settings.company.name,
-        }
-        content = Content(kind=Kind.TEXT, text=expand(chosen.text, values))
-        await self._reply(message, entry, contact_id, content, extra)
-        log.info("staff.quick_reply", template=chosen.name)
-        return None
-
     async def read_receipt(
         self, contact_id: ContactId, account: str, channel: AnyChannel | None
     ) -> CustomerRead | None:
@@ -383,43 +323,6 @@ class Desk(Worker):
             message_id=message_id,
         )
 
-    async def _template(
-        self, command: Command, message: InboundMessage, entry: Entry, contact_id: ContactId
-    ) -> str | None:
-        """``/template NAME args…``: send an approved template (WhatsApp). Returns a
-        notice when nothing is sent."""
-        route = await self.contacts.reply_route(contact_id)
-        channel = self.settings.channel(route[0]) if route else None
-        if not isinstance(channel, WhatsAppChannel):
-            return "⚠️ Templates are WhatsApp's; this customer's replies go elsewhere."
-        known = {t.name: t for t in channel.templates}
-        try:
-            name, *args = shlex.split(command.args)
-        except ValueError:
-            name, args = "", []
-        chosen = known.get(name)
-        if chosen is None:
-            listed = "\n".join(
-                f"/template {t.name}"
-                + "".join(f" <{n}>" for n in range(1, t.parameters + 1))
-                + (f" — {t.text}" if t.text else "")
-                for t in channel.templates
-            )
-            return (
-                f"Templates of {channel.id}:\n{listed}"
-                if listed
-                else (f"⚠️ {channel.id} has no templates: add them under channels[].templates.")
-            )
-        if len(args) != chosen.parameters:
-            return f"⚠️ {chosen.name} takes {chosen.parameters} parameter(s), got {len(args)}."
-        preview = chosen.text or chosen.name
-        for n, value in enumerate(args, start=1):
-            preview = preview.replace(f"{{{{{n}}}}}", value)
-        template = Template(name=chosen.name, language=chosen.language, parameters=tuple(args))
-        content = Content(kind=Kind.TEXT, text=f"📋 {preview}", template=template)
-        await self._reply(message, entry, contact_id, content)
-        return None
-
     async def _reply(
         self,
         message: InboundMessage,
@@ -434,13 +337,15 @@ class Desk(Worker):
         route = await self.contacts.reply_route(contact_id)
         if route is None:  # known only from a call, a form or an e-mail (the API)
             why = "the person has not written from any messenger yet"
-            await self.commit(entry, self._notice(message, contact_id, render.not_delivered(why)))
+            await self.commit(
+                entry, self.notice_under(message, contact_id, render.not_delivered(why))
+            )
             return
         account, chat = route
         reply_to = None
         if message.reply_to is not None:
             # The operator quoted a message in the topic: quote its customer-side twin.
-            ref = MessageRef(AccountId(STAFF_ACCOUNT), ChatId(self.staff_chat), message.reply_to)
+            ref = MessageRef(AccountId(STAFF_ACCOUNT), message.sender.chat_id, message.reply_to)
             found = await peer(self.redis, ref)
             if found is not None and found.ref.account != STAFF_ACCOUNT:
                 # A reply to a forwarded message goes back through that message's
@@ -449,14 +354,14 @@ class Desk(Worker):
                 reply_to = found.ref.message_id
         refused = self.may_not_send(message.sender.user_id, account)
         if refused is not None:  # (a button's "sent" answer is not given)
-            await self.commit(entry, self._notice(message, contact_id, refused))
+            await self.commit(entry, self.notice_under(message, contact_id, refused))
             return
         job = CustomerSend(
             out_id=f"reply:{message.key}",
             contact_id=contact_id,
             destination=Destination(account=account, chat_id=chat, reply_to=reply_to),
             content=content,
-            staff_chat=self.staff_chat,
+            staff_chat=message.sender.chat_id,
             staff_message=MessageId(message.message_id),
             operator_id=message.sender.user_id,
             created_at=time.time(),
@@ -484,7 +389,7 @@ class Desk(Worker):
                 account=account,
                 content=content,
                 message_id=message.message_id,
-                chat=self.staff_chat,
+                chat=message.sender.chat_id,
                 operator=operator,
                 process=transition.process.number if transition else "",
                 task=transition.process.task.number if transition else None,

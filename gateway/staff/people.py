@@ -23,6 +23,7 @@ from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
 from gateway.jobs import StaffCard, StaffCloseTopic, StaffNotice, _Job
 from gateway.model import AccountId, Button, ChatId, ContactId, InboundMessage, MessageId, TopicId
 from gateway.process import Merged
+from gateway.staff import watchers
 from gateway.staff.commands import Command, topic_link
 from gateway.staff.tasks import local_time
 from gateway.store import keys
@@ -45,7 +46,7 @@ FIND_KEPT = 3600
 Buttons = tuple[tuple[Button, ...], ...]
 SUGGEST_AGAIN_AFTER = 30 * 86400
 """A suggestion nobody answered is made again after this long (seconds)."""
-_TOPIC_LINK = re.compile(r"t\.me/c/\d+/(\d+)")
+_TOPIC_LINK = re.compile(r"t\.me/c/(\d+)/(\d+)")
 
 
 def _name_prefixes(name: str) -> set[str]:
@@ -250,7 +251,9 @@ class People(Worker):
         wanted = args.strip().lstrip("#")
         link = _TOPIC_LINK.search(wanted)
         if link is not None:
-            found = await self.topics.contact_of(TopicId(int(link.group(1))))
+            chat = f"-100{link.group(1)}"
+            topics = self.lines.at(chat) if self.settings.line_at(chat) else None
+            found = await topics.contact_of(TopicId(int(link.group(2)))) if topics else None
             if found is None:
                 raise MergeRefused("That topic belongs to no contact.")
             return found
@@ -275,8 +278,8 @@ class People(Worker):
         one), refresh the survivor's card and acknowledge ``entry``."""
         kept = await self.contacts.get(survivor)
         gone = await self.contacts.get(absorbed)
-        kept_topic = await self.topics.get(survivor)
-        where = f": {topic_link(self.staff_chat, kept_topic)}" if kept_topic else ""
+        kept_link = await self.lines.link(survivor)
+        where = f": {kept_link}" if kept_link else ""
         farewell = StaffNotice(
             out_id=f"merged-away:{key}",
             contact_id=absorbed,
@@ -305,6 +308,7 @@ class People(Worker):
             queued(pipe, None)
 
         result = await self.merger.merge(survivor, absorbed, at, actor, effects)
+        await watchers.carry(self.redis, survivor, absorbed)
         log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
         return result
 
@@ -357,8 +361,8 @@ class People(Worker):
             data = await self.contacts.get(contact_id)
             name = data.get("display_name", "?")
             handle = f" @{data['username']}" if data.get("username") else ""
-            topic = await self.topics.get(contact_id)
-            link = f" — {topic_link(self.staff_chat, topic)}" if topic else ""
+            topic = await self.lines.link(contact_id)
+            link = f" — {topic}" if topic else ""
             lines.append(f"👤 #{contact_id} {name}{handle}{link}")
         return lines
 
@@ -371,9 +375,9 @@ class People(Worker):
             arrow = "←" if record.direction == "in" else "→"
             when = local_time(record.at, self.settings.zone)
             line = f"💬 {when} #{person} {name} {arrow} {body}"
-            topic, copy = await self.topics.get(person), await self._staff_copy(record)
-            if topic is not None and copy is not None:
-                line += f" — {topic_link(self.staff_chat, topic)}/{copy}"
+            copy = await self._staff_link(person, record)
+            if copy is not None:
+                line += f" — {copy}"
             lines.append(line)
         return lines
 
@@ -405,29 +409,35 @@ class People(Worker):
             kinds = sorted({r.kind for r in records if r.file_id})
             hint = f" Kinds here: {', '.join(kinds)}." if kinds and kind else ""
             return f"📎 No {kind or 'files'} yet.{hint}"
-        topic = await self.topics.get(contact_id)
         lines = [f"📎 {len(files)} {kind or 'files'}, newest first:"]
         for record in reversed(files[-ATTACHMENTS_SHOWN:]):
             arrow = "←" if record.direction == "in" else "→"
             line = f"• {local_time(record.at, self.settings.zone)} {arrow} {record.kind}"
             line += f" ({record.account})"
-            staff_copy = await self._staff_copy(record)
-            if topic is not None and staff_copy is not None:
-                line += f" {topic_link(self.staff_chat, topic)}/{staff_copy}"
+            staff_copy = await self._staff_link(contact_id, record)
+            if staff_copy is not None:
+                line += f" {staff_copy}"
             lines.append(line)
         return "\n".join(lines)
 
-    async def _staff_copy(self, record: Record) -> str | None:
-        """The message in the topic a history record is about."""
-        if record.direction == "out":
-            return record.message_id
-        ref = MessageRef(
-            AccountId(record.account), ChatId(record.chat), MessageId(record.message_id)
-        )
-        found = await peer(self.redis, ref)
-        if found is None or found.ref.account != STAFF_ACCOUNT:
+    async def _staff_link(self, contact_id: ContactId, record: Record) -> str | None:
+        """A link to the message in the person's topic a history record is about (in
+        their current line's group; a copy in another line's has none)."""
+        line, topic = await self.lines.topic(contact_id)
+        if topic is None:
             return None
-        return found.ref.message_id
+        chat, message = str(line.chat_id), record.message_id
+        if record.direction == "out" and record.chat != chat:
+            return None
+        if record.direction == "in":
+            ref = MessageRef(
+                AccountId(record.account), ChatId(record.chat), MessageId(record.message_id)
+            )
+            found = await peer(self.redis, ref)
+            if found is None or found.ref.account != STAFF_ACCOUNT or found.ref.chat_id != chat:
+                return None
+            message = found.ref.message_id
+        return f"{topic_link(chat, topic)}/{message}"
 
     async def card(self, contact_id: ContactId) -> str:
         data = await self.contacts.get(contact_id)

@@ -30,7 +30,7 @@ MAX_MENTIONS = 10
 class Timers(Worker):
     @functools.cached_property
     def waiting(self) -> WaitingTasks:
-        return WaitingTasks(self.settings, self.bus, self.contacts, self.topics, self.processes)
+        return WaitingTasks(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     async def auto_close(self, contact_id: str, now: datetime) -> None:
         """Close the task answered by an operator after the customer's silence."""

@@ -16,12 +16,11 @@ from datetime import datetime
 import structlog
 
 from gateway import process as bp
-from gateway.config import Operator, Responsible
-from gateway.jobs import _Job
+from gateway.config import Line, Operator, Responsible
+from gateway.jobs import StaffNotice, _Job
 from gateway.model import ContactId, InboundMessage
 from gateway.process import Process, Status, Transition
-from gateway.routing import assigned
-from gateway.staff.commands import topic_link
+from gateway.routing import Router, assigned, naming
 from gateway.staff.presence import Presence
 from gateway.store import keys
 from gateway.store.redis import text
@@ -36,11 +35,14 @@ class Waiting:
     contact_id: ContactId
     process: Process
     responsible: Responsible | None
+    line: Line
 
 
-def _takes(operator: Operator, responsible: Responsible | None) -> bool:
+def _takes(operator: Operator, responsible: Responsible | None, line: Line) -> bool:
     if responsible is None or responsible.strategy == "broadcast":
         return False
+    if line.operators and operator.id not in line.operators:
+        return False  # not one of the line's people
     if responsible.operator is not None:
         return responsible.operator == operator.id
     return responsible.role in operator.roles
@@ -58,12 +60,16 @@ class WaitingTasks(Worker):
             task = process.task
             if not bp.waits_for_owner(task):
                 continue
+            line = self.settings.line(task.line)
             if task.transferred_to is not None:  # to a role
                 route: Responsible | None = Responsible(role=task.transferred_to)
             else:
-                channel = self.settings.channel(await self.account_of(contact_id))
+                account = await self.account_of(contact_id)
+                channel = self.settings.channel(account)
                 route = channel.responsible if channel else None
-            found.append(Waiting(contact_id, process, route))
+                if route is None or self.settings.line_of(account).name != line.name:
+                    route = line.responsible  # its line's (moved or started there)
+            found.append(Waiting(contact_id, process, route, line))
         return found
 
     async def listing(self) -> str:
@@ -77,9 +83,9 @@ class WaitingTasks(Worker):
             role = route.role if route and route.role else "anyone"
             name = (await self.contacts.get(item.contact_id)).get("display_name", "?")
             line = f"• [{role}] {name} — {item.process.number}, task {item.process.task.number}"
-            topic = await self.topics.get(item.contact_id)
-            if topic is not None:
-                line += f"\n  {topic_link(self.staff_chat, topic)}"
+            link = await self.lines.link(item.contact_id)
+            if link is not None:
+                line += f"\n  {link}"
             lines.append(line)
         return "\n".join(lines)
 
@@ -115,7 +121,7 @@ class WaitingTasks(Worker):
         for item in await self.unassigned():
             if await presence.load(str(operator.id)) >= operator.max_chats:
                 break
-            if not _takes(operator, item.responsible):
+            if not _takes(operator, item.responsible, item.line):
                 continue
             task = item.process.task
             if task.status is Status.RETURNED and task.responsible == str(operator.id):
@@ -141,6 +147,50 @@ class WaitingTasks(Worker):
             given += transition is not None
         log.info("routing.handed_out", operator=operator.id, tasks=given)
         return given
+
+    async def route(
+        self, contact_id: ContactId, at: datetime, responsible: Responsible, key: str, line: Line
+    ) -> None:
+        """Route the contact's new task among ``line``'s operators (see
+        :mod:`gateway.routing`). It runs after the message is stored: if this fails,
+        the task stays new for whoever takes it."""
+        choice = await Router(
+            self.redis, self.settings, Presence(self.redis, self.settings)
+        ).choose(responsible, at, line)
+        if choice.assignee is None:
+            if choice.told:  # broadcast
+                text, named = naming(
+                    f"📣 New task for {responsible.role}: ",
+                    choice.told,
+                    " — the first to /take it owns it.",
+                )
+                await self.commit(
+                    None,
+                    StaffNotice(
+                        out_id=f"told:{key}", contact_id=contact_id, text=text, mentions=named
+                    ),
+                )
+            else:
+                log.info("routing.nobody_available", role=responsible.role)
+            return
+        operator = choice.assignee
+        told = assigned(self.settings, operator, contact_id, key)
+
+        def effects(pipe: Writer, transition: Transition | None) -> None:
+            if transition is not None:
+                self.queue(pipe, *told)
+
+        await self.processes.apply(
+            contact_id,
+            at,
+            lambda current, _: bp.assign(current, at, str(operator.id)),
+            effects,
+            once=f"assign:{key}",
+            # A role's member only while they have room (atomic with the assignment:
+            # another replica may have taken their last slot); a fixed one always.
+            room=None if responsible.operator else (str(operator.id), operator.max_chats),
+        )
+        log.info("routing.assigned", operator=operator.id)
 
 
 async def after_close(

@@ -41,8 +41,9 @@ class Watch(Worker):
         if current is None:
             return
         whom = await self.escalation_targets(ContactId(contact_id), current.task)
-        minutes = self.settings.sla.take_within_minutes or 0
         task = current.task
+        take = self.processes.sla_in(task.line).take_within
+        minutes = take.total_seconds() / 60 if take else 0
         before = f"⏱ {current.number}, task {task.number} was not taken within {minutes:g} min. "
         if whom:
             text, named = naming(before, whom, ", please /take it or /transfer it.")
@@ -75,13 +76,19 @@ class Watch(Worker):
         waiting_for = task.transferred_to if task.status is bp.Status.RETURNED else task.responsible
         owner = self.operator(waiting_for) if waiting_for else None
         role = waiting_for if bp.is_role(waiting_for) else None
-        if role is None and owner is None and channel is not None and channel.responsible:
-            role = channel.responsible.role
+        line = settings.line(task.line)
+        route = (channel.responsible if channel else None) or line.responsible
+        if role is None and owner is None and route is not None:
+            role = route.role
         found: list[Operator] = []
         if settings.sla.escalate_to in ("role", "both"):
             if owner is not None:
                 found.append(owner)
-            members = [o for o in settings.staff.operators if role and role in o.roles]
+            members = [
+                o
+                for o in settings.staff.operators
+                if role and role in o.roles and (not line.operators or o.id in line.operators)
+            ]
             online = await Presence(self.redis, settings).online([str(o.id) for o in members])
             found += [o for o in members if str(o.id) in online] or members
         if settings.sla.escalate_to in ("head", "both"):

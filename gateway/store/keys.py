@@ -162,6 +162,39 @@ def reminder(staff_chat: int, contact_id: str) -> str:
     return f"{PREFIX}:reminder:{staff_chat}:{contact_id}"
 
 
+def contact_line(contact_id: str) -> str:
+    """The line (its name) the contact's conversation is in: its current task's, or the
+    one an operator moved it to or started it in. Absent: the default line. Written
+    only when several lines are configured (permanent)."""
+    return f"{PREFIX}:line:{contact_id}"
+
+
+def line_start(contact_id: str) -> str:
+    """An operator started a conversation with the contact (``/new``) in this line: the
+    customer's next task opens there, whatever account they answer through
+    (TTL: LINE_START_TTL)."""
+    return f"{PREFIX}:line-start:{contact_id}"
+
+
+LINE_START_TTL = timedelta(days=30)
+
+
+def watchers(contact_id: str) -> str:
+    """Operators (user ids) told privately of each of the contact's messages (``/watch``)."""
+    return f"{PREFIX}:watchers:{contact_id}"
+
+
+def watching(user_id: str) -> str:
+    """Reverse of :func:`watchers`: the contacts an operator watches."""
+    return f"{PREFIX}:watching:{user_id}"
+
+
+def denied(account: str, user_id: str) -> str:
+    """The person stopped the account writing to them (VK ``message_deny``, Viber
+    ``unsubscribed``), and when (ISO time); removed when they allow it again."""
+    return f"{PREFIX}:denied:{account}:{user_id}"
+
+
 # Message map ------------------------------------------------------------------------------
 # Two-way (account, chat, message) ↔ (peer account, chat, message), for reply-to links
 # and edits. TTL: MESSAGE_MAP_TTL (replies to very old messages fall back to no link).

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from redis.asyncio.client import Pipeline
 
 from gateway import process as bp
-from gateway.config import Settings
+from gateway.config import Line, Settings
 from gateway.errors import GatewayError
 from gateway.jobs import StaffCard
 from gateway.process import Process, Sla, Transition
@@ -123,15 +123,40 @@ class ProcessStore:
             auto_close_after=_minutes(auto) if auto else None,
             take_within=_minutes(take) if (take := settings.sla.take_within_minutes) else None,
         )
-        self._slas = {
-            c.id: replace(self.sla, hours=c.working_hours.schedule(settings.zone))
-            for c in settings.channels
-            if c.working_hours is not None
-        }
+        self._lines = {line.name: self._line_sla(line, settings) for line in settings.all_lines}
+        self._slas = {}
+        for channel in settings.channels:
+            line = self._lines[settings.line_of(channel.id).name]
+            hours = channel.working_hours
+            self._slas[channel.id] = (
+                replace(line, hours=hours.schedule(settings.zone)) if hours is not None else line
+            )
+        self._default_line = settings.default_line.name
+
+    def _line_sla(self, line: Line, settings: Settings) -> Sla:
+        """The global SLA with what the line sets instead (deadlines, working hours)."""
+        own = line.sla
+        first, then, take = (
+            own.first_response_minutes,
+            own.next_response_minutes,
+            own.take_within_minutes,
+        )
+        return replace(
+            self.sla,
+            first_response=_minutes(first) if first else self.sla.first_response,
+            next_response=_minutes(then) if then else self.sla.next_response,
+            take_within=_minutes(take) if take else self.sla.take_within,
+            hours=line.working_hours.schedule(settings.zone) if line.working_hours else None,
+        )
 
     def sla_for(self, account: str) -> Sla:
-        """The SLA of an account's customers (its working hours, if it has them)."""
-        return self._slas.get(account, self.sla)
+        """The SLA of an account's customers: its line's, in its working hours (the
+        account's own, else the line's)."""
+        return self._slas.get(account) or self._lines[self._default_line]
+
+    def sla_in(self, line: str | None) -> Sla:
+        """The SLA of a line's tasks (for one moved there)."""
+        return self._lines.get(line or self._default_line) or self._lines[self._default_line]
 
     async def current(self, contact_id: str) -> Process | None:
         raw = await self.redis.get(keys.process(contact_id))

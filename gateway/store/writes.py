@@ -73,3 +73,6 @@ class Writes:
 
     def ltrim(self, name: str, start: int, end: int) -> None:
         self._add("LTRIM", name, start, end)
+
+    def delete(self, *names: str) -> None:
+        self._add("DEL", *names)

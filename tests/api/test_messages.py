@@ -114,6 +114,8 @@ async def test_send_history_and_their_errors(world: World, start_api: StartApi) 
     ):
         code_, answer = await api.call("POST", path, json=body)
         assert (code_, answer["error"]["code"]) == (status, code), (body, answer)
+        if code == "no_route":  # the messenger's rule, as /new says it
+            assert "Telegram bots write only to people who started the bot" in str(answer)
     assert (await api.call("POST", "/contacts/999/messages", json={"text": "x"}))[0] == 404
     assert (await api.call("GET", "/contacts/999/messages"))[0] == 404
     # Another client does not see this one's sends; unknown ids are 404.
