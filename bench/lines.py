@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import tempfile
 import time
@@ -31,13 +30,13 @@ import yaml
 from aiohttp import web
 
 from bench._common import free_port
+from bench._gateway import serve, stop_all
 from gateway import logging as gateway_logging
 from gateway.app import App
 from gateway.config import parse_config
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.store import keys
 from gateway.store.redis import EmbeddedRedis
-from gateway.web import make_web_app
 
 SECRET = "bench-secret_123"
 OPERATOR = 700001
@@ -89,14 +88,6 @@ def config(setup: Setup, emulator_url: str, redis_url: str) -> dict[str, Any]:
             {"name": "service", "chat_id": setup.group - 1},
         ]
     return data
-
-
-async def serve(app: App) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(make_web_app(app), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 async def until(check: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -193,11 +184,7 @@ async def run(customers: int, rounds: int) -> dict[str, list[float]]:
                 seconds = await bench.phase(setup, rounds)
                 rates[setup.name].append(customers * rounds / seconds)
         finally:
-            for app, runner in apps:
-                with contextlib.suppress(Exception):
-                    await runner.cleanup()
-                with contextlib.suppress(Exception):
-                    await app.stop()
+            await stop_all(apps)
             redis.stop()
             await emulator.stop()
     return rates

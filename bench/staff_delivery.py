@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import re
 import tempfile
@@ -35,12 +34,12 @@ import yaml
 from aiohttp import web
 
 from bench._common import free_port
+from bench._gateway import serve, stop_all
 from gateway import logging as gateway_logging
 from gateway.app import App
 from gateway.config import parse_config
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.store.redis import EmbeddedRedis
-from gateway.web import make_web_app
 
 SECRET = "bench-secret_123"
 BUDGET_METHODS = (
@@ -102,14 +101,6 @@ def config(setup: Setup, emulator_url: str, redis_url: str, per_minute: int) -> 
         },
         "channels": [{"id": "shop", "kind": "telegram", "token": setup.token(0), **endpoint}],
     }
-
-
-async def serve(app: App) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(make_web_app(app), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 async def load(
@@ -201,11 +192,7 @@ async def run(per_minute: int, seconds: float, customers: int) -> list[tuple[Set
                 results.append((setup, {**found, "offered": offered}))
             return results
         finally:
-            for app, runner in apps:
-                with contextlib.suppress(Exception):
-                    await runner.cleanup()
-                with contextlib.suppress(Exception):
-                    await app.stop()
+            await stop_all(apps)
             redis.stop()
             await emulator.stop()
 
