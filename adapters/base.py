@@ -56,9 +56,39 @@ class Batch:
     cursor: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a messenger lets a bot do, declared by its adapter: the core decides from
+    these (and falls back where one is missing), never from the platform's name."""
+
+    edit: bool
+    """Edit the text (or caption) of a message it sent (:meth:`Adapter.edit_text`)."""
+    delete: bool
+    """Delete a message it sent for the customer too (:meth:`Adapter.delete`)."""
+    edit_within: timedelta | None
+    """How long after sending edits and deletions are allowed (``None``: no limit)."""
+    reactions_in: bool
+    """Customers' reactions arrive as events."""
+    reactions_out: bool
+    """The bot can set a reaction on a customer's message."""
+    albums: bool
+    """Several photos or videos as one grouped message."""
+    delivery_receipts: bool
+    """The platform reports a message delivered/seen."""
+    reply_to: bool
+    """A message can quote an earlier one."""
+    max_text: int
+    """Characters of one text message (longer texts are split)."""
+    max_file_mb: float
+    """Megabytes of the largest file a bot can send."""
+    formatting: str
+    """``html`` (Telegram entities), ``whatsapp`` (*bold* _italic_) or ``plain``."""
+
+
 class Adapter(Protocol):
     account: AccountId
     channel: Channel
+    capabilities: Capabilities
     read_receipts: bool
     """Whether :meth:`mark_read` shows the customer their messages were read."""
     ack: Answer
@@ -140,6 +170,11 @@ class Adapter(Protocol):
         """Replace the text (or caption) of a message this account sent."""
         ...
 
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        """Delete a message this account sent, for everyone (``PermanentError`` with the
+        reason if it cannot be)."""
+        ...
+
     async def download(self, attachment: Attachment) -> Upload:
         """Fetch an attachment this account received."""
         ...
@@ -174,10 +209,6 @@ class StaffAdapter(Adapter, Protocol):
     async def close_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...
 
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
-
-    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
-        """Delete a message the bot sent (``PermanentError`` if it cannot be)."""
-        ...
 
     async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
         """Set the bot's one reaction on a message (replacing its previous one)."""

@@ -127,6 +127,7 @@ class App:
                 keys.TAKE: self.pipeline.watch.take_timeout,
                 keys.IDLE: self.pipeline.watch.idle,
                 keys.CSAT: self.pipeline.csat.expire,
+                keys.FLOOD: self.pipeline.guard.flood_over,
             },
             clock=self.clock,
         )

@@ -70,7 +70,8 @@ if ARGV[9] ~= '' then
   redis.call('HSET', key, 'last_message', ARGV[9], 'seen@' .. ARGV[4] .. ':' .. ARGV[5], ARGV[2])
 end
 return {cid, created, joined, other, redis.call('HGET', key, 'first_seen'),
-        redis.call('HGET', key, 'channel'), redis.call('HGET', key, 'account')}
+        redis.call('HGET', key, 'channel'), redis.call('HGET', key, 'account'),
+        redis.call('HGET', key, 'banned_at')}
 """
 # KEYS[1] the index key (phone:… or email:…), KEYS[2] the contact's set of them.
 # ARGV[1] contact id, ARGV[2] the value. Returns the other contact that already has
@@ -96,6 +97,8 @@ class Resolved:
     """A new identity joined an existing contact (the same phone)."""
     same_phone_as: ContactId | None = None
     """Another contact already has the sender's phone (the dedup policy decides)."""
+    banned_at: str | None = None
+    """The person is banned (``/ban``) since then (ISO time)."""
 
 
 class Contacts:
@@ -123,7 +126,7 @@ class Contacts:
         sender's own, when the platform tells it.
         """
         identity = keys.identity(sender.account, sender.user_id)
-        cid, created, joined, other, first_seen, channel, account = await self._resolve(
+        cid, created, joined, other, first_seen, channel, account, banned = await self._resolve(
             keys=[identity, keys.CONTACT_SEQ, keys.phone(phone) if phone else identity],
             args=[
                 f"{keys.PREFIX}:",
@@ -149,7 +152,11 @@ class Contacts:
             first_seen=datetime.fromisoformat(text(first_seen)),
         )
         return Resolved(
-            contact, bool(created), bool(joined), ContactId(text(other)) if other else None
+            contact,
+            bool(created),
+            bool(joined),
+            ContactId(text(other)) if other else None,
+            text(banned) if banned else None,
         )
 
     async def lead(self, sender: Sender, at: datetime, phone: str | None) -> ContactId:

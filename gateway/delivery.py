@@ -28,11 +28,14 @@ from gateway import coalesce
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
+from gateway.corrections import Corrections
 from gateway.errors import PermanentError
 from gateway.jobs import (
     JOB,
     CallbackAnswer,
     CustomerAuto,
+    CustomerDelete,
+    CustomerEdit,
     CustomerRead,
     CustomerSend,
     Job,
@@ -56,7 +59,6 @@ from gateway.model import (
     Kind,
     MessageId,
 )
-from gateway.posting import Posting
 from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
@@ -67,10 +69,17 @@ from gateway.store.processes import PROCESS
 from gateway.store.redis import text
 
 log = structlog.get_logger(__name__)
-CUSTOMER_JOBS = (CustomerSend, CustomerAuto, CustomerRead, CallbackAnswer)
+CUSTOMER_JOBS = (
+    CustomerSend,
+    CustomerEdit,
+    CustomerDelete,
+    CustomerAuto,
+    CustomerRead,
+    CallbackAnswer,
+)
 
 
-class Delivery(Posting):
+class Delivery(Corrections):
     # Entry points (one per outbound stream family) ------------------------------------
 
     async def handle_staff(self, entry: Entry) -> None:
@@ -174,6 +183,10 @@ class Delivery(Posting):
                 await self._finish(entry, job.out_id, posted)
             case CustomerSend():
                 await self._to_customer(job, entry)
+            case CustomerEdit():
+                await self._correct(job, entry)
+            case CustomerDelete():
+                await self._unsend(job, entry)
             case CustomerAuto():
                 await self._auto(job, entry)
             case CustomerRead():
@@ -352,7 +365,14 @@ class Delivery(Posting):
             await self.bus.commit(build)
             return
         customer_ref = MessageRef(dest.account, dest.chat_id, sent.message_ids[0])
-        await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None))
+        staff_key = keys.message(staff_ref.account, staff_ref.chat_id, staff_ref.message_id)
+        await self._finish(
+            entry,
+            job.out_id,
+            sent,
+            (customer_ref, staff_ref, None),
+            also=lambda pipe: pipe.hset(staff_key, "author", job.operator_id),  # /delete
+        )
         await self._parked_receipt(customer_ref, job)
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
@@ -375,7 +395,8 @@ class Delivery(Posting):
         notice = StaffNotice(out_id=f"note:{job.out_id}", contact_id=job.contact_id, text=note)
 
         def also(pipe: Pipeline) -> None:
-            self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
+            if job.noted:
+                self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
 
         await self._finish(entry, job.out_id, sent, also=also)
 

@@ -141,6 +141,29 @@ class CustomerSend(_Job):
     created_at: float
 
 
+class CustomerEdit(_Job):
+    """An operator edited their reply in the topic: edit the customer's copy where the
+    messenger can, else send the correction as a new message."""
+
+    type: Literal["customer.edit"] = "customer.edit"
+    content: Content
+    staff_chat: str
+    staff_message: MessageId
+    """The operator's message (its customer copy is looked up when delivered: the
+    send itself is ahead in the same queue)."""
+
+
+class CustomerDelete(_Job):
+    """``/delete`` on an operator's reply: remove the customer's copy where the
+    messenger can, or say why not."""
+
+    type: Literal["customer.delete"] = "customer.delete"
+    staff_chat: str
+    staff_message: MessageId
+    command: MessageId
+    """The ``/delete`` message, which the answer replies to."""
+
+
 class CustomerAuto(_Job):
     """A message the gateway sends the customer by itself (greeting, away message);
     staff see a note of it in the topic once it is sent."""
@@ -150,6 +173,9 @@ class CustomerAuto(_Job):
     content: Content
     what: str
     """What it is, for the note in the topic ("greeting", "away message")."""
+    noted: bool = True
+    """Note it in the topic once sent (not for a banned person's reply: their topic
+    stays quiet)."""
 
 
 class CustomerRead(_Job):
@@ -173,6 +199,8 @@ Job = Annotated[
     | StaffCard
     | CallbackAnswer
     | CustomerSend
+    | CustomerEdit
+    | CustomerDelete
     | CustomerAuto
     | CustomerRead,
     Field(discriminator="type"),
@@ -183,7 +211,7 @@ JOB: TypeAdapter[Job] = TypeAdapter(Job)
 def family(job: _Job) -> str:
     """The outbound stream family a job goes to: what customers receive is ordered
     per contact apart from what staff see, so a slow topic never delays a reply."""
-    customer = CustomerSend | CustomerAuto | CustomerRead
+    customer = CustomerSend | CustomerEdit | CustomerDelete | CustomerAuto | CustomerRead
     if isinstance(job, CallbackAnswer) and job.destination is not None:
         return keys.CUSTOMER_OUT  # a customer's press: never behind the staff group's budget
     return keys.CUSTOMER_OUT if isinstance(job, customer) else keys.STAFF_OUT

@@ -220,6 +220,8 @@ class Outbox:
         # topic for this contact concurrently.
         contact = await self._contact(contact_id)
         name = render.topic_name(self.settings.staff.topic_name, contact)
+        if contact_id == keys.SPAM:
+            name = "🚫 Spam"  # what the spam rules caught (gateway.abuse)
         dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
         turn = Turn(f"turns:{self.staff_chat}:staff", contact_id)  # a new topic waits too
         topic, _ = await self._call_any(

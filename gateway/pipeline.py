@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway import process as bp
+from gateway.abuse import Guard
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT, Line
 from gateway.csat import Csat
@@ -90,6 +91,10 @@ class Pipeline(Worker):
     @functools.cached_property
     def csat(self) -> Csat:
         return Csat(self.settings, self.bus, self.contacts, self.lines, self.processes)
+
+    @functools.cached_property
+    def guard(self) -> Guard:
+        return Guard(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
     def watch(self) -> Watch:
@@ -261,6 +266,8 @@ class Pipeline(Worker):
                     log.warning("contact.dedup_merge_refused", reason=str(exc))
                 else:
                     continue  # resolve again: the identity now belongs to the survivor
+            if await self.guard.screen(message, contact.id, bool(resolved.banned_at), entry):
+                return  # banned, spam or flood: kept, not posted
             suggestions: list[StaffNotice] = []
             people = self.desk.people
             if other is not None and self.settings.dedup.auto_merge == "suggest":

@@ -18,7 +18,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods.base import Response
 from aiogram.types import BufferedInputFile, ReactionTypeEmoji
 
-from adapters.base import Answer, Batch, Upload
+from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
 from adapters.telegram.send import entities, keyboard, send_album, send_content
@@ -96,6 +96,21 @@ class TelegramAdapter:
     ack = Answer()
     reply_window: timedelta | None = None
     media_by_url = False
+    # https://core.telegram.org/bots/api#deletemessage: "A message can only be deleted
+    # if it was sent less than 48 hours ago"; reactions: setMessageReaction.
+    capabilities = Capabilities(
+        edit=True,
+        delete=True,
+        edit_within=timedelta(hours=48),
+        reactions_in=False,
+        reactions_out=True,
+        albums=True,
+        delivery_receipts=False,
+        reply_to=True,
+        max_text=4096,
+        max_file_mb=50,
+        formatting="html",
+    )
     read_receipts = False
     """The Bot API has no way for a bot to mark a user's messages read (only business
     connections can: ``readBusinessMessage``), so the customer sees no receipt."""

@@ -37,7 +37,7 @@ from viberbot.api.messages import (
 from viberbot.api.messages.data_types.contact import Contact as ViberContact
 from viberbot.api.messages.data_types.location import Location as ViberLocation
 
-from adapters.base import Answer, Batch, Upload
+from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.files import fetch_capped
 from adapters.text import split_text
 from adapters.viber.errors import ViberStatus, off_loop
@@ -106,6 +106,20 @@ class ViberAdapter:
     ack = Answer()  # any 200 will do
     reply_window: timedelta | None = None
     media_by_url = True
+    # The REST bot API has no edit, delete or reactions; it reports delivered/seen.
+    capabilities = Capabilities(
+        edit=False,
+        delete=False,
+        edit_within=None,
+        reactions_in=False,
+        reactions_out=False,
+        albums=False,
+        delivery_receipts=True,
+        reply_to=False,
+        max_text=7000,
+        max_file_mb=50,
+        formatting="plain",
+    )
     read_receipts = False  # a bot cannot mark messages seen; customers' "seen" comes back
 
     def __init__(self, account: str, settings: ViberChannel, limits: DeliverySettings) -> None:
@@ -273,6 +287,11 @@ class ViberAdapter:
 
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:
         raise PermanentError(self.channel.value, "edit", reason="Viber cannot edit sent messages")
+
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        raise PermanentError(
+            self.channel.value, "delete", reason="Viber cannot delete sent messages"
+        )
 
     async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
         raise PermanentError(self.channel.value, "mark_read", reason="bots have no read receipts")

@@ -29,7 +29,7 @@ from vk_api import VkApiGroup, VkUpload
 from vk_api.bot_longpoll import VkBotLongPoll
 from vk_api.exceptions import TOO_MANY_RPS_CODE
 
-from adapters.base import Answer, Batch, Upload
+from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.files import fetch_capped
 from adapters.vk import send as out
 from adapters.vk.errors import off_loop
@@ -67,6 +67,21 @@ class VkAdapter:
     channel = Channel.VK
     reply_window: timedelta | None = None
     media_by_url = False
+    # messages.edit and messages.delete with delete_for_all: the community's own
+    # messages, for 24 hours (https://dev.vk.com/ru/method/messages.delete).
+    capabilities = Capabilities(
+        edit=True,
+        delete=True,
+        edit_within=timedelta(hours=24),
+        reactions_in=False,
+        reactions_out=False,
+        albums=True,
+        delivery_receipts=False,
+        reply_to=True,
+        max_text=4096,
+        max_file_mb=200,
+        formatting="plain",
+    )
     read_receipts = True  # messages.markAsRead shows the customer "read"
     ack = Answer(body="ok", content_type="text/plain")  # anything else makes VK retry
 
@@ -318,6 +333,16 @@ class VkAdapter:
             message=out.text_of(content)[: out.TEXT_LIMIT] or "…",
             keep_forward_messages=1,
             keep_snippets=1,
+        )
+
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        # delete_for_all: gone for the customer too (the community's own messages, for
+        # 24 hours; error 924 after that).
+        await self._api(
+            "messages.delete",
+            peer_id=int(chat_id),
+            message_ids=_vk_id(message_id),
+            delete_for_all=1,
         )
 
     async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:

@@ -38,6 +38,7 @@ PERMANENT = {
     902: "the customer's privacy settings forbid messages from the community",
     914: "the message is too long for VK",
     917: "the community has no access to this conversation",
+    924: "VK deletes a message for everyone only within 24 hours of sending it",
     945: "the conversation is disabled",
 }
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from adapters.base import Answer, Batch, Upload
+from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.text import split_text
 from adapters.whatsapp.errors import CHANNEL, from_answer
 from adapters.whatsapp.parse import parse_webhook
@@ -74,6 +74,21 @@ class WhatsAppAdapter:
     ack = Answer()
     reply_window: timedelta | None = timedelta(hours=24)
     media_by_url = False
+    # The Cloud API cannot edit or delete a business message; it reports sent,
+    # delivered, read and failed, and customers' reactions arrive as messages.
+    capabilities = Capabilities(
+        edit=False,
+        delete=False,
+        edit_within=None,
+        reactions_in=True,
+        reactions_out=False,
+        albums=False,
+        delivery_receipts=True,
+        reply_to=True,
+        max_text=4096,
+        max_file_mb=100,
+        formatting="whatsapp",
+    )
     read_receipts = True  # the customer sees blue ticks
 
     def __init__(self, account: str, settings: WhatsAppChannel, limits: DeliverySettings) -> None:
@@ -303,6 +318,9 @@ class WhatsAppAdapter:
 
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:
         raise PermanentError(CHANNEL, "edit", reason="WhatsApp cannot edit sent messages")
+
+    async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
+        raise PermanentError(CHANNEL, "delete", reason="WhatsApp cannot delete sent messages")
 
     async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from gateway.config.abuse import AntispamSettings, SpamRule
 from gateway.config.accounts import (
     AnyChannel,
     ChannelSettings,
@@ -80,6 +81,7 @@ __all__ = [
     "TELEGRAM_API",
     "VIBER_API",
     "VK_API",
+    "AntispamSettings",
     "AnyChannel",
     "ApiSettings",
     "ApiToken",
@@ -107,6 +109,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SlaSettings",
+    "SpamRule",
     "StaffSettings",
     "TelegramChannel",
     "TelegramEndpoint",
@@ -139,6 +142,7 @@ class Settings(_Section):
     company: CompanySettings = CompanySettings()
     api: ApiSettings = ApiSettings()
     integrations: IntegrationsSettings = IntegrationsSettings()
+    antispam: AntispamSettings = AntispamSettings()
     templates: tuple[QuickReply, ...] = ()
     """Quick replies operators send with ``//name`` (see ``gateway.staff.quick``)."""
     staff: StaffSettings

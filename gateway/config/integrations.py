@@ -30,6 +30,8 @@ EVENT_TYPES = (
     "reminder.sent",
     "contact.merged",
     "contact.unmerged",
+    "contact.banned",
+    "contact.unbanned",
     "message.inbound",
     "message.outbound",
 )

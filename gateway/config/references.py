@@ -39,6 +39,7 @@ def problems(settings: Settings) -> list[Problem]:
     found += _twice((r.name for r in staff.roles), "staff.roles", "role")
     found += _twice((d.name for d in staff.departments), "staff.departments", "department")
     found += _twice((t.name for t in settings.templates), "templates", "quick reply")
+    found += _twice((r.name for r in settings.antispam.rules), "antispam.rules", "spam rule")
     bots = [staff.token.get_secret_value()] + [t.get_secret_value() for t in staff.relay_bots]
     found += [
         (f"staff.relay_bots[{i - 1}]", "the same bot twice (or the staff bot itself)")

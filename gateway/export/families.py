@@ -81,6 +81,8 @@ FAMILIES: tuple[tuple[str, Fate], ...] = (
     ("csat:answer:", Fate.TRANSIENT),
     ("hook:", Fate.TRANSIENT),
     ("import", Fate.TRANSIENT),
+    ("flood:", Fate.TRANSIENT),
+    ("flood-held:", Fate.TRANSIENT),
 )
 RAW: dict[str, str] = {
     "stats:day:": "hash",

@@ -23,6 +23,9 @@ HELP = """Commands in a customer's topic:
 //name or /t name — send a quick reply (// alone lists them as buttons)
 /id — the contact's id and where replies go
 /line <name> — move the conversation (and its open task) to another line's group
+/delete — (as a reply to your message) take it back from the customer
+Editing your message corrects it for the customer too.
+/ban [reason], /unban — keep their messages out of here (stored, no tasks)
 /watch, /unwatch — be told privately of each of their messages; /watching — whom you watch
 /online, /offline, /status — your availability; everyone's, with their load
 /help — this list

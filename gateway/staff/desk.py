@@ -14,10 +14,20 @@ from datetime import datetime
 import structlog
 
 from gateway import process as bp
+from gateway.abuse import COMMANDS as ABUSE
+from gateway.abuse import Guard
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT, AnyChannel, Operator
 from gateway.csat import Csat
-from gateway.jobs import CustomerRead, CustomerSend, StaffGeneral, StaffNotice, _Job
+from gateway.jobs import (
+    CustomerDelete,
+    CustomerEdit,
+    CustomerRead,
+    CustomerSend,
+    StaffGeneral,
+    StaffNotice,
+    _Job,
+)
 from gateway.model import (
     AccountId,
     Button,
@@ -80,6 +90,10 @@ class Desk(Prepared):
         return Conversations(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
     @functools.cached_property
+    def guard(self) -> Guard:
+        return Guard(self.settings, self.bus, self.contacts, self.lines, self.processes)
+
+    @functools.cached_property
     def watchers(self) -> Watchers:
         return Watchers(self.settings, self.bus, self.contacts, self.lines, self.processes)
 
@@ -126,6 +140,9 @@ class Desk(Prepared):
         contact_id = await self.contacts.survivor(contact_id)
         structlog.contextvars.bind_contextvars(contact_id=contact_id, operator=sender.user_id)
         notice = None
+        if message.edited:
+            await self._edited(message, entry, contact_id)
+            return
         if text.startswith("!"):
             log.info("staff.note")
         elif text.startswith("//"):
@@ -140,6 +157,12 @@ class Desk(Prepared):
                 return
             elif command.name in PEOPLE:
                 await self.people.command(command, contact_id, message, entry)
+                return
+            elif command.name == "delete":
+                await self._delete(message, entry, contact_id)
+                return
+            elif command.name in ABUSE:
+                await self.guard.command(command, message, entry, contact_id)
                 return
             elif command.name in LINE_COMMANDS:
                 await self.conversations.move(command, message, entry, contact_id)
@@ -159,12 +182,51 @@ class Desk(Prepared):
                     return
             else:
                 notice = await self._command(command, contact_id, message.received_at)
-        elif message.edited:
-            notice = "✏️ Edits are not sent to the customer. Send a new message instead."
         else:
             await self._reply(message, entry, contact_id)
             return
         await self.commit(entry, self.notice_under(message, contact_id, notice) if notice else None)
+
+    async def _edited(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
+        """An operator edited a message in the topic: a reply's correction goes to the
+        customer (see :mod:`gateway.corrections`); edited notes and commands change
+        nothing."""
+        text = message.content.text or ""
+        job = None
+        if not text.startswith(("!", "/")):
+            job = CustomerEdit(
+                out_id=f"edit:{message.key}",  # the key has the edit's date: one per edit
+                contact_id=contact_id,
+                content=message.content,
+                staff_chat=message.sender.chat_id,
+                staff_message=message.message_id,
+            )
+        await self.commit(entry, job)
+        log.info("staff.edit", forwarded=job is not None)
+
+    async def _delete(self, message: InboundMessage, entry: Entry, contact_id: ContactId) -> None:
+        """``/delete`` in reply to one's own reply: take it back from the customer."""
+        quoted = message.reply_to
+        copy = None
+        if quoted is not None:
+            ref = MessageRef(AccountId(STAFF_ACCOUNT), message.sender.chat_id, quoted)
+            copy = await peer(self.redis, ref)
+        me = self.operator(message.sender.user_id)
+        mine = copy is not None and (
+            copy.author == message.sender.user_id or (me is not None and me.admin)
+        )
+        if quoted is None or copy is None or copy.ref.account == STAFF_ACCOUNT or not mine:
+            said = "⚠️ /delete works as a reply to your own message that reached the customer."
+            await self.commit(entry, self.notice_under(message, contact_id, said))
+            return
+        job = CustomerDelete(
+            out_id=f"delete:{message.key}",
+            contact_id=contact_id,
+            staff_chat=message.sender.chat_id,
+            staff_message=quoted,
+            command=message.message_id,
+        )
+        await self.commit(entry, job)
 
     async def _private(self, message: InboundMessage, entry: Entry) -> None:
         """A private chat with the staff bot: listed operators may say /online,

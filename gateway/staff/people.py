@@ -17,6 +17,7 @@ from datetime import datetime
 import structlog
 from rapidfuzz import fuzz
 
+from gateway.abuse import ban_line
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.identity import InvalidIdentity, normalise_email, normalise_phone
@@ -309,6 +310,11 @@ class People(Worker):
 
         result = await self.merger.merge(survivor, absorbed, at, actor, effects)
         await watchers.carry(self.redis, survivor, absorbed)
+        if gone.get("banned_at") and not kept.get("banned_at"):  # one person: one ban
+            fields = ("banned_at", "banned_by", "ban_reason")
+            await self.redis.hset(
+                keys.contact(survivor), mapping={k: gone[k] for k in fields if k in gone}
+            )
         log.info("contact.merged", survivor=survivor, absorbed=absorbed, actor=actor)
         return result
 
@@ -451,7 +457,8 @@ class People(Worker):
             "E-mails: " + (", ".join(emails) or "—"),
             f"Replies go to {data.get('reply_channel', '?')} · {data.get('reply_account', '?')}",
         ]
-        return "\n".join(lines)
+        banned = ban_line(data)
+        return "\n".join([*lines, banned] if banned else lines)
 
 
 def split_notices(

@@ -195,6 +195,24 @@ def denied(account: str, user_id: str) -> str:
     return f"{PREFIX}:denied:{account}:{user_id}"
 
 
+SPAM = "spam"
+"""The pseudo-contact whose topic in each line's group collects messages a spam rule
+caught (``antispam.rules``)."""
+FLOOD = "flood"
+"""Timer kind: a flooding person's held-back minute is over (post what was held)."""
+
+
+def flood(contact_id: str, minute: int) -> str:
+    """How many messages the contact wrote in one minute (epoch minute; TTL 2 min)."""
+    return f"{PREFIX}:flood:{contact_id}:{minute}"
+
+
+def flood_held(contact_id: str) -> str:
+    """Messages held back by flood protection, rendered, until the minute is over (a
+    list; emptied when posted)."""
+    return f"{PREFIX}:flood-held:{contact_id}"
+
+
 # Message map ------------------------------------------------------------------------------
 # Two-way (account, chat, message) ↔ (peer account, chat, message), for reply-to links
 # and edits. TTL: MESSAGE_MAP_TTL (replies to very old messages fall back to no link).

@@ -35,6 +35,8 @@ class Peer:
     shared: bool = False
     """The staff copy holds several customer messages (a coalesced burst): editing it
     for one of them would clobber the others."""
+    author: str = ""
+    """For an operator's message: who wrote it (its customer copy is theirs to delete)."""
 
 
 def link(
@@ -45,9 +47,10 @@ def link(
     *,
     via: str = "",
     shared: bool = False,
+    author: str = "",
 ) -> None:
     """Map ``a`` ↔ ``b`` inside the caller's transaction (``via``, ``shared``: see
-    :class:`Peer`, about ``b``)."""
+    :class:`Peer`, about ``b``; ``author``: the operator who wrote ``b``)."""
     ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
     for here, there in ((a, b), (b, a)):
         key = keys.message(here.account, here.chat_id, here.message_id)
@@ -62,6 +65,8 @@ def link(
         )
         if here is a:
             pipe.hset(key, mapping={"via": via, "shared": "1" if shared else ""})
+        elif author:
+            pipe.hset(key, "author", author)
         pipe.expire(key, ttl)
 
 
@@ -81,6 +86,7 @@ async def peer(redis: Redis, ref: MessageRef) -> Peer | None:
         receipt=int(value.get("receipt") or 0),
         via=value.get("via", ""),
         shared=bool(value.get("shared")),
+        author=value.get("author", ""),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .ctx import Ctx, Handler, caption_content, chat_param, reply_markup, text_content
@@ -89,6 +90,9 @@ async def edit_message_reply_markup(ctx: Ctx) -> JsonDict:
     return _apply_edit(ctx, chat, message, {}, ())
 
 
+DELETE_WITHIN = 48 * 3600
+
+
 async def delete_message(ctx: Ctx) -> bool:
     """deleteMessage: own messages anywhere, users' messages in private chats and (as
     an admin) in groups."""
@@ -98,6 +102,10 @@ async def delete_message(ctx: Ctx) -> bool:
         raise bad_request("message to delete not found")
     if "forum_topic_created" in message.data:
         raise bad_request("message can't be deleted")
+    # "A message can only be deleted if it was sent less than 48 hours ago"
+    # (https://core.telegram.org/bots/api#deletemessage).
+    if time.time() - int(message.data.get("date", 0)) > DELETE_WITHIN:
+        raise bad_request("message can't be deleted for everyone")
     ctx.world.delete_message(chat, message)
     return True
 

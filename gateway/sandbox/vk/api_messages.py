@@ -149,6 +149,43 @@ def edit(ctx: Ctx) -> int:
     return 1
 
 
+DELETE_FOR_ALL_SECONDS = 24 * 3600
+
+
+def delete(ctx: Ctx) -> JsonDict:
+    """``messages.delete`` of the community's own messages (``message_ids``, or ``cmids``
+    with ``peer_id``) → ``{id: 1}``. With ``delete_for_all=1`` the customer no longer
+    sees them, only within 24 hours of sending (error 924 after that); without it only
+    the community's copy goes, and the customer keeps seeing the message."""
+    params = ctx.params
+    ctx.own_group_id(required=False)
+    for_all = params.opt_int("delete_for_all") == 1
+    ids = {int(x) for x in params.csv("message_ids") if x.lstrip("-").isdigit()}
+    cmids = {int(x) for x in params.csv("cmids") if x.isdigit()}
+    if not ids and not cmids:
+        raise missing("message_ids")
+    peer_id = params.opt_int("peer_id")
+    now, deleted = int(time.time()), {}
+    for peer, history in ctx.group.conversations.items():
+        for message in list(history):
+            wanted = message.id in ids or (
+                peer == peer_id and message.conversation_message_id in cmids
+            )
+            if not wanted:
+                continue
+            if message.from_id != -ctx.group.id:
+                raise VkApiError(15, f"{ACCESS_DENIED}: a community deletes only its own messages")
+            if for_all and now - message.date > DELETE_FOR_ALL_SECONDS:
+                raise VkApiError(924, "Can't delete this message for everybody")
+            if for_all:
+                history.remove(message)
+                ctx.world.feed.emit("delete", ctx.group.id, peer, message_id=message.id)
+            deleted[str(message.id)] = 1
+    if not deleted:
+        raise invalid("message_ids: no such message")
+    return deleted
+
+
 def mark_as_read(ctx: Ctx) -> int:
     """``messages.markAsRead``: the conversation is read up to ``start_message_id`` → 1."""
     group = ctx.group
@@ -176,6 +213,7 @@ def users_get(ctx: Ctx) -> list[JsonDict]:
 HANDLERS: dict[str, Handler] = {
     "messages.send": send,
     "messages.edit": edit,
+    "messages.delete": delete,
     "messages.markAsRead": mark_as_read,
     "users.get": users_get,
 }
