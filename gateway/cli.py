@@ -165,6 +165,26 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return run_sandbox(config, listen=args.listen, data_dir=Path(args.data_dir), fresh=args.fresh)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.simulate import Simulation
+
+    try:  # a production config's secrets need not be set to simulate it
+        settings = load_config(args.config, lenient_env=True)
+    except ConfigError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    gateway_logging.configure("warning", "console", settings.secrets())  # stdout: the report
+    simulation = Simulation(settings, sys.stdout, raw=args.raw, online=args.online)
+    try:
+        with open(args.events, encoding="utf-8") if args.events != "-" else sys.stdin as lines:
+            asyncio.run(simulation.run(lines))
+    except OSError as exc:
+        print(f"{args.events}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Messenger gateway: customers' messengers ↔ a staff forum."
@@ -210,6 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("path", help="a file written by gateway export")
     restore.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     restore.set_defaults(func=cmd_import)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="show what the config would do with some messages (no platform is called)",
+    )
+    simulate.add_argument("events", help="a JSON-lines file of events (- for stdin)")
+    simulate.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    simulate.add_argument(
+        "--raw", action="store_true", help='events carry platform payloads ("payload")'
+    )
+    simulate.add_argument(
+        "--online", default="", help="operators online (ids, comma-separated, or all)"
+    )
+    simulate.set_defaults(func=cmd_simulate)
 
     sandbox = sub.add_parser(
         "sandbox", help="run everything locally against emulators, with a web console"
