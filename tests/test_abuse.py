@@ -19,7 +19,7 @@ from tests.conftest import (
     eventually,
     text_of,
 )
-from tests.test_export import SUPPORT_TOKEN, _settled
+from tests.test_export import SUPPORT_TOKEN, _settled, merged_on_two_bots
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -45,15 +45,7 @@ async def test_a_ban_covers_every_messenger_of_the_person(
 ) -> None:
     running = await start_gateway(tweak=two_bots)
     ivan = world.customer("Ivan", "ivan")
-    await world.say(ivan, text="hello from the shop")
-    first = (await world.in_staff(lambda m: text_of(m) == "hello from the shop"))[
-        "message_thread_id"
-    ]
-    await world.emulator.user_sends(ivan["id"], bot_token=SUPPORT_TOKEN, text="from support")
-    second = (await world.in_staff(lambda m: text_of(m) == "from support"))["message_thread_id"]
-    assert "merged into this one" in await command(
-        world, first, f"/merge https://t.me/c/5550000001/{second}"
-    )
+    first = await merged_on_two_bots(world, ivan, ivan)  # the same user, two bots
     assert "Closed" in await command(world, first, "/close")
     contact = await running.app.pipeline.contacts.of_identity("tg_shop", str(ivan["id"]))
     assert contact is not None
