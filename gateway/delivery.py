@@ -203,6 +203,8 @@ class Delivery(Corrections):
             return
         if isinstance(job, StaffNotice) and job.line is not None:
             self.address(self.settings.line(job.line).chat_id)
+        elif isinstance(job, StaffReact) and job.chat is not None:
+            self.address(job.chat)
         elif not isinstance(job, (*CUSTOMER_JOBS, StaffPost)) and not (
             isinstance(job, StaffGeneral) and not job.link_topic
         ):  # a post reads its line with what it reads anyway (Posting._post)

@@ -96,11 +96,14 @@ class StaffDelete(_Job):
 
 
 class StaffReact(_Job):
-    """Set the staff bot's reaction on a message in the topic (delivery marks)."""
+    """Set the staff bot's reaction on a message in the topic (delivery marks, the
+    customer's own reactions); ``emoji`` empty: take it away."""
 
     type: Literal["staff.react"] = "staff.react"
     message_id: MessageId
     emoji: str
+    chat: str | None = None
+    """The staff group the message is in (``None``: the contact's current line's)."""
 
 
 class StaffCloseTopic(_Job):

@@ -288,7 +288,26 @@ class InboundExternal(_Frozen):
     received_at: datetime
 
 
-InboundEvent = InboundMessage | InboundCallback | InboundStatus | InboundReceipt | InboundExternal
+class InboundReaction(_Frozen):
+    """The customer reacted to a message (WhatsApp ``reaction``); ``emoji`` empty: they
+    took their reaction back. ``message_id`` is the platform's id of the message."""
+
+    type: Literal["reaction"] = "reaction"
+    key: str
+    sender: Sender
+    message_id: MessageId
+    emoji: str
+    received_at: datetime
+
+
+InboundEvent = (
+    InboundMessage
+    | InboundCallback
+    | InboundStatus
+    | InboundReceipt
+    | InboundReaction
+    | InboundExternal
+)
 Inbound = Annotated[InboundEvent, Field(discriminator="type")]
 """Everything the inbound stream carries."""
 INBOUND: TypeAdapter[InboundEvent] = TypeAdapter(Inbound)

@@ -32,6 +32,7 @@ from gateway.model import (
     InboundEvent,
     InboundExternal,
     InboundMessage,
+    InboundReaction,
     InboundReceipt,
     InboundStatus,
     Kind,
@@ -118,6 +119,8 @@ class Pipeline(Worker):
             await self._status(message, entry)
         elif isinstance(message, InboundReceipt):
             await self.receipts.handle(message, entry)
+        elif isinstance(message, InboundReaction):
+            await self.receipts.reaction(message, entry)
         elif isinstance(message, InboundExternal):
             await self.external.handle(message, entry)
         elif message.sender.account == STAFF_ACCOUNT:

@@ -21,8 +21,10 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from gateway.bus import Entry
+from gateway.config import STAFF_ACCOUNT
 from gateway.jobs import StaffNotice, StaffReact
-from gateway.model import ContactId, InboundReceipt, MessageId
+from gateway.model import ContactId, InboundReaction, InboundReceipt, MessageId
+from gateway.reactions import for_telegram
 from gateway.staff import render
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt, peer
@@ -101,6 +103,40 @@ class Receipts(Worker):
             effects(pipe, None)
 
         await self.bus.commit(build)
+
+    async def reaction(self, reaction: InboundReaction, entry: Entry) -> None:
+        """The customer reacted to a message: the staff bot sets the same reaction on
+        its copy in the topic (or says it in text when Telegram's list lacks it); taken
+        back, the bot's reaction goes too. It changes nothing in the task."""
+        sender = reaction.sender
+        contact_id = await self.contacts.of_identity(sender.account, sender.user_id)
+        found = await peer(
+            self.redis, MessageRef(sender.account, sender.chat_id, reaction.message_id)
+        )
+        if contact_id is None:
+            await self.commit(entry)
+            return
+        emoji = for_telegram(reaction.emoji) if reaction.emoji else ""
+        copy = found.ref if found is not None and found.ref.account == STAFF_ACCOUNT else None
+        job: StaffReact | StaffNotice
+        if copy is not None and emoji is not None:
+            job = StaffReact(
+                out_id=f"reaction:{reaction.key}",
+                contact_id=contact_id,
+                message_id=copy.message_id,
+                emoji=emoji,
+                chat=copy.chat_id,
+            )
+        else:
+            said = f"{reaction.emoji} (a reaction)" if reaction.emoji else "(a reaction taken back)"
+            job = StaffNotice(
+                out_id=f"reaction:{reaction.key}",
+                contact_id=contact_id,
+                text=said,
+                reply_to=copy.message_id if copy is not None else None,
+            )
+        log.info("inbound.reaction", shown_as=type(job).__name__, removed=not reaction.emoji)
+        await self.commit(entry, job)
 
 
 async def parked_job(

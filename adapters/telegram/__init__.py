@@ -266,12 +266,13 @@ class TelegramAdapter:
 
     async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
         # https://core.telegram.org/bots/api#setmessagereaction: bots set at most one
-        # reaction, from the standard emoji list; the new one replaces the old.
+        # reaction, from the standard emoji list; the new one replaces the old, and an
+        # empty list takes it away.
         async with converted():
             await self.bot.set_message_reaction(
                 chat_id=int(chat_id),
                 message_id=int(message_id),
-                reaction=[ReactionTypeEmoji(emoji=emoji)],
+                reaction=[ReactionTypeEmoji(emoji=emoji)] if emoji else [],
             )
 
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:

@@ -23,6 +23,7 @@ from gateway.model import (
     ChatId,
     Content,
     InboundMessage,
+    InboundReaction,
     InboundReceipt,
     Kind,
     Location,
@@ -33,7 +34,7 @@ from gateway.model import (
     Venue,
 )
 
-Event = InboundMessage | InboundReceipt
+Event = InboundMessage | InboundReaction | InboundReceipt
 STATUSES = {"delivered": "delivered", "read": "seen", "failed": "failed"}
 """``sent`` is left out: the operator's message in the topic already says that much."""
 MEDIA = {
@@ -105,13 +106,24 @@ def _stamp(value: Any) -> datetime:
 
 def _message(
     message: Mapping[str, Any], names: dict[str, str], account: AccountId, received_at: datetime
-) -> InboundMessage:
+) -> InboundMessage | InboundReaction:
     wa_id, wamid = message["from"], message["id"]
     if not isinstance(wamid, str) or not wamid:
         raise ValueError("a message id is a non-empty string")
+    if message["type"] == "reaction":
+        # {"reaction": {"message_id": "wamid…", "emoji": "👍"}}; no emoji: taken back
+        # (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples#reaction-messages).
+        reaction = message["reaction"]
+        return InboundReaction(
+            key=f"wa:{account}:{wamid}",
+            sender=_sender(wa_id, names.get(str(wa_id), ""), account),
+            message_id=MessageId(str(reaction["message_id"])),
+            emoji=str(reaction.get("emoji") or ""),
+            received_at=received_at,
+        )
     context = message.get("context")
     reply_to = context.get("id") if isinstance(context, Mapping) else None
-    content, reacted_to = _content(message, account)
+    content = _content(message, account)
     return InboundMessage(
         key=f"wa:{account}:{wamid}",
         sender=_sender(wa_id, names.get(str(wa_id), ""), account),
@@ -119,15 +131,15 @@ def _message(
         sent_at=_stamp(message["timestamp"]),
         received_at=received_at,
         content=content,
-        reply_to=MessageId(str(reacted_to or reply_to)) if (reacted_to or reply_to) else None,
+        reply_to=MessageId(str(reply_to)) if reply_to else None,
     )
 
 
-def _content(message: Mapping[str, Any], account: AccountId) -> tuple[Content, str | None]:
+def _content(message: Mapping[str, Any], account: AccountId) -> Content:
     kind = message["type"]
     body: Any = message.get(kind)
     if kind == "text":
-        return Content(kind=Kind.TEXT, text=str(body["body"])), None
+        return Content(kind=Kind.TEXT, text=str(body["body"]))
     if kind in MEDIA or kind == "audio":
         file = Attachment(
             account=account,
@@ -140,7 +152,7 @@ def _content(message: Mapping[str, Any], account: AccountId) -> tuple[Content, s
         else:
             media_kind = MEDIA[kind]
         caption = str(body["caption"]) if body.get("caption") else None
-        return Content(kind=media_kind, text=caption, attachment=file), None
+        return Content(kind=media_kind, text=caption, attachment=file)
     if kind == "location":
         point = Location(
             latitude=_coordinate(body["latitude"]), longitude=_coordinate(body["longitude"])
@@ -151,32 +163,28 @@ def _content(message: Mapping[str, Any], account: AccountId) -> tuple[Content, s
                 title=str(body.get("name") or ""),
                 address=str(body.get("address") or ""),
             )
-            return Content(kind=Kind.VENUE, venue=venue), None
-        return Content(kind=Kind.LOCATION, location=point), None
+            return Content(kind=Kind.VENUE, venue=venue)
+        return Content(kind=Kind.LOCATION, location=point)
     if kind == "contacts":
         first = _list(body)[0]
         phones = _list(first.get("phones") or [])
         if not phones:
-            return Content(kind=Kind.TEXT, text=f"👤 {first['name']['formatted_name']}"), None
+            return Content(kind=Kind.TEXT, text=f"👤 {first['name']['formatted_name']}")
         shared = SharedContact(
             phone=str(phones[0]["phone"]), first_name=str(first["name"]["formatted_name"])
         )
-        return Content(kind=Kind.CONTACT, contact=shared), None
+        return Content(kind=Kind.CONTACT, contact=shared)
     if kind == "interactive":
         reply = body.get("button_reply") or body.get("list_reply")
         said = str(reply["title"])
         if reply.get("description"):
             said += f" — {reply['description']}"
-        return Content(kind=Kind.TEXT, text=said), None
+        return Content(kind=Kind.TEXT, text=said)
     if kind == "button":  # a quick-reply button of a template
-        return Content(kind=Kind.TEXT, text=str(body["text"])), None
-    if kind == "reaction":
-        emoji = str(body.get("emoji") or "")
-        text = f"{emoji} (reaction)" if emoji else "(reaction removed)"
-        return Content(kind=Kind.TEXT, text=text), str(body["message_id"])
+        return Content(kind=Kind.TEXT, text=str(body["text"]))
     errors = message.get("errors") or []
     title = errors[0].get("title") if errors and isinstance(errors[0], Mapping) else None
-    return Content(kind=Kind.UNSUPPORTED, text=f"[{title or kind}]"), None
+    return Content(kind=Kind.UNSUPPORTED, text=f"[{title or kind}]")
 
 
 def _status(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gateway.reactions import STANDARD
+
 from .ctx import Ctx, Handler, caption_content, chat_param, reply_markup, text_content
 from .files import KINDS
 from .models import (
@@ -122,6 +124,8 @@ async def set_message_reaction(ctx: Ctx) -> bool:
         for item in reaction
     ):
         raise bad_request("REACTION_INVALID")
+    if any(item["type"] == "emoji" and item.get("emoji") not in STANDARD for item in reaction):
+        raise bad_request("REACTION_INVALID")  # only Telegram's standard reactions
     message.reactions[ctx.bot.id] = reaction
     ctx.world.events.emit(
         "reaction",
