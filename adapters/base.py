@@ -208,6 +208,10 @@ class StaffAdapter(Adapter, Protocol):
 
     async def close_topic(self, chat_id: ChatId, topic: TopicId) -> None: ...
 
+    async def rename_topic(self, chat_id: ChatId, topic: TopicId, name: str) -> None:
+        """Retitle a forum topic (its name already: nothing to do, no error)."""
+        ...
+
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
 
     async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:

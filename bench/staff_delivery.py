@@ -9,7 +9,8 @@ post. Printed per configuration:
 - customer messages delivered into their topics per minute (and the same at
   Telegram's real 20 a minute, scaled);
 - the fraction of the theoretical budget used: the calls that count against it
-  (sendMessage, sendMediaGroup, createForumTopic, editMessageText, deleteMessage) per
+  (sendMessage, sendMediaGroup, createForumTopic, editMessageText, editForumTopic,
+  deleteMessage) per
   bot per minute, against N (target ≥ 95%);
 - 429 answers (target: none).
 
@@ -47,6 +48,7 @@ BUDGET_METHODS = (
     "sendMediaGroup",
     "createForumTopic",
     "editMessageText",
+    "editForumTopic",
     "deleteMessage",
 )
 MARK = re.compile(r"(?:^|\s)c(\d+)m(\d+)(?:\s|$)")

@@ -62,7 +62,7 @@ from gateway.model import (
 from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
-from gateway.staff.tasks import card_buttons, render_card
+from gateway.staff.tasks import NEW_ICON, card_buttons, render_card, status_icon
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt
 from gateway.store.processes import PROCESS
@@ -259,6 +259,8 @@ class Delivery(Corrections):
         # What the card shows now; drawn already (a refresh that changed nothing on it,
         # e.g. another message while the customer waits): no edit, no budget spent.
         shown = hashlib.blake2b(content.model_dump_json().encode(), digest_size=12).hexdigest()
+        if self.settings.staff.topic_status:  # the title's icon is part of what is drawn
+            shown += " " + status_icon(process, now)
         if card_id is not None and drawn is not None and text(drawn) == shown:
             if reminded is not None:
                 await self._clear_reminder(contact_id, process, now)
@@ -272,6 +274,7 @@ class Delivery(Corrections):
                 await self._call(
                     self.staff, dest, self.staff.edit_text, self.staff_chat, message, content
                 )
+                await self._retitle(contact_id, drawn, shown)
                 if reminded is not None:
                     await self._clear_reminder(contact_id, process, now)
                 await self._finish(
@@ -283,11 +286,28 @@ class Delivery(Corrections):
         _, sent = await self._to_topic(contact_id, content)
         await self._pin(sent.message_ids[0])
         await self.redis.set(key, sent.message_ids[0])
+        await self._retitle(contact_id, drawn, shown)
         if reminded is not None:
             await self._clear_reminder(contact_id, process, now)
         await self._finish(
             entry, out_id, sent, also=lambda pipe: pipe.set(f"{key}:shown", shown, ex=ttl)
         )
+
+    async def _retitle(self, contact_id: ContactId, drawn: Any, shown: str) -> None:
+        """The task's state changed the title's icon (``staff.topic_status``): rename
+        the topic. Only on a change: a topic starts with 🟢 (see ``_ensure_topic``)."""
+        icon = shown.partition(" ")[2]
+        before = text(drawn).partition(" ")[2] if drawn is not None else NEW_ICON
+        topic = await self.topics.get(contact_id) if icon and icon != before else None
+        if topic is None:
+            return
+        contact = await self._contact(contact_id)
+        name = f"{icon} {render.topic_name(self.settings.staff.topic_name, contact)}"
+        dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
+        try:
+            await self._call(self.staff, dest, self.staff.rename_topic, dest.chat_id, topic, name)
+        except PermanentError as exc:  # a title is cosmetic: never bother staff
+            log.info("staff.topic_rename_failed", reason=exc.reason)
 
     async def _clear_reminder(
         self, contact_id: ContactId, process: bp.Process, now: datetime

@@ -56,7 +56,7 @@ from gateway.model import (
 )
 from gateway.ratelimit import Limiter, Turn
 from gateway.staff import render
-from gateway.staff.tasks import TaskCommands
+from gateway.staff.tasks import NEW_ICON, TaskCommands
 from gateway.store import keys
 from gateway.store.lines import Lines
 from gateway.store.messages import MessageRef, link
@@ -222,6 +222,8 @@ class Outbox:
         name = render.topic_name(self.settings.staff.topic_name, contact)
         if contact_id == keys.SPAM:
             name = "🚫 Spam"  # what the spam rules caught (gateway.abuse)
+        elif self.settings.staff.topic_status:  # the task's state, kept up by the card
+            name = f"{NEW_ICON} {name}"
         dest = Destination(account=self.staff.account, chat_id=self.staff_chat)
         turn = Turn(f"turns:{self.staff_chat}:staff", contact_id)  # a new topic waits too
         topic, _ = await self._call_any(

@@ -598,7 +598,8 @@ def staff_chats(cluster: Cluster, names: dict[int, str]) -> dict[int, list[dict[
             t for t, ms in by_topic.items() if any(f"q{contact:02d}-" in text_of(m) for m in ms)
         ]
         assert len(holding) == 1, f"contact {contact}'s messages are in topics {holding}"
-        assert topics[holding[0]].startswith(name), (topics[holding[0]], name)
+        title = topics[holding[0]].split(" ", 1)[1]  # after the task's state icon
+        assert title.startswith(name), (topics[holding[0]], name)
         chats[contact] = by_topic[holding[0]]
     return chats
 

@@ -333,6 +333,17 @@ class TelegramAdapter:
         async with converted():
             await self.bot.reopen_forum_topic(chat_id=int(chat_id), message_thread_id=topic)
 
+    async def rename_topic(self, chat_id: ChatId, topic: TopicId, name: str) -> None:
+        async with converted():
+            try:
+                await self.bot.edit_forum_topic(
+                    chat_id=int(chat_id), message_thread_id=topic, name=name[:128]
+                )
+            except Exception as exc:
+                if "TOPIC_NOT_MODIFIED" in str(exc):
+                    return  # it has that name already
+                raise
+
     async def close_topic(self, chat_id: ChatId, topic: TopicId) -> None:
         async with converted():
             try:

@@ -335,6 +335,10 @@ class StaffSettings(TelegramEndpoint):
         return value
 
     topic_name: str = "{name} · {channel}"
+    topic_status: bool = True
+    """Start each topic's title with its task's state — 🟢 new, 🟡 in work, 🔁 returned,
+    🔴 overdue, ✅ closed — renamed only when the state changes (a rename counts toward
+    the group's message limit like a message)."""
 
     @field_validator("chat_id")
     @classmethod

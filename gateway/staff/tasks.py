@@ -27,6 +27,19 @@ STATUS_ICONS = {
     Status.CLOSED: "✅ closed",
 }
 
+OVERDUE_ICON = "🔴"
+NEW_ICON = STATUS_ICONS[Status.NEW].split()[0]
+
+
+def status_icon(process: Process | None, now: datetime) -> str:
+    """The icon a topic's title starts with: its task's state (🔴 while overdue)."""
+    if process is None:
+        return NEW_ICON
+    if bp.overdue(process, now):
+        return OVERDUE_ICON
+    return STATUS_ICONS[process.task.status].split()[0]
+
+
 Step = Callable[[Process | None, bp.NumberFor], bp.Transition]
 
 

@@ -14,7 +14,7 @@ import structlog
 from redis.asyncio.client import Pipeline as RedisPipeline
 
 from gateway import process as bp
-from gateway.jobs import StaffNotice, StaffReminder
+from gateway.jobs import StaffCard, StaffNotice, StaffReminder
 from gateway.model import ContactId, Mention, PlatformUserId
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff.waiting import WaitingTasks, after_close
@@ -84,8 +84,11 @@ class Timers(Worker):
         )
         due = int((now + every).timestamp() * 1000)
 
+        # The card (and the topic's title) shows it overdue now.
+        card = StaffCard(out_id=f"card:{reminder.out_id}", contact_id=ContactId(contact_id))
+
         def build(pipe: RedisPipeline) -> None:
-            self.queue(pipe, reminder)
+            self.queue(pipe, reminder, card)
             pipe.zadd(keys.TIMERS, {f"{keys.REMIND}:{contact_id}": due}, xx=True)
             record_event(
                 pipe,

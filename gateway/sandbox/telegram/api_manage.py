@@ -211,8 +211,10 @@ async def create_forum_topic(ctx: Ctx) -> JsonDict:
 
 
 async def edit_forum_topic(ctx: Ctx) -> bool:
-    """editForumTopic: new name and/or custom emoji icon."""
+    """editForumTopic: new name and/or custom emoji icon (counts toward the group's
+    message limit, as every message the bot sends there does)."""
     chat, topic = _topic(ctx)
+    ctx.flood.check(ctx.bot.id, chat.key, chat.is_group)
     edited: dict[str, Any] = {}
     if ctx.params.has("name"):
         name = _topic_name(ctx.params.opt_str("name"))
