@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from gateway.sandbox.whatsapp import WhatsAppEmulator
-from tests.conftest import StartGateway, World, eventually, text_of
+from tests.conftest import CUSTOMER_TOKEN, StartGateway, World, eventually, text_of
 from tests.test_whatsapp_flow import NUMBER, wa, with_wa
 
 __all__ = ["wa"]  # a fixture of the WhatsApp tests, used here too
@@ -53,3 +53,20 @@ async def test_whatsapp_reactions_land_on_the_reply_in_the_topic(
     wa.user_send(NUMBER, ivan, reaction=(sent["id"], ""))  # taken back
     await eventually(lambda: bot_reactions(world, reply["message_id"])[-1] == [])
     assert await running.app.processes.current(contact) == before  # the task did not move
+
+
+async def test_telegram_reactions_are_asked_for_and_shown(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    ivan = world.customer("Ivan", "ivan")
+    await world.say(ivan, text="Где заказ?")
+    topic = (await world.in_staff(lambda m: text_of(m) == "Где заказ?"))["message_thread_id"]
+    reply = await world.operator_says(topic, text="Заказ в пути")
+    copy = await world.in_private(ivan, lambda m: text_of(m) == "Заказ в пути")
+    await world.emulator.user_reacts(
+        ivan["id"], ivan["id"], copy["message_id"], "🔥", bot_token=CUSTOMER_TOKEN
+    )
+    await eventually(
+        lambda: [{"type": "emoji", "emoji": "🔥"}] in bot_reactions(world, reply["message_id"])
+    )

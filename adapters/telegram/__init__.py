@@ -86,7 +86,14 @@ _RESPONSES = tuple(
     }
 )
 GROUP_BURST = 3
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# message_reaction comes only when named (https://core.telegram.org/bots/api#update).
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "message_reaction",
+]
 
 
 class TelegramAdapter:
@@ -102,7 +109,7 @@ class TelegramAdapter:
         edit=True,
         delete=True,
         edit_within=timedelta(hours=48),
-        reactions_in=False,
+        reactions_in=True,
         reactions_out=True,
         albums=True,
         delivery_receipts=False,

@@ -7,12 +7,18 @@ Bot API sends is read exactly as aiogram reads it (https://core.telegram.org/bot
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiogram.enums import ContentType
-from aiogram.types import CallbackQuery, Message, Update
+from aiogram.types import (
+    CallbackQuery,
+    Message,
+    MessageReactionUpdated,
+    ReactionTypeEmoji,
+    Update,
+)
 from pydantic import ValidationError
 
 from adapters.telegram.fastpath import parse_private_text
@@ -25,6 +31,7 @@ from gateway.model import (
     Content,
     InboundCallback,
     InboundMessage,
+    InboundReaction,
     Kind,
     Location,
     MessageId,
@@ -96,9 +103,39 @@ def event_key(bot_id: int, message: Message) -> str:
     return key
 
 
+def _reaction(
+    reacted: MessageReactionUpdated, account: AccountId, bot_id: int, received_at: datetime
+) -> list[InboundMessage | InboundCallback | InboundReaction]:
+    """A user's reaction changed (https://core.telegram.org/bots/api#messagereactionupdated):
+    the emoji they react with now ("" if none; a custom emoji shows as ⭐)."""
+    user = reacted.user
+    if user is None or reacted.chat.type != "private":
+        return []  # anonymous (a group's) reactions: not a customer's
+    new = reacted.new_reaction
+    emoji = next((r.emoji for r in new if isinstance(r, ReactionTypeEmoji)), "⭐" if new else "")
+    name = " ".join(filter(None, (user.first_name, user.last_name))) or str(user.id)
+    return [
+        InboundReaction(
+            key=f"tg:{bot_id}:{reacted.chat.id}:{reacted.message_id}:r"
+            f":{int(reacted.date.timestamp())}:{emoji or '-'}",
+            sender=Sender(
+                account=account,
+                channel=Channel.TELEGRAM,
+                user_id=PlatformUserId(str(user.id)),
+                chat_id=ChatId(str(reacted.chat.id)),
+                display_name=name,
+                username=user.username,
+            ),
+            message_id=MessageId(str(reacted.message_id)),
+            emoji=emoji,
+            received_at=received_at,
+        )
+    ]
+
+
 def parse_update(
     payload: Mapping[str, Any], *, account: AccountId, bot_id: int, received_at: datetime
-) -> list[InboundMessage | InboundCallback]:
+) -> Sequence[InboundMessage | InboundCallback | InboundReaction]:
     """Normalise one update; ``[]`` for updates the gateway does not act on."""
     fast = parse_private_text(payload, account=account, bot_id=bot_id, received_at=received_at)
     if fast is not None:
@@ -111,6 +148,8 @@ def parse_update(
         raise BadPayload(Channel.TELEGRAM, f"not a Telegram update: {_first_error(exc)}") from exc
     if update.callback_query is not None:
         return _callback(update.callback_query, account, bot_id, received_at)
+    if update.message_reaction is not None:
+        return _reaction(update.message_reaction, account, bot_id, received_at)
     message = update.message or update.edited_message
     if message is None or message.content_type in _SERVICE:
         return []

@@ -250,6 +250,38 @@ def edit(
     return copy.deepcopy(message.data)
 
 
+def react(
+    world: World,
+    user_id: int,
+    chat_id: int,
+    message_id: int,
+    emoji: str,
+    *,
+    bot_token: str | None = None,
+) -> JsonDict:
+    """A user sets (``""``: takes away) their reaction on a message of a private chat with
+    a bot; the bot gets ``message_reaction`` — only if it asked for it in
+    ``allowed_updates`` (https://core.telegram.org/bots/api#messagereactionupdated)."""
+    user = world.user(user_id)
+    chat = user_chat(world, user, chat_id, bot_token, message_id)
+    message = world.get_message(chat, message_id)
+    if message is None or chat.bot_id is None:
+        raise ValueError(f"no message {message_id} in a private chat {chat_id} with a bot")
+    old = message.reactions.get(user.id, [])
+    new = [{"type": "emoji", "emoji": emoji}] if emoji else []
+    message.reactions[user.id] = new
+    update: JsonDict = {
+        "chat": chat.chat_dict(),
+        "message_id": message_id,
+        "user": user.user_dict(),
+        "date": int(message.data.get("date", 0)) + 1,
+        "old_reaction": old,
+        "new_reaction": new,
+    }
+    world.updates[chat.bot_id].push("message_reaction", update)
+    return update
+
+
 def _callback_buttons(message: StoredMessage) -> list[str]:
     rows: list[Any] = (message.data.get("reply_markup") or {}).get("inline_keyboard", [])
     return [str(b["callback_data"]) for row in rows for b in row if "callback_data" in b]

@@ -227,6 +227,21 @@ class TelegramEmulator(EmulatorServer, RandomFaulting):
         await asyncio.sleep(0)
         return edited
 
+    async def user_reacts(
+        self,
+        user_id: int,
+        chat_id: int,
+        message_id: int,
+        emoji: str,
+        *,
+        bot_token: str | None = None,
+    ) -> JsonDict:
+        """A user reacts to a message in their private chat with a bot (``""``: takes the
+        reaction back); the bot gets ``message_reaction`` if it asked for it."""
+        update = actions.react(self.world, user_id, chat_id, message_id, emoji, bot_token=bot_token)
+        await asyncio.sleep(0)
+        return update
+
     async def press_button(
         self,
         user_id: int,

@@ -22,6 +22,10 @@ BACKOFF_START = 0.2
 BACKOFF_CAP = 5.0
 
 
+NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+"""Update kinds Telegram sends only when ``allowed_updates`` names them."""
+
+
 @dataclass
 class WebhookConfig:
     """What ``setWebhook`` stored."""
@@ -83,6 +87,8 @@ class BotUpdates:
         """Queue a new update of ``kind``; ``None`` if ``allowed_updates`` filters it out."""
         if self.allowed is not None and kind not in self.allowed:
             return None
+        if self.allowed is None and kind in NOT_BY_DEFAULT:
+            return None  # only when asked for by name
         update: JsonDict = {"update_id": self._next_id, kind: payload}
         self._next_id += 1
         self._history[update["update_id"]] = update
