@@ -18,6 +18,7 @@ from aiogram.types import (
     MessageReactionUpdated,
     ReactionTypeEmoji,
     Update,
+    User,
 )
 from pydantic import ValidationError
 
@@ -103,6 +104,20 @@ def event_key(bot_id: int, message: Message) -> str:
     return key
 
 
+def _sender(user: User, chat_id: int, account: AccountId) -> Sender:
+    name = " ".join(filter(None, (user.first_name, user.last_name))) or str(user.id)
+    return Sender(
+        account=account,
+        channel=Channel.TELEGRAM,
+        user_id=PlatformUserId(str(user.id)),
+        chat_id=ChatId(str(chat_id)),
+        display_name=name,
+        username=user.username,
+        language=user.language_code,
+        is_bot=user.is_bot,
+    )
+
+
 def _reaction(
     reacted: MessageReactionUpdated, account: AccountId, bot_id: int, received_at: datetime
 ) -> list[InboundMessage | InboundCallback | InboundReaction]:
@@ -113,19 +128,11 @@ def _reaction(
         return []  # anonymous (a group's) reactions: not a customer's
     new = reacted.new_reaction
     emoji = next((r.emoji for r in new if isinstance(r, ReactionTypeEmoji)), "⭐" if new else "")
-    name = " ".join(filter(None, (user.first_name, user.last_name))) or str(user.id)
     return [
         InboundReaction(
             key=f"tg:{bot_id}:{reacted.chat.id}:{reacted.message_id}:r"
             f":{int(reacted.date.timestamp())}:{emoji or '-'}",
-            sender=Sender(
-                account=account,
-                channel=Channel.TELEGRAM,
-                user_id=PlatformUserId(str(user.id)),
-                chat_id=ChatId(str(reacted.chat.id)),
-                display_name=name,
-                username=user.username,
-            ),
+            sender=_sender(user, reacted.chat.id, account),
             message_id=MessageId(str(reacted.message_id)),
             emoji=emoji,
             received_at=received_at,
@@ -156,17 +163,7 @@ def parse_update(
     user = message.from_user
     if user is None:
         return []  # channel posts and anonymous admins: nobody to answer
-    name = " ".join(filter(None, (user.first_name, user.last_name))) or str(user.id)
-    sender = Sender(
-        account=account,
-        channel=Channel.TELEGRAM,
-        user_id=PlatformUserId(str(user.id)),
-        chat_id=ChatId(str(message.chat.id)),
-        display_name=name,
-        username=user.username,
-        language=user.language_code,
-        is_bot=user.is_bot,
-    )
+    sender = _sender(user, message.chat.id, account)
     reply = message.reply_to_message
     # A message in a forum topic "replies" to the topic's creation message even when the
     # user quoted nothing; that is not a reply. Outside topics message_thread_id names the
@@ -199,15 +196,7 @@ def _callback(
     if not isinstance(message, Message) or query.data is None:
         return []  # a button on an inaccessible (too old) message, or a game button
     user = query.from_user
-    sender = Sender(
-        account=account,
-        channel=Channel.TELEGRAM,
-        user_id=PlatformUserId(str(user.id)),
-        chat_id=ChatId(str(message.chat.id)),
-        display_name=" ".join(filter(None, (user.first_name, user.last_name))) or str(user.id),
-        username=user.username,
-        is_bot=user.is_bot,
-    )
+    sender = _sender(user, message.chat.id, account)
     return [
         InboundCallback(
             key=f"tgcb:{bot_id}:{query.id}",
