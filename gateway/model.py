@@ -202,6 +202,9 @@ class InboundMessage(_Frozen):
     received_at: datetime
     content: Content
     reply_to: MessageId | None = None
+    quoted: str | None = None
+    """The quoted message's text as the platform sent it along (Telegram, VK): shown in
+    the topic when the quoted message has no copy there."""
     edited: bool = False
     thread_id: int | None = None
     """Forum topic of a staff-group message (``None`` outside topics)."""

@@ -68,6 +68,11 @@ class Posting(Outbox):
             if quoted is not None and quoted.ref.account == STAFF_ACCOUNT:
                 reply_to = quoted.ref.message_id
         content, upload = await self._transfer(message.content, self.staff)
+        if message.reply_to is not None and reply_to is None and message.quoted:
+            # The quoted message has no copy here (a greeting, an old one): quote it inline.
+            inline = render.quoted(message.quoted)
+            said = f"{inline}\n{content.text}" if content.text else inline
+            content = content.model_copy(update={"text": said})
         run = await self._burst(job, entry, content, upload)
         messages = [message, *(post.message for _, post in run)]
         if content.text and identities > 1:

@@ -181,6 +181,7 @@ def parse_update(
             received_at=received_at,
             content=content_of(message, account),
             reply_to=MessageId(str(reply.message_id)) if reply is not None and quoted else None,
+            quoted=(reply.text or reply.caption) if reply is not None and quoted else None,
             edited=update.edited_message is not None,
             thread_id=message.message_thread_id if message.is_topic_message else None,
             is_topic_message=bool(message.is_topic_message),

@@ -110,9 +110,10 @@ def _messages(
     if extra:
         text = f"{text}\n\n{extra}".strip()
     reply = message.get("reply_message")
-    reply_to = None
+    reply_to, quoted = None, None
     if isinstance(reply, Mapping) and (reply.get("id") or reply.get("conversation_message_id")):
         reply_to = MessageId(str(reply.get("id") or reply.get("conversation_message_id")))
+        quoted = str(reply.get("text") or "") or None
     contents = _contents(message, account, text)
     sent_at = datetime.fromtimestamp(_int(message.get("update_time") or message["date"]), UTC)
     return [
@@ -124,6 +125,7 @@ def _messages(
             received_at=received_at,
             content=content,
             reply_to=reply_to if i == 0 else None,
+            quoted=quoted if i == 0 else None,
             edited=edited,
             group_chat=peer_id >= PEER_CHAT_FROM,
         )

@@ -91,3 +91,13 @@ def rating(value: int) -> str:
 def rated(value: int, process: str, task: int) -> str:
     """The notice in the topic when the customer rates a closed task."""
     return f"{rating(value)} from the customer for task {process}/{task}"
+
+
+QUOTED = 200
+"""Characters of a quoted message shown inline."""
+
+
+def quoted(text: str) -> str:
+    """A quote of a message the topic has no copy of, above the customer's reply."""
+    short = " ".join(text.split())
+    return f"↩️ «{short if len(short) <= QUOTED else short[: QUOTED - 1] + '…'}»"
