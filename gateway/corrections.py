@@ -41,13 +41,12 @@ class Corrections(Posting):
     def _told(
         self, job: CustomerEdit | CustomerDelete, text: str, reply_to: MessageId
     ) -> StaffNotice:
-        line = self.settings.line_at(job.staff_chat)
         return StaffNotice(
             out_id=f"told:{job.out_id}",
             contact_id=ContactId(job.contact_id),
             text=text,
             reply_to=reply_to,
-            line=line.name if line is not None and self.lines.several else None,
+            line=self.lines.name_at(job.staff_chat),
         )
 
     async def _close(

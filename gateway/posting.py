@@ -25,7 +25,6 @@ from gateway.model import (
     InboundMessage,
     Kind,
     Sent,
-    TopicId,
 )
 from gateway.outbox import Outbox
 from gateway.staff import render
@@ -43,18 +42,14 @@ class Posting(Outbox):
         message = job.message
         # One round trip: sent already? How many messengers does the person use? Who
         # watches them? Their line (with several) and their topic there?
-        lines = self.lines.all if self.lines.several else ()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.done(job.out_id))
             pipe.scard(keys.contact_identities(job.contact_id))
             pipe.smembers(keys.watchers(job.contact_id))
-            pipe.get(keys.contact_line(job.contact_id))
-            for line in lines or (self.lines.default,):
-                pipe.get(keys.topic(line.chat_id, job.contact_id))
-            done, identities, watchers, named, *topics = await pipe.execute()
-        line = self.settings.line(text(named) if named is not None else None)
+            self.lines.ask(pipe, job.contact_id)
+            done, identities, watchers, *where = await pipe.execute()
+        line, known = self.lines.answer(where)
         self.address(line.chat_id)  # (Delivery left a post's addressing to this read)
-        known = topics[lines.index(line)] if lines else topics[0]
         if done:
             log.info("delivery.duplicate_skipped", job=job.out_id)
             await self.bus.ack_now(entry)
@@ -102,7 +97,7 @@ class Posting(Outbox):
             reply_to=reply_to,
             first=message,
             priority=channel.priority if channel else 0,
-            topic=TopicId(int(known)) if known is not None else None,
+            topic=known,
         )
         via = "" if bot is self.staff else bot.file_scope
         ids = sent.message_ids

@@ -75,8 +75,7 @@ class Worker:
     def line_here(self, message: InboundMessage) -> str | None:
         """The line of the staff group ``message`` was written in: answers under it go
         there, even in a topic the conversation has since left (``None``: one line)."""
-        line = self.settings.line_at(message.sender.chat_id)
-        return line.name if line is not None and self.lines.several else None
+        return self.lines.name_at(message.sender.chat_id)
 
     def notice_under(
         self, message: InboundMessage, contact_id: ContactId, text: str

@@ -183,7 +183,6 @@ async def contact_out(desk: Desk, contact_id: ContactId) -> Contact | None:
 async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | None]:
     """Contacts as the API shows them, read in one round trip for the lot (a page of
     200 costs one, not a thousand)."""
-    lines = desk.settings.all_lines
     async with desk.redis.pipeline(transaction=False) as pipe:
         for contact_id in ids:
             pipe.hgetall(keys.contact(contact_id))
@@ -191,16 +190,12 @@ async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | N
             pipe.smembers(keys.contact_phones(contact_id))
             pipe.smembers(keys.contact_emails(contact_id))
             pipe.smembers(keys.contact_absorbed(contact_id))
-            pipe.get(keys.contact_line(contact_id))
-            for line in lines:
-                pipe.get(keys.topic(line.chat_id, contact_id))
+            asked = desk.lines.ask(pipe, contact_id)
         replies = iter(await pipe.execute())
     found = []
     for contact_id in ids:
-        raw, identities, phones, emails, absorbed, named = (next(replies) for _ in range(6))
-        topics = [next(replies) for _ in lines]
-        line = desk.settings.line(text(named) if named is not None else None)
-        topic = topics[lines.index(line)]
+        raw, identities, phones, emails, absorbed = (next(replies) for _ in range(5))
+        line, topic = desk.lines.answer([next(replies) for _ in range(asked)])
         data = {text(k): text(v) for k, v in raw.items()}
         found.append(
             _contact(
@@ -211,7 +206,7 @@ async def contacts_out(desk: Desk, ids: Sequence[ContactId]) -> list[Contact | N
                 sorted(text(v) for v in phones),
                 sorted(text(v) for v in emails),
                 sorted((text(v) for v in absorbed), key=int),
-                topic_link(str(line.chat_id), int(topic)) if topic is not None else None,
+                topic_link(str(line.chat_id), topic) if topic is not None else None,
             )
             if data
             else None

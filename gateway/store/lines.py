@@ -10,10 +10,13 @@ is the only place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from redis.asyncio.client import Pipeline
 
 from gateway.config import Line, Settings
-from gateway.model import ContactId, TopicId
+from gateway.model import TopicId
 from gateway.staff.commands import topic_link
 from gateway.store import keys
 from gateway.store.redis import Redis, text
@@ -34,6 +37,12 @@ class Lines:
         """The topics of one line's staff group (``chat`` must be one)."""
         return self._topics[str(chat)]
 
+    def name_at(self, chat: int | str) -> str | None:
+        """The name of the line whose group ``chat`` is, to address a notice to it even
+        when the contact's conversation has moved on (``None``: one line, or no group)."""
+        line = self.settings.line_at(chat) if self.several else None
+        return line.name if line is not None else None
+
     async def line_of(self, contact_id: str) -> Line:
         """The line the contact's conversation is in now."""
         if not self.several:
@@ -41,19 +50,31 @@ class Lines:
         raw = await self.redis.get(keys.contact_line(contact_id))
         return self.settings.line(text(raw) if raw is not None else None)
 
+    def ask(self, pipe: Pipeline, contact_id: str) -> int:
+        """Queue, in the caller's pipeline, the reads :meth:`answer` needs (the contact's
+        line, with several, and its topic in every line's group); how many replies."""
+        if self.several:
+            pipe.get(keys.contact_line(contact_id))
+        for line in self.all:
+            pipe.get(keys.topic(line.chat_id, contact_id))
+        return len(self.all) + self.several
+
+    def answer(self, replies: Sequence[Any]) -> tuple[Line, TopicId | None]:
+        """The contact's current line and its topic there, from what :meth:`ask` read."""
+        if self.several:
+            name, *topics = replies
+            line = self.settings.line(text(name) if name is not None else None)
+        else:
+            line, topics = self.default, list(replies)
+        found = topics[self.all.index(line)]
+        return line, TopicId(int(found)) if found is not None else None
+
     async def topic(self, contact_id: str) -> tuple[Line, TopicId | None]:
         """The contact's current line and its topic there (``None``: none yet), in one
         round trip."""
-        if not self.several:
-            return self.default, await self.at(self.default.chat_id).get(ContactId(contact_id))
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.contact_line(contact_id))
-            for line in self.all:
-                pipe.get(keys.topic(line.chat_id, contact_id))
-            name, *topics = await pipe.execute()
-        line = self.settings.line(text(name) if name is not None else None)
-        found = topics[self.all.index(line)]
-        return line, TopicId(int(found)) if found is not None else None
+            self.ask(pipe, contact_id)
+            return self.answer(await pipe.execute())
 
     async def link(self, contact_id: str) -> str | None:
         """A link to the contact's topic in its current line (``None``: no topic yet)."""
