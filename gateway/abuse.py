@@ -16,11 +16,13 @@ happens to it here; only what staff see changes:
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
 import structlog
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from gateway import process as bp
 from gateway.bus import Entry
@@ -58,10 +60,13 @@ return held
 
 
 class Guard(Worker):
-    def _scripts(self) -> None:
-        if not hasattr(self, "_flood"):
-            self._flood = self.redis.register_script(_FLOOD)
-            self._take = self.redis.register_script(_TAKE)
+    @functools.cached_property
+    def _flood(self) -> AsyncScript:
+        return self.redis.register_script(_FLOOD)
+
+    @functools.cached_property
+    def _take(self) -> AsyncScript:
+        return self.redis.register_script(_TAKE)
 
     # Screening an inbound message -----------------------------------------------------
 
@@ -93,7 +98,6 @@ class Guard(Worker):
         limit = self.settings.antispam.max_messages_per_minute
         if limit is None or message.edited:
             return False
-        self._scripts()
         at = message.received_at
         minute = int(at.timestamp() // 60)
         due = (minute + 1) * 60_000
@@ -162,7 +166,6 @@ class Guard(Worker):
 
     async def flood_over(self, contact_id: str, now: datetime) -> None:
         """The minute is over: post what was held back, together."""
-        self._scripts()
         held = [text(h) for h in await self._take(keys=[keys.flood_held(contact_id)])]
         if not held:
             return

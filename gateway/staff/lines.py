@@ -163,7 +163,7 @@ class Conversations(Worker):
         contact_id = None
         if words:
             try:
-                contact_id = await self._person(" ".join(words), at, via, line)
+                contact_id = await self._person(" ".join(words), at, via)
                 said = await self._open(contact_id, message, entry, line, via)
             except Unreachable as exc:
                 said = f"⚠️ Cannot start it: {exc}."
@@ -171,7 +171,7 @@ class Conversations(Worker):
             await self.commit(entry, self.answer_in_chat(message, said))
         log.info("staff.new_conversation", contact_id=contact_id, started=not said)
 
-    async def _person(self, who: str, at: datetime, via: str | None, line: Line) -> ContactId:
+    async def _person(self, who: str, at: datetime, via: str | None) -> ContactId:
         """The contact ``who`` names: a contact id, an @username, or a phone (someone
         new gets a contact, reachable by WhatsApp only)."""
         bare = who.strip().lstrip("#")
@@ -196,9 +196,9 @@ class Conversations(Worker):
         owner = await self.redis.get(keys.phone(number))
         if owner is not None:
             return await self.contacts.survivor(ContactId(text(owner)))
-        return await self._stranger(number, at, via, line)
+        return await self._stranger(number, at, via)
 
-    async def _stranger(self, number: str, at: datetime, via: str | None, line: Line) -> ContactId:
+    async def _stranger(self, number: str, at: datetime, via: str | None) -> ContactId:
         """Someone nobody knows, by phone: a lead reachable by WhatsApp."""
         whatsapp = [c.id for c in self.settings.channels if c.kind == "whatsapp"]
         if not whatsapp or (via is not None and via not in whatsapp):
