@@ -62,6 +62,7 @@ from gateway.model import (
 from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
+from gateway.staff.redeliver import KEEP, UNTIL_RECEIPT, Redeliver
 from gateway.staff.tasks import NEW_ICON, card_buttons, render_card, status_icon
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt
@@ -80,6 +81,10 @@ CUSTOMER_JOBS = (
 
 
 class Delivery(Corrections):
+    @functools.cached_property
+    def redeliver(self) -> Redeliver:
+        return Redeliver(self.redis, self.settings, self.contacts)
+
     # Entry points (one per outbound stream family) ------------------------------------
 
     async def handle_staff(self, entry: Entry) -> None:
@@ -371,30 +376,28 @@ class Delivery(Corrections):
         except PermanentError as exc:
             log.warning("customer.not_delivered", reason=exc.reason)
             self._count("customer", adapter.channel if adapter else None, dest.account, "failed")
-            notice = StaffNotice(
-                out_id=f"failed:{job.out_id}",
-                contact_id=job.contact_id,
-                text=render.not_delivered(exc.reason),
-                reply_to=job.staff_message,
-            )
+            shown, kept, record = await self.redeliver.failed(job, exc.reason)
             failed = json.dumps({"failed": exc.reason})
 
             def build(pipe: Pipeline) -> None:
                 pipe.set(keys.done(job.out_id), failed, ex=self.done_ttl)
-                self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
+                pipe.set(kept, record, ex=KEEP)
+                for told in shown:
+                    self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, told.model_dump_json())
                 self.bus.ack(pipe, entry)
 
             await self.bus.commit(build)
             return
         customer_ref = MessageRef(dest.account, dest.chat_id, sent.message_ids[0])
         staff_key = keys.message(staff_ref.account, staff_ref.chat_id, staff_ref.message_id)
-        await self._finish(
-            entry,
-            job.out_id,
-            sent,
-            (customer_ref, staff_ref, None),
-            also=lambda pipe: pipe.hset(staff_key, "author", job.operator_id),  # /delete
-        )
+        receipts = adapter.capabilities.delivery_receipts
+
+        def also(pipe: Pipeline) -> None:
+            pipe.hset(staff_key, "author", job.operator_id)  # for /delete
+            if receipts:  # a failure receipt may come: its buttons need the send
+                pipe.set(*self.redeliver.kept(job), ex=UNTIL_RECEIPT)
+
+        await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None), also=also)
         await self._parked_receipt(customer_ref, job)
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
@@ -427,13 +430,20 @@ class Delivery(Corrections):
         parked = await parked_job(self.redis, customer, job.staff_message, job.contact_id)
         if parked is None:
             return
-        mark, rank = parked
+        mark, rank, reason = parked
         key = keys.message(customer.account, customer.chat_id, customer.message_id)
+        told: list[Job] = [mark]
+        kept, record = None, ""
+        if isinstance(mark, StaffNotice):  # a failure: with the buttons to get it through
+            told, kept, record = await self.redeliver.failed(job, reason)
 
         def build(pipe: Pipeline) -> None:
             mark_receipt(pipe, customer, rank)
             pipe.hdel(key, "parked", "parked_reason")
-            self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, mark.model_dump_json())
+            if kept is not None:
+                pipe.set(kept, record, ex=KEEP)
+            for shown in told:
+                self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, shown.model_dump_json())
 
         await self.bus.commit(build)
 

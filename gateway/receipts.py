@@ -3,7 +3,8 @@
 Viber (``delivered``/``seen``/``failed``) and WhatsApp (statuses) report what became of
 a message the gateway sent. Delivered and seen become the staff bot's reaction on the
 operator's message in the topic (👌, 👀: Telegram's reaction list has no check mark);
-a failure becomes a "⚠️ Not delivered" note under it. Marks only move forward: a late
+a failure becomes a "⚠️ Not delivered" note under it, with the buttons of
+:mod:`gateway.staff.redeliver` while the send is kept. Marks only move forward: a late
 "delivered" after "seen" is dropped, since platforms do not promise their order.
 
 A receipt can overtake the send's own answer (WhatsApp says so), before delivery stored
@@ -22,10 +23,11 @@ from redis.commands.core import AsyncScript
 
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
-from gateway.jobs import StaffNotice, StaffReact
+from gateway.jobs import Job, StaffNotice, StaffReact
 from gateway.model import ContactId, InboundReaction, InboundReceipt, MessageId
 from gateway.reactions import for_telegram
 from gateway.staff import render
+from gateway.staff.redeliver import KEEP, Redeliver
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt, peer
 from gateway.store.redis import Redis, text
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 RANK = {"delivered": 1, "seen": 2, "failed": 3}
 STATUS = {rank: status for status, rank in RANK.items()}
 MARKS = {"delivered": "👌", "seen": "👀"}
+FAILED = "the messenger reported a failure"
 
 # KEYS[1] the customer-side message's map entry. ARGV: rank, reason, ttl seconds.
 # Returns 1 if the message is linked already (handle it now), else parks the receipt.
@@ -57,7 +60,7 @@ def mark_job(
         return StaffNotice(
             out_id=out_id,
             contact_id=contact_id,
-            text=render.not_delivered(reason or "the messenger reported a failure"),
+            text=render.not_delivered(reason or FAILED),
             reply_to=staff_message,
         )
     return StaffReact(
@@ -66,6 +69,10 @@ def mark_job(
 
 
 class Receipts(Worker):
+    @functools.cached_property
+    def redeliver(self) -> Redeliver:
+        return Redeliver(self.redis, self.settings, self.contacts)
+
     @functools.cached_property
     def _park(self) -> AsyncScript:
         return self.redis.register_script(_PARK)
@@ -89,17 +96,25 @@ class Receipts(Worker):
             log.info("inbound.receipt_skipped", status=receipt.status, known=found is not None)
             await self.commit(entry)
             return
+        staff = found.ref
+        kept = keys.undelivered(staff.chat_id, staff.message_id)
         job = mark_job(
-            f"receipt:{receipt.key}",
-            contact_id,
-            found.ref.message_id,
-            receipt.status,
-            receipt.reason,
+            f"receipt:{receipt.key}", contact_id, staff.message_id, receipt.status, receipt.reason
         )
-        effects = self.effects(entry, job)
+        told: list[Job] = [job]
+        record = None
+        if receipt.status == "failed":
+            reason = receipt.reason or FAILED
+            if reported := await self.redeliver.reported(kept, reason):
+                told, record = reported
+        effects = self.effects(entry, *told)
 
         def build(pipe: Pipeline) -> None:
             mark_receipt(pipe, ref, rank)
+            if record is not None:  # the failure's buttons need the send a while longer
+                pipe.set(kept, record, ex=KEEP)
+            elif receipt.status != "failed":
+                pipe.delete(kept)  # delivered: it will not fail any more
             effects(pipe, None)
 
         await self.bus.commit(build)
@@ -141,17 +156,17 @@ class Receipts(Worker):
 
 async def parked_job(
     redis: Redis, customer: MessageRef, staff_message: MessageId, contact_id: ContactId
-) -> tuple[StaffReact | StaffNotice, int] | None:
-    """A receipt that arrived before ``customer`` was linked: the job to queue now, and
-    its rank (the caller stores it with :func:`mark_receipt` and the job)."""
+) -> tuple[StaffReact | StaffNotice, int, str] | None:
+    """A receipt that arrived before ``customer`` was linked: the job to queue now, its
+    rank (the caller stores it with :func:`mark_receipt` and the job) and the failure's
+    reason."""
     key = keys.message(customer.account, customer.chat_id, customer.message_id)
-    rank, reason = await redis.hmget(key, ["parked", "parked_reason"])
+    rank, stored = await redis.hmget(key, ["parked", "parked_reason"])
     if rank is None:
         return None
     status = STATUS.get(int(rank))
     if status is None:
         return None
     out_id = f"receipt:parked:{customer.account}:{customer.message_id}"
-    return mark_job(out_id, contact_id, staff_message, status, text(reason or b"") or None), int(
-        rank
-    )
+    reason = text(stored or b"") or FAILED
+    return mark_job(out_id, contact_id, staff_message, status, reason), int(rank), reason

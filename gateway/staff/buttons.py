@@ -5,7 +5,9 @@
   reason's text may not fit Telegram's 64 bytes of callback data; operators by id);
 - ``r:read`` / ``r:dismiss`` — a reminder's [Mark read] and [Dismiss] (its [Go to task]
   and [Go to chat] are links and never reach the gateway);
-- ``q:<name>`` — a quick reply offered by ``//``: sends it to the customer.
+- ``q:<name>`` — a quick reply offered by ``//``: sends it to the customer;
+- ``d:<action>:<message>[:<n>]`` — a failed reply's [Retry] [Send as file] [Via …]
+  (:mod:`gateway.staff.redeliver`).
 
 Every press gets an answer (a toast, or an alert when refused); a press by someone who
 is not an operator changes nothing.
@@ -20,7 +22,14 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.config import Operator
-from gateway.jobs import CallbackAnswer, CustomerRead, StaffDelete, StaffGeneral, StaffNotice
+from gateway.jobs import (
+    CallbackAnswer,
+    CustomerRead,
+    CustomerSend,
+    StaffDelete,
+    StaffGeneral,
+    StaffNotice,
+)
 from gateway.model import (
     Button,
     ContactId,
@@ -33,6 +42,7 @@ from gateway.model import (
 from gateway.process import NumberFor, Process, Transition
 from gateway.staff.desk import Desk
 from gateway.staff.people import People
+from gateway.staff.redeliver import Redeliver
 from gateway.staff.tasks import CHANGES
 from gateway.staff.transfers import announce, rows
 from gateway.staff.waiting import after_close
@@ -53,6 +63,10 @@ class Buttons(Worker):
     @functools.cached_property
     def people(self) -> People:
         return People(self.settings, self.bus, self.contacts, self.lines, self.processes)
+
+    @functools.cached_property
+    def redeliver(self) -> Redeliver:
+        return Redeliver(self.redis, self.settings, self.contacts)
 
     async def handle(self, press: InboundCallback, entry: Entry) -> None:
         sender = press.sender
@@ -75,7 +89,7 @@ class Buttons(Worker):
         action, _, argument = rest.partition(":")
         if scope == "f" and argument.isdigit():
             await self._find_page(action, int(argument), press, entry)
-        elif contact_id is None or scope not in ("t", "r", "c", "q"):
+        elif contact_id is None or scope not in ("t", "r", "c", "q", "d"):
             await self._refuse(press, entry, contact_id, "This button does nothing here.")
         elif scope == "c" and action in ("merge", "distinct") and argument.isdigit():
             await self._same_person(action, ContactId(argument), press, entry, contact_id)
@@ -89,6 +103,8 @@ class Buttons(Worker):
             await self.commit(entry, remove, self._answer(press, contact_id, answer))
         elif scope == "q":
             await self._quick(action, press, entry, contact_id)
+        elif scope == "d":
+            await self._redeliver(action, argument, press, entry, contact_id)
         elif scope == "r" and action in ("read", "dismiss"):
             await self._reminder(action, press, entry, contact_id)
         elif scope == "t" and action in CHANGES:
@@ -115,6 +131,32 @@ class Buttons(Worker):
         notice = await self.desk.quick(name, said, entry, contact_id, extra=answer)
         if notice is not None:
             await self._refuse(press, entry, contact_id, notice)
+
+    async def _redeliver(
+        self,
+        action: str,
+        argument: str,
+        press: InboundCallback,
+        entry: Entry,
+        contact_id: ContactId,
+    ) -> None:
+        """A failed reply's button: send it again, as a file, or through another account."""
+        answer, jobs, key = await self.redeliver.press(action, argument, press, contact_id)
+        again = next((j for j in jobs if isinstance(j, CustomerSend)), None)
+        if again is None:
+            await self._refuse(press, entry, contact_id, answer)
+            return
+        refused = self.may_not_send(press.sender.user_id, again.destination.account)
+        if refused is not None:
+            await self._refuse(press, entry, contact_id, refused)
+            return
+        effects = self.effects(entry, *jobs, self._answer(press, contact_id, answer))
+
+        def build(pipe: Writer) -> None:
+            effects(pipe, None)
+            pipe.delete(key)
+
+        await self.bus.commit(build)
 
     @staticmethod
     def _answer(

@@ -156,6 +156,12 @@ def card(staff_chat: int, contact_id: str) -> str:
     return f"{PREFIX}:card:{staff_chat}:{contact_id}"
 
 
+def undelivered(staff_chat: str, staff_message: str) -> str:
+    """An operator's reply a messenger refused for good (the job, its reason, the other
+    accounts to try), kept a while for the failure notice's buttons."""
+    return f"{PREFIX}:undelivered:{staff_chat}:{staff_message}"
+
+
 def reminder(staff_chat: int, contact_id: str) -> str:
     """The message id of the reminder shown in the contact's topic, while one is
     (a new reminder replaces it; an answer removes it)."""
