@@ -170,6 +170,12 @@ class Adapter(Protocol):
         """Replace the text (or caption) of a message this account sent."""
         ...
 
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        """Set the bot's one reaction on a message, replacing its previous one (``""``:
+        take it away); raises ``PermanentError`` where bots cannot react
+        (``capabilities.reactions_out``)."""
+        ...
+
     async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
         """Delete a message this account sent, for everyone (``PermanentError`` with the
         reason if it cannot be)."""
@@ -213,10 +219,6 @@ class StaffAdapter(Adapter, Protocol):
         ...
 
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
-
-    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
-        """Set the bot's one reaction on a message (replacing its previous one)."""
-        ...
 
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
         """Answer a button press (a toast, or an alert the user must dismiss)."""

@@ -5,7 +5,10 @@ customer's copy, and ``/delete`` removes it — where the messenger can (its ada
 - an edit the messenger cannot make (Viber, WhatsApp, or too late for Telegram and VK)
   goes to the customer as a new message, "✏️ Correction: …", quoting the original
   where quotes exist, and the topic says so;
-- a deletion it cannot make is refused with the reason, in the topic.
+- a deletion it cannot make is refused with the reason, in the topic;
+- an operator's reaction to the customer's message becomes the same reaction at the
+  customer's side, or a short reply with the emoji where bots cannot react
+  (``delivery.reactions_as_text``; a reaction taken back then changes nothing).
 
 Both are jobs in the customer's queue, behind the reply itself, so the customer's copy
 is known by the time they run.
@@ -22,7 +25,7 @@ from adapters.base import Adapter
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.errors import PermanentError
-from gateway.jobs import CustomerDelete, CustomerEdit, StaffNotice
+from gateway.jobs import CustomerDelete, CustomerEdit, CustomerReact, StaffNotice
 from gateway.model import AccountId, ChatId, ContactId, Content, Destination, Kind, MessageId
 from gateway.posting import Posting
 from gateway.store import keys
@@ -111,3 +114,23 @@ class Corrections(Posting):
                 said = "🗑 Deleted for the customer."
                 log.info("customer.deleted", account=dest.account)
         await self._close(entry, job, self._told(job, said, job.command))
+
+    async def _react(self, job: CustomerReact, entry: Entry) -> None:
+        copy = await self._copy_of(job.staff_chat, job.staff_message)
+        adapter = self.adapters.get(copy.ref.account) if copy is not None else None
+        if copy is not None and adapter is not None:
+            dest = Destination(account=copy.ref.account, chat_id=copy.ref.chat_id)
+            message = copy.ref.message_id
+            try:
+                if adapter.capabilities.reactions_out:
+                    await self._call(adapter, dest, adapter.react, dest.chat_id, message, job.emoji)
+                elif job.emoji and self.settings.delivery.reactions_as_text:
+                    quoted = dest.model_copy(
+                        update={"reply_to": message if adapter.capabilities.reply_to else None}
+                    )
+                    said = Content(kind=Kind.TEXT, text=job.emoji)
+                    send = functools.partial(adapter.send, key=job.out_id)
+                    await self._call(adapter, quoted, send, quoted, said)
+            except PermanentError as exc:  # a reaction is not worth bothering staff with
+                log.info("customer.reaction_failed", reason=exc.reason)
+        await self._finish(entry, job.out_id, None)

@@ -36,6 +36,7 @@ from gateway.jobs import (
     CustomerAuto,
     CustomerDelete,
     CustomerEdit,
+    CustomerReact,
     CustomerRead,
     CustomerSend,
     Job,
@@ -74,6 +75,7 @@ CUSTOMER_JOBS = (
     CustomerSend,
     CustomerEdit,
     CustomerDelete,
+    CustomerReact,
     CustomerAuto,
     CustomerRead,
     CallbackAnswer,
@@ -192,6 +194,8 @@ class Delivery(Corrections):
                 await self._correct(job, entry)
             case CustomerDelete():
                 await self._unsend(job, entry)
+            case CustomerReact():
+                await self._react(job, entry)
             case CustomerAuto():
                 await self._auto(job, entry)
             case CustomerRead():

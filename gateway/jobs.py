@@ -167,6 +167,18 @@ class CustomerDelete(_Job):
     """The ``/delete`` message, which the answer replies to."""
 
 
+class CustomerReact(_Job):
+    """An operator reacted to the customer's message in the topic: show the customer
+    the same reaction where the messenger can, else the fallback
+    (``delivery.reactions_as_text``); ``emoji`` empty: the reaction was taken back."""
+
+    type: Literal["customer.react"] = "customer.react"
+    staff_chat: str
+    staff_message: MessageId
+    """The topic's copy of the customer's message (theirs is looked up when delivered)."""
+    emoji: str
+
+
 class CustomerAuto(_Job):
     """A message the gateway sends the customer by itself (greeting, away message);
     staff see a note of it in the topic once it is sent."""
@@ -204,6 +216,7 @@ Job = Annotated[
     | CustomerSend
     | CustomerEdit
     | CustomerDelete
+    | CustomerReact
     | CustomerAuto
     | CustomerRead,
     Field(discriminator="type"),
@@ -214,7 +227,9 @@ JOB: TypeAdapter[Job] = TypeAdapter(Job)
 def family(job: _Job) -> str:
     """The outbound stream family a job goes to: what customers receive is ordered
     per contact apart from what staff see, so a slow topic never delays a reply."""
-    customer = CustomerSend | CustomerEdit | CustomerDelete | CustomerAuto | CustomerRead
+    customer = (
+        CustomerSend | CustomerEdit | CustomerDelete | CustomerReact | CustomerAuto | CustomerRead
+    )
     if isinstance(job, CallbackAnswer) and job.destination is not None:
         return keys.CUSTOMER_OUT  # a customer's press: never behind the staff group's budget
     return keys.CUSTOMER_OUT if isinstance(job, customer) else keys.STAFF_OUT

@@ -119,6 +119,8 @@ class Pipeline(Worker):
             await self._status(message, entry)
         elif isinstance(message, InboundReceipt):
             await self.receipts.handle(message, entry)
+        elif isinstance(message, InboundReaction) and message.sender.account == STAFF_ACCOUNT:
+            await self.receipts.operator_reacted(message, entry)
         elif isinstance(message, InboundReaction):
             await self.receipts.reaction(message, entry)
         elif isinstance(message, InboundExternal):

@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
-from gateway.jobs import Job, StaffNotice, StaffReact
+from gateway.jobs import CustomerReact, Job, StaffNotice, StaffReact
 from gateway.model import ContactId, InboundReaction, InboundReceipt, MessageId
 from gateway.reactions import for_telegram
 from gateway.staff import render
@@ -119,11 +119,43 @@ class Receipts(Worker):
 
         await self.bus.commit(build)
 
+    async def operator_reacted(self, reaction: InboundReaction, entry: Entry) -> None:
+        """An operator reacted to a customer's message in a topic: the customer sees the
+        reaction (or its fallback, :mod:`gateway.corrections`). Reactions on anything
+        else — cards, notes, the operators' own replies — stay staff-side."""
+        sender = reaction.sender
+        staff = MessageRef(sender.account, sender.chat_id, reaction.message_id)
+        found = await peer(self.redis, staff)
+        own = keys.message(staff.account, staff.chat_id, staff.message_id)
+        if (
+            not self.is_operator(sender)
+            or found is None
+            or found.ref.account == STAFF_ACCOUNT
+            or await self.redis.hexists(own, "author")  # an operator's reply
+        ):
+            log.info("staff.reaction_ignored", found=found is not None)
+            await self.commit(entry)
+            return
+        contact_id = await self.contacts.of_identity(found.ref.account, found.ref.chat_id)
+        job = None
+        if contact_id is not None:
+            job = CustomerReact(
+                out_id=f"reaction:{reaction.key}",
+                contact_id=await self.contacts.survivor(contact_id),
+                staff_chat=sender.chat_id,
+                staff_message=reaction.message_id,
+                emoji=reaction.emoji,
+            )
+        await self.commit(entry, job)
+
     async def reaction(self, reaction: InboundReaction, entry: Entry) -> None:
         """The customer reacted to a message: the staff bot sets the same reaction on
         its copy in the topic (or says it in text when Telegram's list lacks it); taken
         back, the bot's reaction goes too. It changes nothing in the task."""
         sender = reaction.sender
+        if str(sender.chat_id) != str(sender.user_id):  # in a group the bot was added to
+            await self.commit(entry)
+            return
         contact_id = await self.contacts.of_identity(sender.account, sender.user_id)
         found = await peer(
             self.redis, MessageRef(sender.account, sender.chat_id, reaction.message_id)

@@ -5,14 +5,18 @@ task."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from gateway.sandbox.viber import ViberEmulator
 from gateway.sandbox.whatsapp import WhatsAppEmulator
-from tests.conftest import CUSTOMER_TOKEN, StartGateway, World, eventually, text_of
+from tests.conftest import CUSTOMER_TOKEN, STAFF_CHAT, StartGateway, World, eventually, text_of
+from tests.test_viber_flow import TOKEN as VIBER_TOKEN
+from tests.test_viber_flow import outgoing, viber, with_viber
 from tests.test_whatsapp_flow import NUMBER, wa, with_wa
 
-__all__ = ["wa"]  # a fixture of the WhatsApp tests, used here too
+__all__ = ["viber", "wa"]  # fixtures of the Viber and WhatsApp tests, used here too
 
 
 def bot_reactions(world: World, message_id: int) -> list[list[dict[str, Any]]]:
@@ -70,3 +74,88 @@ async def test_telegram_reactions_are_asked_for_and_shown(
     await eventually(
         lambda: [{"type": "emoji", "emoji": "🔥"}] in bot_reactions(world, reply["message_id"])
     )
+
+
+def customer_bot_reactions(world: World, chat_id: int, message_id: int) -> list[list[Any]]:
+    """Every reaction list the customer bot set on a customer's message, in order."""
+    found = []
+    for call in world.emulator.calls_of("setMessageReaction", CUSTOMER_TOKEN):
+        params = call.params
+        if call.status == 200 and (int(params["chat_id"]), int(params["message_id"])) == (
+            chat_id,
+            message_id,
+        ):
+            reaction = params.get("reaction")
+            found.append(json.loads(reaction) if isinstance(reaction, str) else reaction or [])
+    return found
+
+
+async def test_an_operators_reaction_reaches_the_telegram_customer(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    ivan = world.customer("Ivan", "ivan")
+    asked = await world.say(ivan, text="Можно оплатить картой?")
+    copy = await world.in_staff(lambda m: text_of(m) == "Можно оплатить картой?")
+    card = await world.in_staff(lambda m: text_of(m).startswith("📋"))
+    operator = world.operator["id"]
+
+    async def react(message: dict[str, Any], emoji: str, user: int = operator) -> None:
+        await world.emulator.user_reacts(user, STAFF_CHAT, message["message_id"], emoji)
+
+    await react(copy, "👍")
+    await eventually(
+        lambda: (
+            customer_bot_reactions(world, ivan["id"], asked["message_id"])
+            == [[{"type": "emoji", "emoji": "👍"}]]
+        )
+    )
+    await react(copy, "")  # taken back
+    await eventually(
+        lambda: customer_bot_reactions(world, ivan["id"], asked["message_id"])[-1] == []
+    )
+
+    # Reactions on the gateway's own messages, by someone who is not an operator, or on
+    # an operator's reply stay in the staff group.
+    mallory = world.emulator.create_user(first_name="Mallory")
+    world.emulator.add_member(STAFF_CHAT, mallory["id"])
+    await react(copy, "🔥", user=mallory["id"])
+    await react(card, "🔥")
+    reply = await world.operator_says(copy["message_thread_id"], text="Да")
+    await world.in_private(ivan, lambda m: text_of(m) == "Да")
+    await react(reply, "🔥")
+    await world.say(ivan, text="Спасибо")  # a marker: everything before it was handled
+    await world.in_staff(lambda m: text_of(m) == "Спасибо")
+    await asyncio.sleep(0.3)
+    calls = world.emulator.calls_of("setMessageReaction", CUSTOMER_TOKEN)
+    assert len(calls) == 2
+
+
+async def test_an_operators_reaction_on_whatsapp_and_its_text_fallback_on_viber(
+    world: World, start_gateway: StartGateway, wa: WhatsAppEmulator, viber: ViberEmulator
+) -> None:
+    def both(data: dict[str, Any]) -> None:
+        with_wa(wa)(data)
+        with_viber(viber)(data)
+
+    await start_gateway(tweak=both)
+    ivan = wa.create_user("Ivan", "79161234567")
+    wa.user_send(NUMBER, ivan, "Привезёте завтра?")
+    copy = await world.in_staff(lambda m: text_of(m) == "Привезёте завтра?")
+    asked = next(m for m in wa.conversation(NUMBER, ivan) if m.get("body") == "Привезёте завтра?")
+    await world.emulator.user_reacts(world.operator["id"], STAFF_CHAT, copy["message_id"], "❤")
+
+    def wa_reactions() -> list[dict[str, Any]]:
+        return [m["payload"] for m in wa.conversation(NUMBER, ivan) if m["type"] == "reaction"]
+
+    await eventually(lambda: wa_reactions() == [{"message_id": asked["id"], "emoji": "❤"}])
+
+    # Viber bots cannot react: the customer gets the emoji as a short reply instead.
+    olga = viber.create_user("Olga")
+    viber.user_send(VIBER_TOKEN, olga, "Спасибо!")
+    thanks = await world.in_staff(lambda m: text_of(m) == "Спасибо!")
+    await world.emulator.user_reacts(world.operator["id"], STAFF_CHAT, thanks["message_id"], "🙏")
+    await eventually(lambda: [m.get("text") for m in outgoing(viber, olga)] == ["🙏"])
+    await world.emulator.user_reacts(world.operator["id"], STAFF_CHAT, thanks["message_id"], "")
+    await asyncio.sleep(0.3)
+    assert [m.get("text") for m in outgoing(viber, olga)] == ["🙏"]  # nothing to take back

@@ -122,10 +122,12 @@ def _reaction(
     reacted: MessageReactionUpdated, account: AccountId, bot_id: int, received_at: datetime
 ) -> list[InboundMessage | InboundCallback | InboundReaction]:
     """A user's reaction changed (https://core.telegram.org/bots/api#messagereactionupdated):
-    the emoji they react with now ("" if none; a custom emoji shows as ⭐)."""
+    the emoji they react with now ("" if none; a custom emoji shows as ⭐). A customer's
+    in their chat with the bot, or an operator's in the staff group (where the bot is an
+    administrator, as Telegram requires for these updates)."""
     user = reacted.user
-    if user is None or reacted.chat.type != "private":
-        return []  # anonymous (a group's) reactions: not a customer's
+    if user is None:
+        return []  # anonymous: a group's own reaction, nobody's in particular
     new = reacted.new_reaction
     emoji = next((r.emoji for r in new if isinstance(r, ReactionTypeEmoji)), "⭐" if new else "")
     return [

@@ -288,6 +288,11 @@ class ViberAdapter:
     async def edit_text(self, chat_id: ChatId, message_id: MessageId, content: Content) -> None:
         raise PermanentError(self.channel.value, "edit", reason="Viber cannot edit sent messages")
 
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        raise PermanentError(
+            self.channel.value, "react", reason="Viber bots cannot react to messages"
+        )
+
     async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
         raise PermanentError(
             self.channel.value, "delete", reason="Viber cannot delete sent messages"

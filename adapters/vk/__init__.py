@@ -335,6 +335,13 @@ class VkAdapter:
             keep_snippets=1,
         )
 
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        raise PermanentError(
+            self.channel.value,
+            "react",
+            reason="VK communities cannot react to messages through the API",
+        )
+
     async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
         # delete_for_all: gone for the customer too (the community's own messages, for
         # 24 hours; error 924 after that).

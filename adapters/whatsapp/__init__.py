@@ -81,7 +81,7 @@ class WhatsAppAdapter:
         delete=False,
         edit_within=None,
         reactions_in=True,
-        reactions_out=False,
+        reactions_out=True,
         albums=False,
         delivery_receipts=True,
         reply_to=True,
@@ -321,6 +321,12 @@ class WhatsAppAdapter:
 
     async def delete(self, chat_id: ChatId, message_id: MessageId) -> None:
         raise PermanentError(CHANNEL, "delete", reason="WhatsApp cannot delete sent messages")
+
+    async def react(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        # https://developers.facebook.com/docs/whatsapp/cloud-api/messages/reaction-messages:
+        # a "reaction" message naming the customer's message; an empty emoji removes it.
+        body = {"type": "reaction", "reaction": {"message_id": message_id, "emoji": emoji}}
+        await self._post_message(chat_id, body)
 
     async def mark_read(self, chat_id: ChatId, message_id: MessageId) -> None:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}

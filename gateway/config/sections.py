@@ -116,6 +116,10 @@ class DeliverySettings(_Section):
     coalesce: bool = True
     """When a staff topic's messages must wait for Telegram's group budget, send the
     texts queued behind one as one message (each line with its time)."""
+    reactions_as_text: bool = True
+    """An operator's reaction to a customer's message reaches the customer as the same
+    reaction where the messenger lets a bot react (Telegram, WhatsApp); elsewhere (VK,
+    Viber) as a short reply with the emoji — or, with ``false``, not at all."""
     max_backoff_seconds: float = Field(60.0, ge=1)
     request_timeout_seconds: float = Field(30.0, ge=1)
 

@@ -260,13 +260,15 @@ def react(
     bot_token: str | None = None,
 ) -> JsonDict:
     """A user sets (``""``: takes away) their reaction on a message of a private chat with
-    a bot; the bot gets ``message_reaction`` — only if it asked for it in
-    ``allowed_updates`` (https://core.telegram.org/bots/api#messagereactionupdated)."""
+    a bot, or of a group; the bot (in a group: every bot in it, which Telegram limits to
+    administrators) gets ``message_reaction`` — only if it asked for it in
+    ``allowed_updates`` (https://core.telegram.org/bots/api#messagereactionupdated; the
+    update names no topic). A bot's own reactions produce no update."""
     user = world.user(user_id)
     chat = user_chat(world, user, chat_id, bot_token, message_id)
     message = world.get_message(chat, message_id)
-    if message is None or chat.bot_id is None:
-        raise ValueError(f"no message {message_id} in a private chat {chat_id} with a bot")
+    if message is None or (chat.bot_id is None and not chat.is_group):
+        raise ValueError(f"no message {message_id} in chat {chat_id}")
     old = message.reactions.get(user.id, [])
     new = [{"type": "emoji", "emoji": emoji}] if emoji else []
     message.reactions[user.id] = new
@@ -278,7 +280,9 @@ def react(
         "old_reaction": old,
         "new_reaction": new,
     }
-    world.updates[chat.bot_id].push("message_reaction", update)
+    for bot_id in chat.bot_ids if chat.is_group else [chat.bot_id or 0]:
+        if bot_id in world.updates:
+            world.updates[bot_id].push("message_reaction", update)
     return update
 
 

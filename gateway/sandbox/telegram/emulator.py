@@ -236,8 +236,9 @@ class TelegramEmulator(EmulatorServer, RandomFaulting):
         *,
         bot_token: str | None = None,
     ) -> JsonDict:
-        """A user reacts to a message in their private chat with a bot (``""``: takes the
-        reaction back); the bot gets ``message_reaction`` if it asked for it."""
+        """A user reacts to a message in their private chat with a bot or in a group
+        (``""``: takes the reaction back); the bots get ``message_reaction`` if they asked
+        for it."""
         update = actions.react(self.world, user_id, chat_id, message_id, emoji, bot_token=bot_token)
         await asyncio.sleep(0)
         return update
