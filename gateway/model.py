@@ -144,6 +144,23 @@ class Mention(_Frozen):
     user_id: PlatformUserId
 
 
+class Style(_Frozen):
+    """Formatting of ``text[offset:offset + length]`` (Python characters, like
+    :class:`Mention`): what Telegram's entities and WhatsApp's markup have in common.
+    Adapters convert it to their platform's form or spell it out in plain text
+    (:mod:`adapters.markup`)."""
+
+    kind: Literal[
+        "bold", "italic", "underline", "strike", "spoiler", "code", "pre", "link", "quote"
+    ]
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1)
+    url: str | None = None
+    """A link's target."""
+    language: str | None = None
+    """A code block's language."""
+
+
 class Template(_Frozen):
     """A message template the platform approved in advance (WhatsApp: the only thing a
     business may send more than 24 hours after the customer last wrote)."""
@@ -171,6 +188,15 @@ class Content(_Frozen):
     """Staff members named in ``text`` (staff side: reminders)."""
     template: Template | None = None
     """Send this approved template (``text`` is its rendered preview, for history)."""
+    styles: tuple[Style, ...] = ()
+    """Bold, italic, links … of ``text``, as the sender wrote them."""
+
+    def prefixed(self, head: str) -> Content:
+        """``head`` on a line before the text; styles keep to their characters."""
+        shift = len(head) + 1 if self.text else len(head)
+        styles = tuple(s.model_copy(update={"offset": s.offset + shift}) for s in self.styles)
+        text = f"{head}\n{self.text}" if self.text else head
+        return self.model_copy(update={"text": text, "styles": styles})
 
 
 class Sender(_Frozen):

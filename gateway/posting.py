@@ -65,15 +65,13 @@ class Posting(Outbox):
         content, upload = await self._transfer(message.content, self.staff)
         if message.reply_to is not None and reply_to is None and message.quoted:
             # The quoted message has no copy here (a greeting, an old one): quote it inline.
-            inline = render.quoted(message.quoted)
-            said = f"{inline}\n{content.text}" if content.text else inline
-            content = content.model_copy(update={"text": said})
+            content = content.prefixed(render.quoted(message.quoted))
         run = await self._burst(job, entry, content, upload)
         messages = [message, *(post.message for _, post in run)]
         if content.text and identities > 1:
             # One topic, several messengers: say which one this came from.
             mark = render.badge(message.sender.channel, message.sender.account)
-            content = content.model_copy(update={"text": f"{mark}\n{content.text}"})
+            content = content.prefixed(mark)
         album: list[tuple[Content, Upload | None]] = [(content, upload)]
         if run and coalesce.album_kind(message) is not None:
             album += [await self._transfer(post.message.content, self.staff) for _, post in run]

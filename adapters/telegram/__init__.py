@@ -21,7 +21,8 @@ from aiogram.types import BufferedInputFile, ReactionTypeEmoji
 from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.telegram.errors import converted
 from adapters.telegram.parse import parse_update
-from adapters.telegram.send import entities, keyboard, send_album, send_content
+from adapters.telegram.send import keyboard, send_album, send_content
+from adapters.telegram.styles import to_entities
 from gateway.config import DeliverySettings, TelegramEndpoint
 from gateway.errors import PermanentError, Unauthorized
 from gateway.model import (
@@ -256,14 +257,17 @@ class TelegramAdapter:
             try:
                 if content.attachment is not None:
                     await self.bot.edit_message_caption(
-                        chat_id=int(chat_id), message_id=int(message_id), caption=content.text
+                        chat_id=int(chat_id),
+                        message_id=int(message_id),
+                        caption=content.text,
+                        caption_entities=to_entities(content),
                     )
                 else:
                     await self.bot.edit_message_text(
                         text=content.text or "…",
                         chat_id=int(chat_id),
                         message_id=int(message_id),
-                        entities=entities(content),
+                        entities=to_entities(content),
                         reply_markup=keyboard(content),
                     )
             except Exception as exc:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.telegram.styles import from_entities
 from gateway.model import (
     AccountId,
     Channel,
@@ -141,7 +142,11 @@ def parse_private_text(
             message_id=MessageId(str(message["message_id"])),
             sent_at=datetime.fromtimestamp(message["date"], UTC),
             received_at=received_at,
-            content=Content(kind=Kind.TEXT, text=message["text"]),
+            content=Content(
+                kind=Kind.TEXT,
+                text=message["text"],
+                styles=from_entities(message["text"], message.get("entities")),
+            ),
             edited=edited,
         )
     ]

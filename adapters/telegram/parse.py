@@ -23,6 +23,7 @@ from aiogram.types import (
 from pydantic import ValidationError
 
 from adapters.telegram.fastpath import parse_private_text
+from adapters.telegram.styles import from_entities
 from gateway.errors import BadPayload
 from gateway.model import (
     AccountId,
@@ -217,6 +218,9 @@ def content_of(message: Message, account: AccountId) -> Content:
     """Map one Telegram message to :class:`Content` (every kind, or a placeholder)."""
     text = message.text if message.text is not None else message.caption
     group = message.media_group_id
+    styles = from_entities(
+        text, message.entities if message.text is not None else message.caption_entities
+    )
 
     def media(kind: Kind, file: Any, **extra: Any) -> Content:
         attachment = Attachment(
@@ -231,7 +235,9 @@ def content_of(message: Message, account: AccountId) -> Content:
             duration=getattr(file, "duration", None),
             **extra,
         )
-        return Content(kind=kind, text=text, attachment=attachment, media_group_id=group)
+        return Content(
+            kind=kind, text=text, attachment=attachment, media_group_id=group, styles=styles
+        )
 
     if message.photo:
         return media(Kind.PHOTO, max(message.photo, key=lambda p: p.width * p.height))
@@ -269,7 +275,7 @@ def content_of(message: Message, account: AccountId) -> Content:
         options = "\n".join(f"• {o.text}" for o in message.poll.options)
         return Content(kind=Kind.POLL, text=f"📊 {message.poll.question}\n{options}")
     if message.text is not None:
-        return Content(kind=Kind.TEXT, text=message.text)
+        return Content(kind=Kind.TEXT, text=message.text, styles=styles)
     label = _PLACEHOLDERS.get(message.content_type, str(message.content_type).replace("_", " "))
     return Content(kind=Kind.UNSUPPORTED, text=f"[{label} — not supported by the gateway]")
 

@@ -14,11 +14,10 @@ from aiogram.types import (
     InputMediaPhoto,
     InputMediaVideo,
     Message,
-    MessageEntity,
     ReplyParameters,
-    User,
 )
 
+from adapters.telegram.styles import to_entities
 from adapters.text import split_text
 from gateway.model import Content, Destination, Kind
 
@@ -27,7 +26,7 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 
 File = str | BufferedInputFile
-__all__ = ["TEXT_LIMIT", "entities", "keyboard", "send_album", "send_content", "split_text"]
+__all__ = ["TEXT_LIMIT", "keyboard", "send_album", "send_content", "split_text"]
 ALBUM_KINDS: dict[
     Kind, type[InputMediaPhoto | InputMediaVideo | InputMediaDocument | InputMediaAudio]
 ] = {
@@ -68,6 +67,7 @@ async def send_content(
         kwargs = {argument: file, **common}
         if takes_caption:
             kwargs["caption"] = caption or None
+            kwargs["caption_entities"] = to_entities(content) if caption else None
         elif caption:
             tail = caption
         sent.append(await getattr(bot, method)(**kwargs))
@@ -100,14 +100,14 @@ async def send_content(
     else:
         tail = text or "…"
     chunks = split_text(tail) if tail else []
-    # Mentions are kept when the text goes out whole (staff notices are short).
+    # Styles and mentions are kept when the text goes out whole (most do).
     whole = len(chunks) == 1 and chunks[0] == text
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
         sent.append(
             await bot.send_message(
                 text=chunk,
-                entities=entities(content) if whole else None,
+                entities=to_entities(content) if whole else None,
                 reply_markup=markup if last else None,
                 **common,
             )
@@ -141,31 +141,6 @@ def keyboard(content: Content) -> InlineKeyboardMarkup | None:
             for row in content.buttons
         ]
     )
-
-
-def utf16_len(text: str) -> int:
-    """Telegram counts entity offsets and lengths in UTF-16 code units
-    (https://core.telegram.org/api/entities#entity-length): 🙂 is 2 of them."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def entities(content: Content) -> list[MessageEntity] | None:
-    """Mentions as ``text_mention`` entities: the name links to the user, who is
-    notified, even without a @username (https://core.telegram.org/bots/api#messageentity)."""
-    text = content.text or ""
-    found = [
-        MessageEntity(
-            type="text_mention",
-            offset=utf16_len(text[: m.offset]),
-            length=utf16_len(text[m.offset : m.offset + m.length]),
-            user=User(
-                id=int(m.user_id), is_bot=False, first_name=text[m.offset : m.offset + m.length]
-            ),
-        )
-        for m in content.mentions
-        if m.offset + m.length <= len(text) and m.user_id.isdigit()
-    ]
-    return found or None
 
 
 # kind → (Bot method, file argument, accepts a caption)

@@ -39,6 +39,7 @@ from viberbot.api.messages.data_types.location import Location as ViberLocation
 
 from adapters.base import Answer, Batch, Capabilities, Upload
 from adapters.files import fetch_capped
+from adapters.markup import to_plain
 from adapters.text import split_text
 from adapters.viber.errors import ViberStatus, off_loop
 from adapters.viber.parse import parse_callback
@@ -229,7 +230,7 @@ class ViberAdapter:
 
     def _messages(self, content: Content, upload: Upload | None) -> list[Any]:
         version = self._version
-        text = content.text or ""
+        text = to_plain(content.text or "", content.styles)  # bots send plain text
         out: list[Any] = []
         keyboard = _keyboard(content)
         if content.attachment is not None and content.kind not in (Kind.LOCATION, Kind.CONTACT):

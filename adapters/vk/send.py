@@ -13,6 +13,7 @@ import json
 import secrets
 from typing import Any
 
+from adapters.markup import to_plain
 from adapters.text import split_text
 from gateway.model import Content, Kind
 
@@ -58,8 +59,9 @@ def keyboard(content: Content) -> str | None:
 
 
 def text_of(content: Content) -> str:
-    """What the message says, including what VK has no message type for."""
-    text = content.text or ""
+    """What the message says, including what VK has no message type for (VK bots send
+    plain text: links are spelled out)."""
+    text = to_plain(content.text or "", content.styles)
     extra = ""
     if content.contact is not None:
         who = " ".join(p for p in (content.contact.first_name, content.contact.last_name) if p)

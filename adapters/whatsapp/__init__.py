@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from adapters.base import Answer, Batch, Capabilities, Upload
+from adapters.markup import to_whatsapp
 from adapters.text import split_text
 from adapters.whatsapp.errors import CHANNEL, from_answer
 from adapters.whatsapp.parse import parse_webhook
@@ -226,7 +227,7 @@ class WhatsAppAdapter:
         return Sent(message_ids=tuple(ids))
 
     async def _bodies(self, content: Content, upload: Upload | None) -> list[dict[str, Any]]:
-        text = content.text or ""
+        text = to_whatsapp(content.text or "", content.styles)
         if content.template is not None:
             template = content.template
             parameters = [{"type": "text", "text": p} for p in template.parameters]

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.markup import from_whatsapp
 from gateway.errors import BadPayload
 from gateway.model import (
     AccountId,
@@ -139,7 +140,8 @@ def _content(message: Mapping[str, Any], account: AccountId) -> Content:
     kind = message["type"]
     body: Any = message.get(kind)
     if kind == "text":
-        return Content(kind=Kind.TEXT, text=str(body["body"]))
+        text, styles = from_whatsapp(str(body["body"]))
+        return Content(kind=Kind.TEXT, text=text, styles=styles)
     if kind in MEDIA or kind == "audio":
         file = Attachment(
             account=account,
@@ -151,8 +153,8 @@ def _content(message: Mapping[str, Any], account: AccountId) -> Content:
             media_kind = Kind.VOICE if body.get("voice") else Kind.AUDIO
         else:
             media_kind = MEDIA[kind]
-        caption = str(body["caption"]) if body.get("caption") else None
-        return Content(kind=media_kind, text=caption, attachment=file)
+        caption, styles = from_whatsapp(str(body["caption"])) if body.get("caption") else (None, ())
+        return Content(kind=media_kind, text=caption, attachment=file, styles=styles)
     if kind == "location":
         point = Location(
             latitude=_coordinate(body["latitude"]), longitude=_coordinate(body["longitude"])

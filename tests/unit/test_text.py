@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.telegram.send import TEXT_LIMIT, entities, split_text
+from adapters.telegram.send import TEXT_LIMIT, split_text
+from adapters.telegram.styles import to_entities as entities
 from gateway.logging import REDACTED, Redactor
 from gateway.model import (
     AccountId,

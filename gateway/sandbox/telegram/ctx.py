@@ -179,7 +179,7 @@ def caption_content(ctx: Ctx) -> JsonDict:
     if len(caption) > MAX_CAPTION:
         raise bad_request("message caption is too long")
     content: JsonDict = {"caption": caption}
-    entities = ctx.params.opt_json("caption_entities")
+    entities = checked_entities(caption, ctx.params.opt_json("caption_entities"))
     if entities:
         content["caption_entities"] = entities
     if ctx.params.opt_bool("show_caption_above_media"):

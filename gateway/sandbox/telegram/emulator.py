@@ -17,6 +17,7 @@ from ..common.faults import RANDOM_KINDS, RandomFaulting
 from ..common.server import EmulatorServer
 from . import actions, control
 from .api import ApiServer, add_routes
+from .ctx import checked_entities
 from .faults import FaultInjector, FloodLimiter
 from .models import BotAccount, Call, JsonDict, describe
 from .state import World
@@ -165,10 +166,12 @@ class TelegramEmulator(EmulatorServer, RandomFaulting):
         dice: str | None = None,
         reply_to_message_id: int | None = None,
         media_group_id: str | None = None,
+        entities: list[JsonDict] | None = None,
     ) -> JsonDict:
         """A user sends a message to a bot (``bot_token``) or into a group (``chat_id``).
 
-        Files are bytes or ``(name, bytes, mime)``; ``sticker`` is the sticker's emoji.
+        Files are bytes or ``(name, bytes, mime)``; ``sticker`` is the sticker's emoji;
+        ``entities`` format the text (or the caption), offsets in UTF-16 code units.
         Returns the Message in the neutral view (file ids usable with file_bytes()).
         """
         content = actions.build_user_content(
@@ -192,6 +195,10 @@ class TelegramEmulator(EmulatorServer, RandomFaulting):
             dice=dice,
             media_group_id=media_group_id,
         )
+        if entities:
+            formatted = "text" if text is not None else "caption"
+            checked = checked_entities(content.get(formatted) or "", entities)
+            content["entities" if formatted == "text" else "caption_entities"] = checked
         message = actions.send(
             self.world,
             user_id,
