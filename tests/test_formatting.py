@@ -12,9 +12,10 @@ from gateway.model import Content, Kind, Style
 from gateway.sandbox.viber import ViberEmulator
 from gateway.sandbox.whatsapp import WhatsAppEmulator
 from tests.conftest import StartGateway, World, eventually, text_of
+from tests.test_reactions import wa_and_viber
 from tests.test_viber_flow import TOKEN as VIBER_TOKEN
-from tests.test_viber_flow import outgoing, viber, with_viber
-from tests.test_whatsapp_flow import NUMBER, wa, with_wa
+from tests.test_viber_flow import outgoing, viber
+from tests.test_whatsapp_flow import NUMBER, wa
 
 __all__ = ["viber", "wa"]  # fixtures of the Viber and WhatsApp tests, used here too
 
@@ -116,11 +117,7 @@ async def test_formatting_survives_telegram_both_ways(
 async def test_whatsapp_markup_and_viber_plain_text(
     world: World, start_gateway: StartGateway, wa: WhatsAppEmulator, viber: ViberEmulator
 ) -> None:
-    def both(data: dict[str, Any]) -> None:
-        with_wa(wa)(data)
-        with_viber(viber)(data)
-
-    await start_gateway(tweak=both)
+    await start_gateway(tweak=wa_and_viber(wa, viber))
     ivan = wa.create_user("Ivan", "79161234567")
     wa.user_send(NUMBER, ivan, "*Срочно*: где _заказ_?")
     copy = await world.in_staff(lambda m: text_of(m) == "Срочно: где заказ?")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from gateway.sandbox.viber import ViberEmulator
@@ -76,6 +77,16 @@ async def test_telegram_reactions_are_asked_for_and_shown(
     )
 
 
+def wa_and_viber(wa: WhatsAppEmulator, viber: ViberEmulator) -> Callable[[dict[str, Any]], None]:
+    """A config tweak adding both a WhatsApp number and a Viber bot."""
+
+    def both(data: dict[str, Any]) -> None:
+        with_wa(wa)(data)
+        with_viber(viber)(data)
+
+    return both
+
+
 def customer_bot_reactions(world: World, chat_id: int, message_id: int) -> list[list[Any]]:
     """Every reaction list the customer bot set on a customer's message, in order."""
     found = []
@@ -134,11 +145,7 @@ async def test_an_operators_reaction_reaches_the_telegram_customer(
 async def test_an_operators_reaction_on_whatsapp_and_its_text_fallback_on_viber(
     world: World, start_gateway: StartGateway, wa: WhatsAppEmulator, viber: ViberEmulator
 ) -> None:
-    def both(data: dict[str, Any]) -> None:
-        with_wa(wa)(data)
-        with_viber(viber)(data)
-
-    await start_gateway(tweak=both)
+    await start_gateway(tweak=wa_and_viber(wa, viber))
     ivan = wa.create_user("Ivan", "79161234567")
     wa.user_send(NUMBER, ivan, "Привезёте завтра?")
     copy = await world.in_staff(lambda m: text_of(m) == "Привезёте завтра?")
