@@ -82,7 +82,8 @@ class Capabilities:
     max_file_mb: float
     """Megabytes of the largest file a bot can send."""
     formatting: str
-    """``html`` (Telegram entities), ``whatsapp`` (*bold* _italic_) or ``plain``."""
+    """``entities`` (Telegram), ``whatsapp`` (markup: *bold* _italic_) or ``plain``
+    (see :mod:`adapters.markup`)."""
 
 
 class Adapter(Protocol):

@@ -372,6 +372,7 @@ class Delivery(Corrections):
                     reason=f"channel account {dest.account} is not configured",
                 )
             await self._within_window(adapter, job)
+            self._fits(job.content, adapter)
             content, upload = await self._transfer(job.content, adapter)
             author = self.operator_names.get(job.operator_id)
             # The outbound id makes sends idempotent where the platform allows it.

@@ -185,6 +185,19 @@ class Posting(Outbox):
         staff_ref = MessageRef(AccountId(STAFF_ACCOUNT), self.staff_chat, sent.message_ids[0])
         await self._finish(entry, job.out_id, sent, (origin, staff_ref, text))
 
+    @staticmethod
+    def _fits(content: Content, target: Adapter) -> None:
+        """Refuse, before fetching it, a file bigger than the target messenger takes."""
+        size = content.attachment.size if content.attachment is not None else None
+        limit = target.capabilities.max_file_mb
+        if size is not None and size > limit * 1024 * 1024:
+            raise PermanentError(
+                target.channel.value,
+                "file too big",
+                reason=f"the file is {size / 2**20:.1f} MB and {target.channel.value} "
+                f"takes at most {limit:g} MB",
+            )
+
     async def _transfer(self, content: Content, target: Adapter) -> tuple[Content, Upload | None]:
         """Bytes for the target when it cannot reuse the source's file id (another bot)."""
         attachment = content.attachment

@@ -182,3 +182,17 @@ async def test_a_failure_reported_later_by_receipt_gets_the_same_buttons(
 
     await eventually(lambda: statuses() == ["failed", "delivered"])
     assert not await running.redis.exists(kept)
+
+
+async def test_a_file_bigger_than_the_messenger_takes_is_refused_before_fetching_it(
+    world: World, start_gateway: StartGateway
+) -> None:
+    await start_gateway()
+    ivan = world.customer()
+    await world.say(ivan, text="Пришлите каталог")
+    topic = (await world.in_staff(lambda m: text_of(m) == "Пришлите каталог"))["message_thread_id"]
+    big = b"%PDF-1.4" + b"\x00" * (51 * 2**20)
+    catalog = await world.operator_says(topic, document=("catalog.pdf", big, "application/pdf"))
+    notice = await failure_under(world, catalog)
+    assert "51.0 MB and telegram takes at most 50 MB" in text_of(notice)
+    assert not world.emulator.calls_of("getFile")  # not even fetched

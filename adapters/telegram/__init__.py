@@ -117,7 +117,7 @@ class TelegramAdapter:
         reply_to=True,
         max_text=4096,
         max_file_mb=50,
-        formatting="html",
+        formatting="entities",
     )
     read_receipts = False
     """The Bot API has no way for a bot to mark a user's messages read (only business
