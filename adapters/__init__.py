@@ -27,6 +27,10 @@ def create(account: str, settings: AnyChannel, limits: DeliverySettings) -> Adap
         from adapters.whatsapp import WhatsAppAdapter
 
         return WhatsAppAdapter(account, settings, limits)
+    if settings.kind == "webchat":
+        from adapters.webchat import WebchatAdapter
+
+        return WebchatAdapter(account, settings, limits)
     raise ValueError(f"unknown channel kind {settings.kind!r}")  # pragma: no cover
 
 

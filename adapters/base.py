@@ -221,6 +221,10 @@ class StaffAdapter(Adapter, Protocol):
 
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None: ...
 
+    async def typing(self, chat_id: ChatId, topic: TopicId) -> None:
+        """Show "typing…" in a topic for a few seconds (a website visitor types)."""
+        ...
+
     async def answer_callback(self, callback_id: str, text: str, *, alert: bool = False) -> None:
         """Answer a button press (a toast, or an alert the user must dismiss)."""
         ...

@@ -19,6 +19,7 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, StaffAdapter
+from adapters.webchat import WebchatAdapter
 from gateway.admin.stats import StatsConsumer
 from gateway.bus import Bus, consumer_name
 from gateway.config import STAFF_ACCOUNT, Settings
@@ -36,6 +37,7 @@ from gateway.store import keys
 from gateway.store.lines import Lines
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
+from gateway.webchat.log import VisitorLog
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +115,9 @@ class App:
         # Delivery sends through the configured accounts and those a reload removed
         # that still drain (:meth:`_retire` takes them out of this very dict).
         self._senders: dict[str, Adapter] = {**self._retiring, **self.customers}
+        for adapter in self._senders.values():
+            if isinstance(adapter, WebchatAdapter):  # its platform is our Redis
+                adapter.attach(VisitorLog(self.redis, adapter.account))
         contacts = Contacts(self.redis, join_by_phone=settings.dedup.auto_merge == "exact")
         lines = Lines(self.redis, settings)
         self.processes = ProcessStore(

@@ -120,7 +120,7 @@ async def set_webhooks(settings: Settings) -> tuple[bool, list[str]]:
     for account, adapter in {STAFF_ACCOUNT: staff, **customers}.items():
         endpoint = settings.staff if account == STAFF_ACCOUNT else settings.channel(account)
         if endpoint is None or endpoint.mode != "webhook":
-            lines.append(f"{account}: polling, no webhook")
+            lines.append(f"{account}: {endpoint.mode if endpoint else 'polling'}, no webhook")
             continue
         url = f"{public}/webhook/{adapter.channel.value}/{account}"
         try:

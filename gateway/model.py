@@ -36,6 +36,8 @@ class Channel(StrEnum):
     VK = "vk"
     VIBER = "viber"
     WHATSAPP = "whatsapp"
+    WEBCHAT = "webchat"
+    """The chat widget on the company's website (:mod:`adapters.webchat`)."""
     API = "api"
     """Other systems through ``POST /api/v1/events``: a telephony line, a website form,
     a mailbox. Nothing can be sent back through it."""
@@ -210,6 +212,8 @@ class Sender(_Frozen):
     username: str | None = None
     language: str | None = None
     phone: str | None = None
+    email: str | None = None
+    """The sender's own e-mail, where the platform knows it (the website chat's form)."""
     is_bot: bool = False
 
 

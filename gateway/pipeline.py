@@ -271,6 +271,9 @@ class Pipeline(Worker):
                     log.warning("contact.dedup_merge_refused", reason=str(exc))
                 else:
                     continue  # resolve again: the identity now belongs to the survivor
+            email = message.sender.email
+            if email and await self.contacts.add_email(contact.id, email):
+                log.info("contact.email_of_another", contact_id=contact.id)  # /merge: staff
             if await self.guard.screen(message, contact.id, bool(resolved.banned_at), entry):
                 return  # banned, spam or flood: kept, not posted
             suggestions: list[StaffNotice] = []

@@ -177,6 +177,14 @@ class Limiter:
             await asyncio.sleep(float(wait_ms) / 1000)
             waited += float(wait_ms) / 1000
 
+    async def try_take(self, buckets: Sequence[Bucket]) -> float:
+        """Take a token of every bucket if all have one (``0``); else take nothing and
+        return the seconds until they would (refuse the request, do not wait)."""
+        if not self.enabled or not buckets:
+            return 0.0
+        wait_ms = await self._take(keys=_names(buckets), args=["take", "", 0, *_args(buckets)])
+        return float(wait_ms) / 1000 if wait_ms else 0.0
+
     async def acquire_any(
         self, options: Sequence[Sequence[Bucket]], turn: Turn | None = None
     ) -> tuple[int, float]:

@@ -22,6 +22,7 @@ from gateway.app import App
 from gateway.errors import BadPayload, Unauthorized
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE
+from gateway.webchat.server import install as install_webchat
 
 log = structlog.get_logger(__name__)
 APP_KEY: web.AppKey[App] = web.AppKey("gateway", App)
@@ -160,6 +161,7 @@ def install(app: web.Application, gateway: App, *, manage_lifecycle: bool = True
     app.router.add_get("/metrics", metrics)
     install_admin(app, gateway)
     install_api(app, gateway)
+    install_webchat(app, gateway)
     if manage_lifecycle:
 
         async def start(_: web.Application) -> None:

@@ -364,6 +364,14 @@ class TelegramAdapter:
                     return  # closed already
                 raise
 
+    async def typing(self, chat_id: ChatId, topic: TopicId) -> None:
+        # https://core.telegram.org/bots/api#sendchataction: shown for 5 s or until the
+        # bot's next message; message_thread_id puts it in the topic.
+        async with converted():
+            await self.bot.send_chat_action(
+                chat_id=int(chat_id), action="typing", message_thread_id=topic
+            )
+
     async def pin(self, chat_id: ChatId, message_id: MessageId) -> None:
         async with converted():
             await self.bot.pin_chat_message(

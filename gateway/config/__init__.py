@@ -29,6 +29,7 @@ from gateway.config.accounts import (
     TemplateSettings,
     ViberChannel,
     VkChannel,
+    WebchatChannel,
     WhatsAppChannel,
 )
 from gateway.config.integrations import (
@@ -116,6 +117,7 @@ __all__ = [
     "TemplateSettings",
     "ViberChannel",
     "VkChannel",
+    "WebchatChannel",
     "WebhookTarget",
     "WhatsAppChannel",
     "WorkingHours",
@@ -217,7 +219,7 @@ class Settings(_Section):
         return found
 
 
-_CHANNEL_KINDS = ("telegram", "vk", "viber", "whatsapp")
+_CHANNEL_KINDS = ("telegram", "vk", "viber", "whatsapp", "webchat")
 
 
 def yaml_path(loc: tuple[int | str, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -159,5 +160,71 @@ class WhatsAppChannel(_Account):
     templates: tuple[TemplateSettings, ...] = ()
 
 
-AnyChannel = TelegramChannel | VkChannel | ViberChannel | WhatsAppChannel
+class WebchatForm(_Section):
+    """What the chat asks a visitor before (or, outside working hours, instead of)
+    chatting; a phone or e-mail joins them to the contact that has it."""
+
+    fields: tuple[Literal["name", "phone", "email"], ...] = ("name",)
+    required: tuple[Literal["name", "phone", "email"], ...] = ()
+
+    @model_validator(mode="after")
+    def _asked(self) -> WebchatForm:
+        missing = set(self.required) - set(self.fields)
+        if missing:
+            raise ValueError(f"required fields must be asked for too: {sorted(missing)}")
+        return self
+
+
+class WebchatChannel(_Account):
+    """The chat widget on the company's website: one ``<script>`` tag on any page
+    (``/webchat/widget.js``, ``data-account`` = this id)."""
+
+    kind: Literal["webchat"]
+    mode: Literal["widget"] = "widget"
+    """Visitors come to the gateway's ``/webchat`` endpoints: no webhook, no polling."""
+    origins: tuple[str, ...] = ()
+    """Sites whose pages may use the chat (``https://shop.example``); the gateway's own
+    pages always may."""
+    secret: SecretStr | None = None
+    """Signs visitor tokens; unset: derived from the staff token (rotating it makes
+    every visitor a new one)."""
+    identity_secret: SecretStr | None = None
+    """Shared with the site: a logged-in user's id signed with it (HMAC-SHA256, hex)
+    makes them the same visitor on any device."""
+    intro: str = Field("Hello! How can we help?", max_length=500)
+    color: str = Field("#2563eb", pattern=r"^#[0-9a-fA-F]{6}$")
+    offline_text: str = Field(
+        "We are offline now. Leave a message and how to reach you: we answer as soon as "
+        "we are back.",
+        max_length=500,
+    )
+    form: WebchatForm = WebchatForm()
+    operator_names: bool = True
+    """Show the answering operator's name on replies."""
+    avatar: AnyHttpUrl | None = None
+    """A picture shown next to the operators' replies (the company's logo, say)."""
+    max_file_mb: float = Field(10, gt=0, le=20)
+    file_types: tuple[str, ...] = (
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+    )
+    messages_per_minute: int = Field(20, ge=1)
+    """Per visitor (messages, files and receipts together)."""
+    ip_per_minute: int = Field(60, ge=1)
+    """Per IP address, whichever visitors (a NAT shares one)."""
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return value
+
+
+AnyChannel = TelegramChannel | VkChannel | ViberChannel | WhatsAppChannel | WebchatChannel
 ChannelSettings = Annotated[AnyChannel, Field(discriminator="kind")]

@@ -69,7 +69,8 @@ _PAGE_HEADERS: Final[dict[str, str]] = {
     "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "media-src 'self' blob:; connect-src 'self'; frame-src 'self'; base-uri 'none'; "
+        "form-action 'none'; "
         "frame-ancestors 'none'"
     ),
     "Cache-Control": "no-cache",
@@ -149,6 +150,9 @@ class ConsoleSettings:
     viber_bots: tuple[ConsoleViberBot, ...] = ()
     whatsapp_path: str = "/sandbox/whatsapp"
     whatsapp_numbers: tuple[ConsoleWhatsAppNumber, ...] = ()
+    websites: tuple[str, ...] = ()
+    """Website chat accounts: the "Website" tab shows the gateway's demo page with the
+    widget (``/webchat/demo/<account>``, the same origin)."""
 
 
 def _normalized_path(path: str) -> str:
@@ -236,6 +240,7 @@ def _public_config(settings: ConsoleSettings) -> dict[str, Any]:
                 for b in settings.viber_bots
             ],
         },
+        "websites": list(settings.websites),
         "whatsapp": {
             "path": _normalized_path(settings.whatsapp_path),
             "numbers": [

@@ -216,6 +216,7 @@ def prepare_emulator(settings: Settings, *, listen: str) -> Emulators:
         viber_bots=tuple(viber_bots),
         whatsapp_path=WHATSAPP_PATH,
         whatsapp_numbers=tuple(numbers),
+        websites=tuple(c.id for c in settings.channels if c.kind == "webchat"),
     )
     return Emulators(emulator, vk, viber, whatsapp, console)
 

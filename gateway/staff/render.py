@@ -11,6 +11,7 @@ CHANNEL_TITLES = {
     Channel.VK: "VK",
     Channel.VIBER: "Viber",
     Channel.WHATSAPP: "WhatsApp",
+    Channel.WEBCHAT: "Website",
     Channel.API: "API",
 }
 CHANNEL_ICONS = {
@@ -18,6 +19,7 @@ CHANNEL_ICONS = {
     Channel.VK: "🔵",
     Channel.VIBER: "🟣",
     Channel.WHATSAPP: "🟢",
+    Channel.WEBCHAT: "🌐",
     Channel.API: "🔗",
 }
 TOPIC_NAME_LIMIT = 128  # Bot API createForumTopic: "Topic name, 1-128 characters"

@@ -168,6 +168,35 @@ def reminder(staff_chat: int, contact_id: str) -> str:
     return f"{PREFIX}:reminder:{staff_chat}:{contact_id}"
 
 
+def webchat_log(account: str, visitor: str) -> str:
+    """A website visitor's conversation (a stream: :mod:`gateway.webchat.log`)."""
+    return f"{PREFIX}:webchat:log:{account}:{visitor}"
+
+
+def webchat_cids(account: str, visitor: str) -> str:
+    """The visitor's client message ids → their log entries (a resend is not stored twice)."""
+    return f"{PREFIX}:webchat:cids:{account}:{visitor}"
+
+
+def webchat_live(account: str, visitor: str) -> str:
+    """The pub/sub channel announcing the visitor's log grew."""
+    return f"{PREFIX}:webchat:live:{account}:{visitor}"
+
+
+def webchat_file(account: str, file_id: str) -> str:
+    return f"{PREFIX}:webchat:file:{account}:{file_id}"
+
+
+def webchat_typing(account: str, visitor: str) -> str:
+    """Set for a few seconds after "typing…" was shown for the visitor (throttle)."""
+    return f"{PREFIX}:webchat:typing:{account}:{visitor}"
+
+
+def webchat_profile(account: str, visitor: str) -> str:
+    """What the visitor told in the chat's form (name, phone, e-mail)."""
+    return f"{PREFIX}:webchat:profile:{account}:{visitor}"
+
+
 def contact_line(contact_id: str) -> str:
     """The line (its name) the contact's conversation is in: its current task's, or the
     one an operator moved it to or started it in. Absent: the default line. Written

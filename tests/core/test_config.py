@@ -116,6 +116,7 @@ def test_shipped_example_config_is_valid() -> None:
         ("vk_shop", "vk"),
         ("viber_shop", "viber"),
         ("wa_shop", "whatsapp"),
+        ("site", "webchat"),
     ]
     [whatsapp] = [c for c in settings.channels if isinstance(c, WhatsAppChannel)]
     assert whatsapp.phone_number_id == "106540352242922"

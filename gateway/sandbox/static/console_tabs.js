@@ -103,3 +103,16 @@ function wireTabs() {
     document.getElementById(`tab-${next}`).focus();
   });
 }
+
+// ---------------------------------------------------------------- the website tab
+
+/** The "Website" tab: the gateway's demo page with the chat widget, for the first website
+ *  chat account of the config (the widget talks to the gateway itself: no emulator). */
+loadConfig().then((cfg) => {
+  const account = (cfg.websites || [])[0];
+  if (!account) return;
+  const page = `/webchat/demo/${encodeURIComponent(account)}`;
+  $("website-frame").src = page;
+  $("website-open").href = page;
+  addTab("website");
+});

@@ -1,0 +1,1 @@
+"""The website chat: the widget's endpoints, visitors, and their conversations."""
