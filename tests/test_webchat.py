@@ -266,6 +266,18 @@ async def test_files_both_ways(
         assert await response.read() == b"%PDF-1.4 invoice"
         assert response.headers["Content-Disposition"].startswith("attachment")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # A name in another alphabet survives the download header (RFC 6266).
+    form = aiohttp.FormData()
+    form.add_field("file", b"%PDF-1.4 x", filename="счёт.pdf", content_type="application/pdf")
+    status, pdf = await widget.call("POST", "/files", data=form)
+    assert status == 200 and pdf["name"] == "счёт.pdf"
+    async with http.get(f"{widget.root}/files/{pdf['id']}") as response:
+        assert (
+            "filename*=UTF-8''%D1%81%D1%87%D1%91%D1%82.pdf"
+            in response.headers["Content-Disposition"]
+        )
+    status, answer = await widget.call("POST", "/files", json={"file": "not multipart"})
+    assert status == 400 and "multipart" in answer["error"]
     # Someone else's file cannot be sent as one's own.
     other = Widget(http, running.url)
     await other.session(form={"name": "Чужой"})

@@ -29,6 +29,7 @@ import contextlib
 import json
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -255,7 +256,10 @@ class Routes:
                 except RETRYABLE:
                     found = []  # Redis is back soon: look again later
                 if found:
-                    await ws.send_json({"type": "events", "events": found})
+                    try:
+                        await ws.send_json({"type": "events", "events": found})
+                    except (ConnectionResetError, RuntimeError):
+                        return  # the visitor left meanwhile: they resume from ``since``
                     since = found[-1]["id"]
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -268,8 +272,11 @@ class Routes:
         limit = int(channel.max_file_mb * 1024 * 1024)
         if request.content_length is not None and request.content_length > limit + 4096:
             raise Refused(f"files up to {channel.max_file_mb:g} MB", 413)
-        reader = await request.multipart()
-        part = await reader.next()
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+        except (AssertionError, ValueError, KeyError) as exc:  # not a multipart body
+            raise Refused("send the file as multipart/form-data, field 'file'") from exc
         if part is None or getattr(part, "name", None) != "file":
             raise Refused("send the file as the multipart field 'file'")
         data = bytearray()
@@ -295,7 +302,7 @@ class Routes:
             body=stored.data,
             content_type=stored.mime if inline else "application/octet-stream",
             headers={
-                "Content-Disposition": f'{disposition}; filename="{stored.name}"',
+                "Content-Disposition": _disposition(disposition, stored.name),
                 "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "default-src 'none'; sandbox",
                 "Cache-Control": "private, max-age=86400",
@@ -360,3 +367,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 def _since(value: Any) -> str | None:
     return str(value) if isinstance(value, str) and ENTRY.match(value) else None
+
+
+def _disposition(kind: str, name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients and the real one in UTF-8."""
+    fallback = name.encode("ascii", "ignore").decode() or "file"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"

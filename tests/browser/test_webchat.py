@@ -64,6 +64,14 @@ async def test_a_visitor_chats_through_the_widget_and_keeps_the_history(
         ["Do you deliver on Sundays?", XSS_IN]
     )
     await expect(theirs).to_have_text(["Yes, from 10 to 18.", XSS_OUT])
+    # Closed, the chat counts new replies on its button.
+    await site.click(".gw-close")
+    await console.fill("#staff-text", "Anything else?")
+    await console.press("#staff-text", "Enter")
+    await expect(site.locator(".gw-badge")).to_have_text("1")
+    await site.click(".gw-button")
+    await expect(site.locator(".gw-badge")).to_be_hidden()
+    await expect(theirs.last).to_have_text("Anything else?")
     assert await site.evaluate("window.__xss") is None  # nothing ran, either way
     assert await console.evaluate("window.__xss") is None
     assert not errors, errors

@@ -35,6 +35,8 @@
     polling: false,
     open: false,
     lastSeen: null,
+    loaded: false, // the history has been shown: what comes now is new
+    unread: 0,
   };
 
   function load() {
@@ -86,6 +88,8 @@
   style.href = base.origin + "/webchat/widget.css";
   shadow.appendChild(style);
   var button = el("button", "gw-button", "💬");
+  var badge = el("span", "gw-badge gw-hidden");
+  button.appendChild(badge);
   button.setAttribute("aria-label", "Chat");
   var panel = el("section", "gw-panel gw-hidden");
   panel.setAttribute("role", "dialog");
@@ -130,6 +134,8 @@
     button.classList.toggle("gw-hidden", open);
     save({ open: open });
     if (open) {
+      state.unread = 0;
+      badge.classList.add("gw-hidden");
       input.focus();
       markSeen();
     }
@@ -204,6 +210,11 @@
           var node = bubble(event);
           state.nodes[event.id] = node;
           list.appendChild(node);
+          if (event.dir === "out" && state.loaded && !state.open) {
+            state.unread += 1; // a reply while the chat is closed: a badge on the button
+            badge.textContent = String(state.unread);
+            badge.classList.remove("gw-hidden");
+          }
         }
       } else if (event.kind === "edit" && state.nodes[event.ref]) {
         state.nodes[event.ref].querySelector(".gw-text").textContent = event.text || "";
@@ -220,6 +231,7 @@
         });
       }
     });
+    state.loaded = true;
     if (events.length) {
       scrollDown();
       markSeen();
