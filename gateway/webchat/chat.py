@@ -59,9 +59,7 @@ class Webchat:
         if wait:
             raise Refused(f"too many messages: wait {max(1, round(wait))} s", 429)
 
-    async def said(
-        self, adapter: WebchatAdapter, visitors: Visitors, visitor: Visitor, frame: Any
-    ) -> dict[str, Any]:
+    async def said(self, adapter: WebchatAdapter, visitor: Visitor, frame: Any) -> dict[str, Any]:
         """Store a ``message`` or ``seen`` frame; the answer for the widget."""
         if not isinstance(frame, dict):
             raise Refused("a frame is a JSON object")
@@ -91,8 +89,7 @@ class Webchat:
             fields["f"] = json.dumps(file_meta)
         if not fields:
             raise Refused("a message needs text or a file")
-        entry_id, _ = await adapter.log.visitor_said(visitor.id, cid, fields)
-        profile = await visitors.profile(visitor.id)
+        entry_id, profile = await adapter.log.visitor_said(visitor.id, cid, fields)
         payload = {
             "type": "message",
             "visitor": visitor.id,

@@ -34,12 +34,14 @@ MAX_ENTRIES = 2000
 """Older entries are trimmed: the widget shows at most this much history."""
 FILE_SECONDS = 30 * 86400
 
-# KEYS: the log, the client-id map. ARGV: cid, fields (JSON), maxlen, keep seconds.
-# The visitor's message is appended once per client id: a resend after a lost ack
-# returns the first append's id.
+# KEYS: the log, the client-id map, the visitor's profile. ARGV: cid, fields (JSON),
+# maxlen, keep seconds. The visitor's message is appended once per client id: a resend
+# after a lost ack returns the first append's id. The profile comes along (what the
+# message carries to the contact), saving a round trip.
 _APPEND_ONCE = """
+local profile = redis.call('HGETALL', KEYS[3])
 local known = redis.call('HGET', KEYS[2], ARGV[1])
-if known then return {known, 0} end
+if known then return {known, 0, profile} end
 local fields = cjson.decode(ARGV[2])
 local flat = {}
 for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
@@ -47,7 +49,7 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(flat)
 redis.call('HSET', KEYS[2], ARGV[1], id)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return {id, 1}
+return {id, 1, profile}
 """
 
 
@@ -71,18 +73,23 @@ class VisitorLog:
 
     async def visitor_said(
         self, visitor: str, cid: str, fields: dict[str, str]
-    ) -> tuple[str, bool]:
-        """Append the visitor's message once per client id: its id, and whether it is
-        new (``False``: a resend of one already stored)."""
+    ) -> tuple[str, dict[str, str]]:
+        """Append the visitor's message once per client id: its id (a resend's is the
+        first one's), and the visitor's profile (:mod:`gateway.webchat.visitors`)."""
         entry = {**fields, "e": "msg", "d": "in", "c": cid, "at": str(_now_ms())}
         found = await self._once(
-            keys=[self._log(visitor), keys.webchat_cids(self.account, visitor)],
+            keys=[
+                self._log(visitor),
+                keys.webchat_cids(self.account, visitor),
+                keys.webchat_profile(self.account, visitor),
+            ],
             args=[cid, json.dumps(entry), MAX_ENTRIES, KEEP_SECONDS],
         )
-        entry_id, new = text(found[0]), bool(int(found[1]))
+        entry_id, new, flat = text(found[0]), bool(int(found[1])), found[2]
         if new:
             await self._announce(visitor)
-        return entry_id, new
+        profile = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return entry_id, profile
 
     async def append(self, visitor: str, fields: dict[str, str]) -> str:
         """Append what staff did (a reply, an edit, a deletion, a read mark)."""

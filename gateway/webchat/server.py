@@ -41,7 +41,7 @@ from gateway.store.redis import RETRYABLE
 from gateway.webchat.chat import ENTRY, Webchat
 from gateway.webchat.files import safe_name, sniffed
 from gateway.webchat.hub import LOOK_EVERY
-from gateway.webchat.visitors import Refused, Visitor, Visitors
+from gateway.webchat.visitors import Refused, Visitor
 
 log = structlog.get_logger(__name__)
 MAX_FRAME = 64 * 1024
@@ -156,14 +156,13 @@ class Routes:
         visitors = self.chat.visitors(channel)
         visitor = visitors.check(_token(request))
         frame = await _json(request)
-        answer = await self._said(request, (adapter, channel), visitors, visitor, frame)
+        answer = await self._said(request, (adapter, channel), visitor, frame)
         return web.json_response(answer)
 
     async def _said(
         self,
         request: web.Request,
         account: tuple[WebchatAdapter, WebchatChannel],
-        visitors: Visitors,
         visitor: Visitor,
         frame: Any,
     ) -> dict[str, Any]:
@@ -174,7 +173,7 @@ class Routes:
         if kind != "typing":  # typing is throttled by itself (Webchat.typing)
             await self.chat.limit(request, channel, None if kind == "seen" else visitor.id)
         try:
-            return await self.chat.said(adapter, visitors, visitor, frame)
+            return await self.chat.said(adapter, visitor, frame)
         except BadPayload as exc:
             raise Refused(str(exc)) from exc
 
@@ -230,8 +229,7 @@ class Routes:
         try:
             frame = json.loads(data)
             cid = frame.get("cid") if isinstance(frame, dict) else None
-            visitors = self.chat.visitors(channel)
-            return await self._said(request, (adapter, channel), visitors, visitor, frame)
+            return await self._said(request, (adapter, channel), visitor, frame)
         except ValueError:
             return {"type": "error", "error": "a frame is JSON"}
         except Refused as exc:
