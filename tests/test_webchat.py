@@ -324,6 +324,11 @@ async def test_a_signed_site_user_is_the_same_visitor_on_any_device(
     one = await laptop.session(user_id="user-42", user_hash=signed)
     two = await phone.session(user_id="user-42", user_hash=signed)
     assert one["visitor"] == two["visitor"] and one["visitor"].startswith("u")
+    # A token the chat no longer recognises (its secret rotated) starts a new visitor.
+    stale = Widget(http, running.url)
+    stale.token = "v0123456789.0000"
+    renewed = await stale.session()
+    assert renewed["visitor"] != "v0123456789" and renewed["token"] != "v0123456789.0000"
     stranger = Widget(http, running.url)
     status, answer = await stranger.call(
         "POST", "/session", json={"user_id": "user-42", "user_hash": "0" * 64}

@@ -101,6 +101,8 @@
   header.appendChild(close);
   var notice = el("div", "gw-notice gw-hidden");
   var list = el("ol", "gw-messages");
+  list.setAttribute("role", "log");
+  list.setAttribute("aria-live", "polite");
   var form = el("form", "gw-form gw-hidden");
   var composer = el("form", "gw-composer");
   var input = el("textarea", "gw-input");
@@ -404,8 +406,20 @@
       else if (data.type === "error") failed(data);
       // "typing" and "seen" answers need nothing
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       state.socket = null;
+      if (event.code === 4401) {
+        // The token is no longer valid (the chat's secret changed): a new session.
+        api("POST", "/session", { token: state.token }).then(function (session) {
+          state.token = session.token;
+          save({ token: session.token });
+          setTimeout(connect, 1000);
+        }, function (error) {
+          say(error.message);
+          setTimeout(connect, 15000);
+        });
+        return;
+      }
       if (!opened) state.socketFailures += 1;
       var delay = Math.min(15000, 500 * Math.pow(2, state.socketFailures));
       if (opened) say("Reconnecting…");
