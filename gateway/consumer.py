@@ -48,7 +48,9 @@ class Consumer:
     The handler must store its effects and :meth:`Bus.ack` the entry in one transaction.
     Raising :class:`TransientError` or a Redis connection error retries the same entry
     (order is kept); any other exception retries ``max_failures`` times, then the entry
-    goes to the family's dead-letter stream.
+    goes to the family's dead-letter stream. The count survives the partition changing
+    hands within this consumer (a lease that lapsed during a back-off and was taken
+    again): an entry is not tried afresh just because it was read again.
     """
 
     def __init__(
@@ -78,6 +80,8 @@ class Consumer:
         self._busy: set[str] = set()
         """Streams with an entry being handled (not backing off): see _handle_all."""
         self._valid_until: dict[int, float] = {}
+        self._failures: dict[str, int] = {}
+        """Failed attempts of entries not yet handled or dead-lettered, by entry id."""
         """Per partition, the monotonic time our lease surely still holds until (from
         before we last set it): past it, we stop reading — another may own it."""
         self.block_ms = max(50, min(1000, self.lease_ms // 4))
@@ -292,11 +296,11 @@ class Consumer:
             # Deleted while pending (can happen only after manual surgery): nothing to do.
             await self.bus.ack_now(entry)
             return
-        failures = 0
         backoff = 0.1
         while True:
             try:
                 await self.handler(entry)
+                self._failures.pop(entry.id, None)
                 return
             except TransientError as exc:
                 raise_if_cancelling()
@@ -310,10 +314,11 @@ class Consumer:
                 raise
             except Exception as exc:
                 raise_if_cancelling()
-                failures += 1
+                failures = self._failures[entry.id] = self._failures.get(entry.id, 0) + 1
                 log.exception("bus.handler_failed", stream=stream, entry=entry.id, attempt=failures)
                 if failures >= self.max_failures:
                     await self._dead_letter(entry, exc)
+                    self._failures.pop(entry.id, None)
                     return
                 await self._pause(stream, backoff)
                 backoff = min(backoff * 2, self.max_backoff)

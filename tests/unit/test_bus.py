@@ -373,6 +373,30 @@ async def test_poison_entry_is_dead_lettered_and_partition_continues(
     assert await bus.depth(FAMILY) == 0
 
 
+async def test_failures_count_across_a_reread_of_the_same_entry(bus: Bus, redis: Redis) -> None:
+    """A lease that lapses during a back-off gives the partition back; read again, the
+    entry is not tried afresh: ``max_failures`` attempts in all, then dead-lettered."""
+    attempts = 0
+
+    async def handle(entry: Entry) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("cannot parse this")
+
+    consumer = Consumer(bus, FAMILY, handle, name="c", lease_seconds=LEASE, max_failures=3)
+    await bus.publish_once(FAMILY, "contact:1", "poison", "poison")
+    stream = bus.stream(FAMILY, "contact:1")
+    [(entry_id, fields)] = await redis.xrange(stream)
+    first = asyncio.create_task(consumer._handle(stream, entry_id, fields))
+    await wait_until(lambda: attempts == 2)
+    first.cancel()  # the partition is lost while it backs off
+    await asyncio.gather(first, return_exceptions=True)
+    await consumer._handle(stream, entry_id, fields)  # taken again, read again
+    assert attempts == 3
+    assert len(await redis.xrange(keys.dead_letters(FAMILY))) == 1
+    assert consumer._failures == {}
+
+
 async def test_transient_errors_retry_the_same_entry_in_order(
     bus: Bus, redis: Redis, runner: Runner
 ) -> None:
