@@ -403,7 +403,7 @@ class Delivery(Corrections):
                 pipe.set(*self.redeliver.kept(job), ex=UNTIL_RECEIPT)
 
         await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None), also=also)
-        await self._parked_receipt(customer_ref, job)
+        await self._parked_receipt(customer_ref, staff_ref, job)
         self._count("customer", adapter.channel, dest.account, "sent")
         self.metrics.latency.labels("to_customer").observe(max(0.0, time.time() - job.created_at))
 
@@ -430,9 +430,12 @@ class Delivery(Corrections):
 
         await self._finish(entry, job.out_id, sent, also=also)
 
-    async def _parked_receipt(self, customer: MessageRef, job: CustomerSend) -> None:
+    async def _parked_receipt(
+        self, customer: MessageRef, staff: MessageRef, job: CustomerSend
+    ) -> None:
         """A receipt that overtook the send's answer: show it now (see gateway.receipts)."""
-        parked = await parked_job(self.redis, customer, job.staff_message, job.contact_id)
+        line = self.lines.name_at(job.staff_chat)
+        parked = await parked_job(self.redis, customer, staff, line, job.contact_id)
         if parked is None:
             return
         mark, rank, reason = parked

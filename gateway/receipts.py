@@ -24,7 +24,7 @@ from redis.commands.core import AsyncScript
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
 from gateway.jobs import CustomerReact, Job, StaffNotice, StaffReact
-from gateway.model import ContactId, InboundReaction, InboundReceipt, MessageId
+from gateway.model import ContactId, InboundReaction, InboundReceipt
 from gateway.reactions import for_telegram
 from gateway.staff import render
 from gateway.staff.redeliver import KEEP, Redeliver
@@ -53,18 +53,29 @@ return 0
 
 
 def mark_job(
-    out_id: str, contact_id: ContactId, staff_message: MessageId, status: str, reason: str | None
+    out_id: str,
+    contact_id: ContactId,
+    staff: MessageRef,
+    line: str | None,
+    status: str,
+    reason: str | None,
 ) -> StaffReact | StaffNotice:
-    """The staff-side job showing ``status`` of the message ``staff_message`` answered."""
+    """The staff-side job showing ``status`` on the operator's message ``staff`` — in
+    the group it is in (``line``'s), wherever the conversation is now."""
     if status == "failed":
         return StaffNotice(
             out_id=out_id,
             contact_id=contact_id,
             text=render.not_delivered(reason or FAILED),
-            reply_to=staff_message,
+            reply_to=staff.message_id,
+            line=line,
         )
     return StaffReact(
-        out_id=out_id, contact_id=contact_id, message_id=staff_message, emoji=MARKS[status]
+        out_id=out_id,
+        contact_id=contact_id,
+        message_id=staff.message_id,
+        emoji=MARKS[status],
+        chat=staff.chat_id,
     )
 
 
@@ -98,8 +109,9 @@ class Receipts(Worker):
             return
         staff = found.ref
         kept = keys.undelivered(staff.chat_id, staff.message_id)
+        line = self.lines.name_at(staff.chat_id)
         job = mark_job(
-            f"receipt:{receipt.key}", contact_id, staff.message_id, receipt.status, receipt.reason
+            f"receipt:{receipt.key}", contact_id, staff, line, receipt.status, receipt.reason
         )
         told: list[Job] = [job]
         record = None
@@ -187,7 +199,7 @@ class Receipts(Worker):
 
 
 async def parked_job(
-    redis: Redis, customer: MessageRef, staff_message: MessageId, contact_id: ContactId
+    redis: Redis, customer: MessageRef, staff: MessageRef, line: str | None, contact_id: ContactId
 ) -> tuple[StaffReact | StaffNotice, int, str] | None:
     """A receipt that arrived before ``customer`` was linked: the job to queue now, its
     rank (the caller stores it with :func:`mark_receipt` and the job) and the failure's
@@ -201,4 +213,4 @@ async def parked_job(
         return None
     out_id = f"receipt:parked:{customer.account}:{customer.message_id}"
     reason = text(stored or b"") or FAILED
-    return mark_job(out_id, contact_id, staff_message, status, reason), int(rank), reason
+    return mark_job(out_id, contact_id, staff, line, status, reason), int(rank), reason

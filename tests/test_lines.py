@@ -384,3 +384,33 @@ async def test_an_export_carries_lines_topics_and_watchers(
     done = _cli("import", str(exported), "-c", str(config(second_redis.url, "target")))
     assert done.returncode == 0, done.stderr
     assert _differences(await snapshot(redis_url), await snapshot(second_redis.url)) == []
+
+
+async def test_a_receipt_marks_the_reply_in_the_group_it_was_written_in(
+    world: World, start_gateway: StartGateway, wa: WhatsAppEmulator, boris: dict[str, Any]
+) -> None:
+    """The conversation moved on to another line before the receipt came: 👌 still goes
+    on the operator's message, in the group it is in."""
+    await start_gateway(tweak=two_lines(wa))
+    wa.auto_deliver = False
+    olga = wa.create_user("Olga", "79160000002")
+    wa.user_send(NUMBER, olga, "Сломался чайник")
+    await in_chat(world, SERVICE_CHAT, lambda m: text_of(m) == "Сломался чайник")
+    topic = topic_in(world, SERVICE_CHAT, "Olga")
+    reply = await says(world, BORIS, SERVICE_CHAT, "Пришлём мастера", topic)
+    await eventually(
+        lambda: any(m.get("body") == "Пришлём мастера" for m in wa.conversation(NUMBER, olga))
+    )
+    sent = next(m for m in wa.conversation(NUMBER, olga) if m.get("body") == "Пришлём мастера")
+    await says(world, BORIS, SERVICE_CHAT, "/line sales", topic)
+    await in_chat(world, STAFF_CHAT, lambda m: "Moved here from line Service" in text_of(m))
+    wa.user_receives(NUMBER, olga, sent["id"])
+
+    def marks() -> list[tuple[int, str]]:
+        return [
+            (int(c.params["chat_id"]), str(c.params.get("reaction")))
+            for c in world.emulator.calls_of("setMessageReaction")
+            if int(c.params["message_id"]) == reply["message_id"] and c.status == 200
+        ]
+
+    await eventually(lambda: any(chat == SERVICE_CHAT and "👌" in r for chat, r in marks()))

@@ -239,6 +239,6 @@ async def test_a_status_that_overtakes_the_send_is_parked_then_shown(
         operator_id="1",
         created_at=0,
     )
-    await app.delivery._parked_receipt(customer, job)
+    await app.delivery._parked_receipt(customer, staff, job)
     await eventually(lambda: world.reactions(hello["message_id"]) == ["👌"])
     assert not await app.redis.hexists(key, "parked")
