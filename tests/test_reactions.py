@@ -15,7 +15,7 @@ from gateway.sandbox.whatsapp import WhatsAppEmulator
 from tests.conftest import CUSTOMER_TOKEN, STAFF_CHAT, StartGateway, World, eventually, text_of
 from tests.test_viber_flow import TOKEN as VIBER_TOKEN
 from tests.test_viber_flow import outgoing, viber, with_viber
-from tests.test_whatsapp_flow import NUMBER, wa, with_wa
+from tests.test_whatsapp_flow import NUMBER, wa, wa_says, with_wa
 
 __all__ = ["viber", "wa"]  # fixtures of the Viber and WhatsApp tests, used here too
 
@@ -36,9 +36,8 @@ async def test_whatsapp_reactions_land_on_the_reply_in_the_topic(
     world: World, start_gateway: StartGateway, wa: WhatsAppEmulator
 ) -> None:
     running = await start_gateway(tweak=with_wa(wa))
-    ivan = wa.create_user("Ivan", "79161234567")
-    wa.user_send(NUMBER, ivan, "Где заказ?")
-    topic = (await world.in_staff(lambda m: text_of(m) == "Где заказ?"))["message_thread_id"]
+    ivan, asked = await wa_says(world, wa, "Где заказ?")
+    topic = asked["message_thread_id"]
     reply = await world.operator_says(topic, text="Заказ в пути")
     await eventually(
         lambda: any(m.get("body") == "Заказ в пути" for m in wa.conversation(NUMBER, ivan))
@@ -146,9 +145,7 @@ async def test_an_operators_reaction_on_whatsapp_and_its_text_fallback_on_viber(
     world: World, start_gateway: StartGateway, wa: WhatsAppEmulator, viber: ViberEmulator
 ) -> None:
     await start_gateway(tweak=wa_and_viber(wa, viber))
-    ivan = wa.create_user("Ivan", "79161234567")
-    wa.user_send(NUMBER, ivan, "Привезёте завтра?")
-    copy = await world.in_staff(lambda m: text_of(m) == "Привезёте завтра?")
+    ivan, copy = await wa_says(world, wa, "Привезёте завтра?")
     asked = next(m for m in wa.conversation(NUMBER, ivan) if m.get("body") == "Привезёте завтра?")
     await world.emulator.user_reacts(world.operator["id"], STAFF_CHAT, copy["message_id"], "❤")
 

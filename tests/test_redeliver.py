@@ -19,7 +19,7 @@ from tests.conftest import (
     text_of,
 )
 from tests.test_reactions import bot_reactions
-from tests.test_whatsapp_flow import NUMBER, wa, with_wa
+from tests.test_whatsapp_flow import NUMBER, wa, wa_says, with_wa
 
 __all__ = ["wa"]  # a fixture of the WhatsApp tests, used here too
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -150,9 +150,8 @@ async def test_a_failure_reported_later_by_receipt_gets_the_same_buttons(
     world: World, start_gateway: StartGateway, wa: WhatsAppEmulator
 ) -> None:
     running = await start_gateway(tweak=with_wa(wa))
-    ivan = wa.create_user("Ivan", "79160000001")
-    wa.user_send(NUMBER, ivan, "Где заказ?")
-    topic = (await world.in_staff(lambda m: text_of(m) == "Где заказ?"))["message_thread_id"]
+    ivan, asked = await wa_says(world, wa, "Где заказ?", number="79160000001")
+    topic = asked["message_thread_id"]
     # Meta accepts a message past the 24-hour window and fails it afterwards (131047).
     wa.window_errors = "async"
     wa.advance(25 * 3600)

@@ -65,6 +65,15 @@ def with_wa(wa: WhatsAppEmulator) -> Callable[[dict[str, Any]], None]:
     return tweak
 
 
+async def wa_says(
+    world: World, wa: WhatsAppEmulator, text: str, name: str = "Ivan", number: str = "79161234567"
+) -> tuple[str, dict[str, Any]]:
+    """A new WhatsApp customer writes ``text``: their id, and its copy in the staff topic."""
+    user = wa.create_user(name, number)
+    wa.user_send(NUMBER, user, text)
+    return user, await world.in_staff(lambda m: text_of(m) == text)
+
+
 def subscribed(wa: WhatsAppEmulator) -> None:
     """go_live pointed the number's webhooks at the gateway (after Meta's GET check)."""
     [override] = wa.calls_of("number_update")
