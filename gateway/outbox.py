@@ -16,6 +16,7 @@ topics (created and healed on demand), and the exactly-once bookkeeping.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from gateway.bus import Bus, Entry
 from gateway.config import Settings
 from gateway.contacts import Contacts
 from gateway.errors import PermanentError, TopicClosed, TopicLost, TransientError
+from gateway.jobs import StaffCard
 from gateway.lifecycle import raise_if_cancelling
 from gateway.media import MediaStore
 from gateway.metrics import Metrics
@@ -200,6 +202,7 @@ class Outbox:
                 self.metrics.topics_recreated.inc()
                 await self.topics.forget(contact_id, topic)
                 topic, reply_to = None, None  # the quoted message went away with the topic
+                await self._redraw_card(contact_id)
             except TopicClosed:
                 survivor = await self.contacts.survivor(contact_id)
                 if survivor != contact_id:
@@ -211,6 +214,16 @@ class Outbox:
                 log.info("staff.topic_reopened", topic=topic)
                 await self._call(self.staff, dest, self.staff.reopen_topic, self.staff_chat, topic)
         raise TransientError(Channel.TELEGRAM.value, "the staff topic keeps disappearing")
+
+    async def _redraw_card(self, contact_id: ContactId) -> None:
+        """The task card went with a lost topic: queue drawing it again, in the new
+        topic, after the message on its way there (state changes redraw it otherwise)."""
+        card = StaffCard(out_id=f"card:lost:{uuid.uuid4().hex}", contact_id=contact_id)
+
+        def build(pipe: Pipeline) -> None:
+            self.bus.add(pipe, keys.STAFF_OUT, contact_id, card.model_dump_json())
+
+        await self.bus.commit(build)
 
     async def _ensure_topic(self, contact_id: ContactId, first: InboundMessage | None) -> TopicId:
         known = await self.topics.get(contact_id)

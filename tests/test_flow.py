@@ -192,11 +192,27 @@ async def test_deleted_topic_is_recreated(world: World, start_gateway: StartGate
     ivan = world.customer()
     await world.say(ivan, text="one")
     first = await world.in_staff(lambda m: text_of(m) == "one")
+    await world.in_staff(  # its task card is there before the topic goes
+        lambda m: (
+            text_of(m).startswith("📋") and m.get("message_thread_id") == first["message_thread_id"]
+        )
+    )
     world.emulator.delete_topic(STAFF_CHAT, first["message_thread_id"])
     await world.say(ivan, text="two")
     second = await world.in_staff(lambda m: text_of(m) == "two")
     assert second["message_thread_id"] != first["message_thread_id"]
     assert world.topic_of("Ivan") == second["message_thread_id"]
+    # The task card went with the old topic: it is drawn again (pinned) in the new one,
+    # although the second message changed nothing on it.
+    card = await world.in_staff(
+        lambda m: (
+            text_of(m).startswith("📋")
+            and m.get("message_thread_id") == second["message_thread_id"]
+        )
+    )
+    await world.in_staff(
+        lambda m: (m.get("pinned_message") or {}).get("message_id") == card["message_id"]
+    )
     # Operators reply in the new topic and it reaches the customer.
     await world.operator_says(second["message_thread_id"], text="we are here")
     await world.in_private(ivan, lambda m: text_of(m) == "we are here")

@@ -230,7 +230,7 @@ class ProcessStore:
             if merged:
                 raise ContactMerged(_text(merged))
             writes = Writes()
-            transition = None
+            transition = current = None
             if not applied:
                 current = PROCESS.validate_json(raw) if raw is not None else None
                 transition = step(current, self._number_for(day, n))
@@ -240,7 +240,11 @@ class ProcessStore:
                     writes.set(marker, 1, ex=self.once_ttl)
             if effects is not None:
                 effects(writes, transition)
-            if transition is not None and self.card_stream is not None:
+            if (
+                transition is not None
+                and self.card_stream is not None
+                and _face(current) != _face(transition.process)
+            ):
                 # After the effects: the customer's message opens the topic (with its
                 # header) before the card appears under it.
                 card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
@@ -340,3 +344,20 @@ def _no_new_number(day: date) -> str:
 
 def _minutes(value: float) -> timedelta:
     return timedelta(minutes=value)
+
+
+def _face(process: Process | None) -> tuple[object, ...] | None:
+    """What the task card and the topic's title show of a process (everything but the
+    time of the customer's latest message, which only feeds ``unread``): a step that
+    changes none of it — a customer writing again while awaiting an answer — queues no
+    card refresh. Time alone (overdue) refreshes cards through the reminders' timers."""
+    if process is None:
+        return None
+    task = process.task
+    return (
+        process.number,
+        process.title,
+        len(process.tasks),
+        replace(task, last_inbound_at=None),
+        task.unread,
+    )
