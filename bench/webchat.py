@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bench._common import free_port
+from bench._common import free_port, percentile
 from bench._gateway import serve, stop_all
 from gateway.app import App
 from gateway.config import parse_config
@@ -63,11 +62,6 @@ def config(redis_url: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 # --- the bare server ----------------------------------------------------------------------
@@ -165,10 +159,10 @@ async def run(
         visitor.reader.cancel()
     return {
         "msg_per_s": len(acks) / elapsed,
-        "ack_p50_ms": percentile(acks, 0.5) * 1000,
-        "ack_p99_ms": percentile(acks, 0.99) * 1000,
-        "push_p50_ms": statistics.median(pushes) * 1000,
-        "push_p99_ms": percentile(pushes, 0.99) * 1000,
+        "ack_p50_ms": percentile(sorted(acks), 50) * 1000,
+        "ack_p99_ms": percentile(sorted(acks), 99) * 1000,
+        "push_p50_ms": percentile(sorted(pushes), 50) * 1000,
+        "push_p99_ms": percentile(sorted(pushes), 99) * 1000,
     }
 
 
