@@ -166,16 +166,11 @@ class Limiter:
 
     async def acquire(self, buckets: Sequence[Bucket]) -> float:
         """Wait until every bucket has a token, take them; returns seconds waited."""
-        if not self.enabled or not buckets:
-            return 0.0
         waited = 0.0
-        names, args = _names(buckets), ["take", "", 0, *_args(buckets)]
-        while True:
-            wait_ms = await self._take(keys=names, args=args)
-            if not wait_ms:
-                return waited
-            await asyncio.sleep(float(wait_ms) / 1000)
-            waited += float(wait_ms) / 1000
+        while wait := await self.try_take(buckets):
+            await asyncio.sleep(wait)
+            waited += wait
+        return waited
 
     async def try_take(self, buckets: Sequence[Bucket]) -> float:
         """Take a token of every bucket if all have one (``0``); else take nothing and
