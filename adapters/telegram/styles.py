@@ -80,11 +80,11 @@ def from_entities(text: str | None, entities: Iterable[Any] | None) -> tuple[Sty
     return tuple(styles)
 
 
-def to_entities(content: Content, text: str | None = None) -> list[MessageEntity] | None:
-    """Entities for ``text`` (the content's own by default): its styles and its
-    mentions — ``text_mention`` entities link the name to the user, who is notified,
-    even without a @username (https://core.telegram.org/bots/api#messageentity)."""
-    text = (content.text or "") if text is None else text
+def to_entities(content: Content) -> list[MessageEntity] | None:
+    """Entities for the content's text: its styles and its mentions — ``text_mention``
+    entities link the name to the user, who is notified, even without a @username
+    (https://core.telegram.org/bots/api#messageentity)."""
+    text = content.text or ""
     found = [
         _entity(text, s.offset, s.length, ENTITY[s.kind], url=s.url, language=s.language)
         for s in content.styles
