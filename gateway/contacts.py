@@ -101,6 +101,12 @@ class Resolved:
     """The person is banned (``/ban``) since then (ISO time)."""
 
 
+def chats_of(data: dict[str, str]) -> dict[str, str]:
+    """The chats to write to the person in, from their contact hash (:meth:`Contacts.get`):
+    ``"account:user" → chat``, one per identity."""
+    return {k.removeprefix("chat@"): v for k, v in data.items() if k.startswith("chat@")}
+
+
 class Contacts:
     def __init__(self, redis: Redis, *, join_by_phone: bool = True) -> None:
         """``join_by_phone``: a new identity with a known phone joins its contact

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.config import AnyChannel, Line, Settings, WhatsAppChannel
-from gateway.contacts import Contacts
+from gateway.contacts import Contacts, chats_of
 from gateway.errors import GatewayError
 from gateway.model import AccountId, Channel, ChatId, ContactId, PlatformUserId, Sender
 from gateway.store import keys
@@ -85,9 +85,7 @@ class Reacher:
         wrote from last — preferring ``line``'s accounts — or WhatsApp by their phone.
         Raises :class:`Unreachable` with the messenger's rule."""
         data = await self.contacts.get(contact_id)
-        chats = {
-            k.removeprefix("chat@"): v for k, v in data.items() if k.startswith("chat@")
-        }  # "account:user" → chat
+        chats = chats_of(data)
         phones = await self.redis.smembers(keys.contact_phones(contact_id))
         chosen = account or self._choose(data, chats, bool(phones), line)
         channel = self.settings.channel(chosen)

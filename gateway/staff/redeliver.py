@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.config import Settings, WhatsAppChannel
-from gateway.contacts import Contacts
+from gateway.contacts import Contacts, chats_of
 from gateway.jobs import CustomerSend, Job, StaffDelete, StaffNotice, StaffReact, _Job
 from gateway.model import AccountId, Button, ContactId, Destination, InboundCallback, Kind
 from gateway.staff import render
@@ -109,7 +109,7 @@ class Redeliver:
         wrote to, and WhatsApp when their phone is known (whether each may write now is
         checked when pressed, by :class:`Reacher`)."""
         data = await self.contacts.get(contact_id)
-        wrote = {k.removeprefix("chat@").partition(":")[0] for k in data if k.startswith("chat@")}
+        wrote = {identity.partition(":")[0] for identity in chats_of(data)}
         if await self.redis.scard(keys.contact_phones(contact_id)):
             wrote |= {c.id for c in self.settings.channels if isinstance(c, WhatsAppChannel)}
         return sorted(a for a in wrote if a != refused and self.settings.channel(a) is not None)
