@@ -63,7 +63,7 @@ from gateway.model import (
 from gateway.receipts import parked_job
 from gateway.staff import render
 from gateway.staff.commands import topic_link
-from gateway.staff.redeliver import KEEP, UNTIL_RECEIPT, Redeliver
+from gateway.staff.redeliver import Redeliver
 from gateway.staff.tasks import NEW_ICON, card_buttons, render_card, status_icon
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt
@@ -381,13 +381,13 @@ class Delivery(Corrections):
         except PermanentError as exc:
             log.warning("customer.not_delivered", reason=exc.reason)
             self._count("customer", adapter.channel if adapter else None, dest.account, "failed")
-            shown, kept, record = await self.redeliver.failed(job, exc.reason)
+            failure = await self.redeliver.failed(job, exc.reason)
             failed = json.dumps({"failed": exc.reason})
 
             def build(pipe: Pipeline) -> None:
                 pipe.set(keys.done(job.out_id), failed, ex=self.done_ttl)
-                pipe.set(kept, record, ex=KEEP)
-                for told in shown:
+                failure.keep(pipe)
+                for told in failure.jobs:
                     self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, told.model_dump_json())
                 self.bus.ack(pipe, entry)
 
@@ -400,7 +400,7 @@ class Delivery(Corrections):
         def also(pipe: Pipeline) -> None:
             pipe.hset(staff_key, "author", job.operator_id)  # for /delete
             if receipts:  # a failure receipt may come: its buttons need the send
-                pipe.set(*self.redeliver.kept(job), ex=UNTIL_RECEIPT)
+                self.redeliver.keep_until_receipt(pipe, job)
 
         await self._finish(entry, job.out_id, sent, (customer_ref, staff_ref, None), also=also)
         await self._parked_receipt(customer_ref, staff_ref, job)
@@ -440,17 +440,16 @@ class Delivery(Corrections):
             return
         mark, rank, reason = parked
         key = keys.message(customer.account, customer.chat_id, customer.message_id)
-        told: list[Job] = [mark]
-        kept, record = None, ""
+        failure = None
         if isinstance(mark, StaffNotice):  # a failure: with the buttons to get it through
-            told, kept, record = await self.redeliver.failed(job, reason)
+            failure = await self.redeliver.failed(job, reason)
 
         def build(pipe: Pipeline) -> None:
             mark_receipt(pipe, customer, rank)
             pipe.hdel(key, "parked", "parked_reason")
-            if kept is not None:
-                pipe.set(kept, record, ex=KEEP)
-            for shown in told:
+            if failure is not None:
+                failure.keep(pipe)
+            for shown in failure.jobs if failure is not None else [mark]:
                 self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, shown.model_dump_json())
 
         await self.bus.commit(build)

@@ -23,11 +23,11 @@ from redis.commands.core import AsyncScript
 
 from gateway.bus import Entry
 from gateway.config import STAFF_ACCOUNT
-from gateway.jobs import CustomerReact, Job, StaffNotice, StaffReact
+from gateway.jobs import CustomerReact, StaffNotice, StaffReact
 from gateway.model import ContactId, InboundReaction, InboundReceipt
 from gateway.reactions import for_telegram
 from gateway.staff import render
-from gateway.staff.redeliver import KEEP, Redeliver
+from gateway.staff.redeliver import Redeliver
 from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt, peer
 from gateway.store.redis import Redis, text
@@ -113,18 +113,15 @@ class Receipts(Worker):
         job = mark_job(
             f"receipt:{receipt.key}", contact_id, staff, line, receipt.status, receipt.reason
         )
-        told: list[Job] = [job]
-        record = None
+        failure = None
         if receipt.status == "failed":
-            reason = receipt.reason or FAILED
-            if reported := await self.redeliver.reported(kept, reason):
-                told, record = reported
-        effects = self.effects(entry, *told)
+            failure = await self.redeliver.reported(kept, receipt.reason or FAILED)
+        effects = self.effects(entry, *(failure.jobs if failure is not None else [job]))
 
         def build(pipe: Pipeline) -> None:
             mark_receipt(pipe, ref, rank)
-            if record is not None:  # the failure's buttons need the send a while longer
-                pipe.set(kept, record, ex=KEEP)
+            if failure is not None:  # the failure's buttons need the send a while longer
+                failure.keep(pipe)
             elif receipt.status != "failed":
                 pipe.delete(kept)  # delivered: it will not fail any more
             effects(pipe, None)

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from redis.asyncio.client import Pipeline
 
 from gateway.config import Settings, WhatsAppChannel
 from gateway.contacts import Contacts, chats_of
@@ -44,6 +47,20 @@ AS_FILE = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What staff see of a refused reply (the 💔 mark, the notice with its buttons) and
+    the record the buttons need."""
+
+    jobs: list[Job]
+    key: str
+    record: str
+
+    def keep(self, pipe: Pipeline) -> None:
+        """Keep the record for the buttons, in the caller's transaction."""
+        pipe.set(self.key, self.record, ex=KEEP)
+
+
 class Redeliver:
     """The failure notice's buttons (scope ``d``), for :class:`gateway.staff.buttons.Buttons`."""
 
@@ -54,15 +71,14 @@ class Redeliver:
         self.reacher = Reacher(redis, settings, contacts)
 
     @staticmethod
-    def kept(job: CustomerSend) -> tuple[str, str]:
-        """The key and record keeping a sent reply until its receipt (a failure's
-        buttons need it)."""
+    def keep_until_receipt(pipe: Pipeline, job: CustomerSend) -> None:
+        """Keep a sent reply until its receipt, in the caller's transaction: a failure
+        receipt's buttons need it."""
         record = json.dumps({"job": job.model_dump(mode="json"), "via": []})
-        return keys.undelivered(job.staff_chat, job.staff_message), record
+        pipe.set(keys.undelivered(job.staff_chat, job.staff_message), record, ex=UNTIL_RECEIPT)
 
-    async def failed(self, job: CustomerSend, reason: str) -> tuple[list[Job], str, str]:
-        """What staff see of a refused reply — the 💔 mark and the notice with its
-        buttons — and the key and record the buttons need."""
+    async def failed(self, job: CustomerSend, reason: str) -> Failure:
+        """What staff see of a refused reply, and what its buttons need."""
         refused = job.destination.account
         alternatives = await self._others(job.contact_id, refused)
         line = self.settings.line_at(job.staff_chat)
@@ -92,17 +108,16 @@ class Redeliver:
             line=line.name if line is not None else None,
         )
         record = json.dumps({"job": job.model_dump(mode="json"), "via": alternatives})
-        return [mark, notice], keys.undelivered(job.staff_chat, message), record
+        return Failure([mark, notice], keys.undelivered(job.staff_chat, message), record)
 
-    async def reported(self, key: str, reason: str) -> tuple[list[Job], str] | None:
-        """A failure receipt for a kept send (``key``): what staff see, and the record
-        to keep for the buttons (``None``: not kept, a plain notice will do)."""
+    async def reported(self, key: str, reason: str) -> Failure | None:
+        """A failure receipt for a kept send (``key``); ``None``: not kept, a plain
+        notice will do."""
         stored = await self.redis.get(key)
         if stored is None:
             return None
         job = CustomerSend.model_validate(json.loads(text(stored))["job"])
-        told, _, record = await self.failed(job, reason)
-        return told, record
+        return await self.failed(job, reason)
 
     async def _others(self, contact_id: ContactId, refused: str) -> list[str]:
         """The accounts besides ``refused`` that could reach the person: those they
