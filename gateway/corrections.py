@@ -86,16 +86,21 @@ class Corrections(Posting):
 
     async def _resend(self, job: CustomerEdit, adapter: Adapter, copy: Peer, reason: str) -> str:
         """The correction as a new message; what the topic is told."""
-        reply_to = copy.ref.message_id if adapter.capabilities.reply_to else None
-        dest = Destination(account=copy.ref.account, chat_id=copy.ref.chat_id, reply_to=reply_to)
-        content = Content(kind=Kind.TEXT, text=f"✏️ Correction: {job.content.text or ''}")
-        send = functools.partial(adapter.send, key=job.out_id)
+        said = f"✏️ Correction: {job.content.text or ''}"
         try:
-            await self._call(adapter, dest, send, dest, content)
+            await self._say_under(adapter, copy, said, job.out_id)
         except PermanentError as exc:
             return f"⚠️ The correction was not delivered: {exc.reason}."
-        log.info("customer.correction_sent", account=dest.account, reason=reason)
+        log.info("customer.correction_sent", account=copy.ref.account, reason=reason)
         return f"✏️ {reason}, so the customer got the correction as a new message."
+
+    async def _say_under(self, adapter: Adapter, copy: Peer, said: str, key: str) -> None:
+        """Send ``said`` to the customer as a new message, quoting their copy ``copy``
+        where the messenger quotes (the fallback of an edit or a reaction)."""
+        reply_to = copy.ref.message_id if adapter.capabilities.reply_to else None
+        dest = Destination(account=copy.ref.account, chat_id=copy.ref.chat_id, reply_to=reply_to)
+        send = functools.partial(adapter.send, key=key)
+        await self._call(adapter, dest, send, dest, Content(kind=Kind.TEXT, text=said))
 
     async def _unsend(self, job: CustomerDelete, entry: Entry) -> None:
         copy = await self._copy_of(job.staff_chat, job.staff_message)
@@ -125,12 +130,7 @@ class Corrections(Posting):
                 if adapter.capabilities.reactions_out:
                     await self._call(adapter, dest, adapter.react, dest.chat_id, message, job.emoji)
                 elif job.emoji and self.settings.delivery.reactions_as_text:
-                    quoted = dest.model_copy(
-                        update={"reply_to": message if adapter.capabilities.reply_to else None}
-                    )
-                    said = Content(kind=Kind.TEXT, text=job.emoji)
-                    send = functools.partial(adapter.send, key=job.out_id)
-                    await self._call(adapter, quoted, send, quoted, said)
+                    await self._say_under(adapter, copy, job.emoji, job.out_id)
             except PermanentError as exc:  # a reaction is not worth bothering staff with
                 log.info("customer.reaction_failed", reason=exc.reason)
         await self._finish(entry, job.out_id, None)
