@@ -17,6 +17,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
+from adapters.telegram import lean
 from adapters.telegram.styles import to_entities
 from adapters.text import split_text
 from gateway.model import Content, Destination, Kind
@@ -102,18 +103,25 @@ async def send_content(
     chunks = split_text(tail) if tail else []
     # Styles and mentions are kept when the text goes out whole (most do).
     whole = len(chunks) == 1 and chunks[0] == text
+    ids = [m.message_id for m in sent]
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
-        sent.append(
-            await bot.send_message(
-                text=chunk,
-                entities=to_entities(content) if whole else None,
-                reply_markup=markup if last else None,
-                **common,
+        ids.append(
+            await lean.send_message(
+                bot,
+                lean.TextMessage(
+                    chat,
+                    chunk,
+                    thread_id=thread,
+                    reply_to=int(destination.reply_to)
+                    if destination.reply_to and not ids
+                    else None,
+                    entities=to_entities(content) if whole else None,
+                    markup=markup if last else None,
+                ),
             )
         )
-        common["reply_parameters"] = None
-    return [m.message_id for m in sent]
+    return ids
 
 
 async def send_album(
