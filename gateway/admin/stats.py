@@ -7,7 +7,9 @@ read by a replica that died stays pending and is claimed by another after
 *seen* set and, only if it was not there, adds the counters — then acknowledges the
 entry, all atomically. So a crash can never leave an event counted but pending (it
 would be counted again when redelivered), and a stalled replica that wakes up and
-counts an entry another replica already claimed and counted adds nothing.
+counts an entry another replica already claimed and counted adds nothing. Entries that
+count for nothing (most ``task.updated``) are acknowledged together, one XACK per batch
+read; a crash before it leaves them pending, to be read again and found worth nothing.
 
 Histograms for Prometheus (first response and resolution per account, ratings) are
 observed by the replica that counted the event, once: summing them over the replicas
@@ -82,6 +84,8 @@ class StatsConsumer:
         self.max_failures = max_failures
         self._count = redis.register_script(_COUNT)
         self._claimed_at = 0.0
+        self._worthless: list[str] = []
+        """Entries that count for nothing, acknowledged together after their batch."""
         self.alive_at = 0.0
         """Monotonic time of the last successful read (for readiness checks)."""
 
@@ -130,6 +134,7 @@ class StatsConsumer:
             for entry_id, fields in entries:
                 await self.handle(text(entry_id), fields)
                 handled += 1
+        await self._ack_worthless()
         return handled
 
     async def claim_stale(self) -> int:
@@ -150,6 +155,7 @@ class StatsConsumer:
             for entry_id, fields in entries:
                 await self.handle(text(entry_id), fields)
                 handled += 1
+            await self._ack_worthless()
             if start == "0-0":
                 return handled
 
@@ -184,13 +190,13 @@ class StatsConsumer:
 
     async def _handle(self, entry_id: str, fields: dict[bytes, bytes] | None) -> bool:
         if not fields:  # trimmed from the stream while pending: nothing left to count
-            await self._ack(entry_id)
+            self._worthless.append(entry_id)
             return False
         event = ev.parse(entry_id, fields)
         resolution = await self._resolution(event) if ev.is_resolution(event) else None
         counters = ev.increments(event, resolution)
         if not counters:
-            await self._ack(entry_id)
+            self._worthless.append(entry_id)
             return False
         day = ev.local_day(event.at, self.settings.zone)
         pairs = [str(v) for item in counters.items() for v in item]
@@ -212,6 +218,11 @@ class StatsConsumer:
 
     async def _ack(self, entry_id: str) -> None:
         await self.redis.xack(keys.EVENTS, ev.GROUP, entry_id)
+
+    async def _ack_worthless(self) -> None:
+        if self._worthless:
+            await self.redis.xack(keys.EVENTS, ev.GROUP, *self._worthless)
+            self._worthless.clear()
 
     async def _observe(self, event: ev.Event, resolution: int | None) -> None:
         """The Prometheus side of a counted event (per account)."""
