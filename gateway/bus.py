@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.lifecycle import raise_if_cancelling
@@ -55,6 +56,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Writes recorded by :class:`Writes`, run in order, atomically (one script).
+_APPLY = """
+for _, command in ipairs(cjson.decode(ARGV[1])) do
+  redis.call(unpack(command))
+end
+return 1
+"""
 
 
 def consumer_name() -> str:
@@ -63,10 +71,13 @@ def consumer_name() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Publish:
-    keys: tuple[str, str]
-    payload: str
-    future: asyncio.Future[bool]
+class _Call:
+    """One script call waiting for the next group commit."""
+
+    script: AsyncScript
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+    future: asyncio.Future[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +100,8 @@ class Bus:
         self.partitions = partitions
         self.dedup_ttl_seconds = dedup_ttl_seconds
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
-        self._pending: list[_Publish] = []
+        self._apply = redis.register_script(_APPLY)
+        self._pending: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def partition(self, routing_key: str) -> int:
@@ -110,12 +122,20 @@ class Bus:
         costs a few round trips instead of one each, and every caller still waits for
         the reply to its own script.
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         keys_ = (keys.seen(event_key), self.stream(family, routing_key))
-        self._pending.append(_Publish(keys_, payload, future))
+        args = (self.dedup_ttl_seconds, payload)
+        return await self._batched(self._publish_once, keys_, args) is not None
+
+    def _batched(
+        self, script: AsyncScript, keys_: tuple[str, ...], args: tuple[str | int, ...]
+    ) -> asyncio.Future[Any]:
+        """Run ``script`` in the next group commit: whatever calls arrive while one batch
+        is on the wire go out together as the next one (each still atomic on its own)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(script, keys_, args, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return future
 
     async def _flush(self) -> None:
         while self._pending:
@@ -133,21 +153,20 @@ class Bus:
                 if isinstance(result, Exception):
                     item.future.set_exception(result)
                 else:
-                    item.future.set_result(result is not None)
+                    item.future.set_result(result)
 
-    async def _run_batch(self, batch: list[_Publish], *, reload: bool = True) -> list[Any]:
+    async def _run_batch(self, batch: list[_Call], *, reload: bool = True) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                pipe.evalsha(
-                    self._publish_once.sha, 2, *item.keys, self.dedup_ttl_seconds, item.payload
-                )
+                pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         failed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if failed and reload:
-            # A restarted Redis forgot the script (scripts are not persisted). Those
-            # calls did nothing, so loading the script and running just them again is
+            # A restarted Redis forgot the scripts (they are not persisted). Those
+            # calls did nothing, so loading the scripts and running just them again is
             # safe; the calls that succeeded keep their results.
-            await self.redis.script_load(_PUBLISH_ONCE)
+            for script in {id(batch[i].script): batch[i].script for i in failed}.values():
+                await self.redis.script_load(script.script)
             again = await self._run_batch([batch[i] for i in failed], reload=False)
             for i, result in zip(failed, again, strict=True):
                 results[i] = result
@@ -181,6 +200,25 @@ class Bus:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     build(pipe)
                     await pipe.execute()
+                return
+            except RETRYABLE as exc:
+                raise_if_cancelling()
+                log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_wait)
+
+    async def apply(self, build: Callable[[Writes], None], *, max_wait: float = 5.0) -> None:
+        """:meth:`commit` for writes :class:`Writes` can record, as one script in the next
+        group commit: under load many handlers' "store the effects and ack" share one
+        round trip instead of a MULTI/EXEC each. The same retries and idempotence as
+        :meth:`commit`."""
+        writes = Writes()
+        build(writes)
+        args = (writes.encode(),)
+        backoff = 0.05
+        while True:
+            try:
+                await self._batched(self._apply, (), args)
                 return
             except RETRYABLE as exc:
                 raise_if_cancelling()

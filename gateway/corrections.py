@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 
 import structlog
-from redis.asyncio.client import Pipeline
 
 from adapters.base import Adapter
 from gateway.bus import Entry
@@ -30,6 +29,7 @@ from gateway.model import AccountId, ChatId, ContactId, Content, Destination, Ki
 from gateway.posting import Posting
 from gateway.store import keys
 from gateway.store.messages import MessageRef, Peer, peer
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +55,7 @@ class Corrections(Posting):
     async def _close(
         self, entry: Entry, job: CustomerEdit | CustomerDelete, notice: StaffNotice | None
     ) -> None:
-        def also(pipe: Pipeline) -> None:
+        def also(pipe: Writes) -> None:
             if notice is not None:
                 self.bus.add(pipe, keys.STAFF_OUT, notice.contact_id, notice.model_dump_json())
 

@@ -69,6 +69,7 @@ from gateway.store import keys
 from gateway.store.messages import MessageRef, mark_receipt
 from gateway.store.processes import PROCESS
 from gateway.store.redis import text
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 CUSTOMER_JOBS = (
@@ -397,7 +398,7 @@ class Delivery(Corrections):
         staff_key = keys.message(staff_ref.account, staff_ref.chat_id, staff_ref.message_id)
         receipts = adapter.capabilities.delivery_receipts
 
-        def also(pipe: Pipeline) -> None:
+        def also(pipe: Writes) -> None:
             pipe.hset(staff_key, "author", job.operator_id)  # for /delete
             if receipts:  # a failure receipt may come: its buttons need the send
                 self.redeliver.keep_until_receipt(pipe, job)
@@ -424,7 +425,7 @@ class Delivery(Corrections):
             note = f"🤖 Sent the {job.what}: {job.content.text}"
         notice = StaffNotice(out_id=f"note:{job.out_id}", contact_id=job.contact_id, text=note)
 
-        def also(pipe: Pipeline) -> None:
+        def also(pipe: Writes) -> None:
             if job.noted:
                 self.bus.add(pipe, keys.STAFF_OUT, job.contact_id, notice.model_dump_json())
 

@@ -64,6 +64,7 @@ from gateway.store.lines import Lines
 from gateway.store.messages import MessageRef, link
 from gateway.store.processes import ProcessStore
 from gateway.store.topics import Topics
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -372,13 +373,13 @@ class Outbox:
         out_id: str,
         sent: Sent | None,
         links: tuple[MessageRef, MessageRef, str | None] | None = None,
-        also: Callable[[Pipeline], object] | None = None,
+        also: Callable[[Writes], object] | None = None,
     ) -> None:
         """Mark the job done (with what the platform answered) and acknowledge it, with
         the message links and any other writes (``also``) in the same transaction."""
         ids = json.dumps(list(sent.message_ids) if sent else [])
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: Writes) -> None:
             pipe.set(keys.done(out_id), ids, ex=self.done_ttl)
             if links is not None:
                 link(pipe, *links)
@@ -386,7 +387,7 @@ class Outbox:
                 also(pipe)
             self.bus.ack(pipe, entry)
 
-        await self.bus.commit(build)
+        await self.bus.apply(build)
 
     def _count(self, direction: str, channel: Channel | None, account: str, result: str) -> None:
         name = channel.value if channel else "unknown"

@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable
 
 import structlog
-from redis.asyncio.client import Pipeline
 
 from adapters.base import Adapter, StaffAdapter, Upload
 from gateway import coalesce
@@ -33,6 +32,7 @@ from gateway.staff.watchers import notice_text
 from gateway.store import keys
 from gateway.store.messages import MessageRef, link, peer
 from gateway.store.redis import text
+from gateway.store.writes import Writes
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +100,7 @@ class Posting(Outbox):
         via = "" if bot is self.staff else bot.file_scope
         ids = sent.message_ids
 
-        def links(pipe: Pipeline) -> None:
+        def links(pipe: Writes) -> None:
             for n, each in enumerate(messages):
                 # An album item maps to its own message; combined texts share one.
                 staff_id = ids[min(n, len(ids) - 1)] if not single else ids[0]

@@ -38,6 +38,7 @@ from gateway.staff import render
 from gateway.staff.reach import Reacher, Unreachable
 from gateway.store import keys
 from gateway.store.redis import Redis, text
+from gateway.store.writes import Writes
 
 FAILED_MARK = "💔"
 KEEP = timedelta(days=7)
@@ -56,7 +57,7 @@ class Failure:
     key: str
     record: str
 
-    def keep(self, pipe: Pipeline) -> None:
+    def keep(self, pipe: Pipeline | Writes) -> None:
         """Keep the record for the buttons, in the caller's transaction."""
         pipe.set(self.key, self.record, ex=KEEP)
 
@@ -71,7 +72,7 @@ class Redeliver:
         self.reacher = Reacher(redis, settings, contacts)
 
     @staticmethod
-    def keep_until_receipt(pipe: Pipeline, job: CustomerSend) -> None:
+    def keep_until_receipt(pipe: Pipeline | Writes, job: CustomerSend) -> None:
         """Keep a sent reply until its receipt, in the caller's transaction: a failure
         receipt's buttons need it."""
         record = json.dumps({"job": job.model_dump(mode="json"), "via": []})

@@ -7,12 +7,14 @@ directions (as mautrix-telegram's ``db/message.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
 from gateway.model import AccountId, ChatId, MessageId
 from gateway.store import keys
 from gateway.store.redis import Redis, text
+from gateway.store.writes import Writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,7 @@ class Peer:
 
 
 def link(
-    pipe: Pipeline,
+    pipe: Pipeline | Writes,
     a: MessageRef,
     b: MessageRef,
     text: str | None,
@@ -54,19 +56,17 @@ def link(
     ttl = int(keys.MESSAGE_MAP_TTL.total_seconds())
     for here, there in ((a, b), (b, a)):
         key = keys.message(here.account, here.chat_id, here.message_id)
-        pipe.hset(
-            key,
-            mapping={
-                "account": there.account,
-                "chat": there.chat_id,
-                "message": there.message_id,
-                "text": text or "",
-            },
-        )
+        fields: dict[Any, str] = {
+            "account": there.account,
+            "chat": there.chat_id,
+            "message": there.message_id,
+            "text": text or "",
+        }
         if here is a:
-            pipe.hset(key, mapping={"via": via, "shared": "1" if shared else ""})
+            fields.update(via=via, shared="1" if shared else "")
         elif author:
-            pipe.hset(key, "author", author)
+            fields["author"] = author
+        pipe.hset(key, mapping=fields)
         pipe.expire(key, ttl)
 
 

@@ -1,8 +1,10 @@
-"""Redis writes recorded now and executed later, inside a compare-and-set script.
+"""Redis writes recorded now and executed later, inside one script.
 
 A business-process step reads the state in one round trip and commits in one more:
 the commit is a Lua script that checks the state is unchanged and only then runs the
-recorded writes, all atomically. :class:`Writes` has the same method names and keyword
+recorded writes, all atomically. Delivery's "done, linked and acknowledged" is recorded
+the same way and run by :meth:`gateway.bus.Bus.apply`, group-committed with other
+handlers' writes. :class:`Writes` has the same method names and keyword
 arguments as the redis-py pipeline methods the write paths use, so the same helpers
 (``Bus.add``, ``Bus.ack``…) write into either.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 
@@ -30,7 +33,9 @@ class Writes:
     def encode(self) -> str:
         return json.dumps(self.commands, ensure_ascii=False)
 
-    def set(self, name: str, value: Any, ex: int | None = None) -> None:
+    def set(self, name: str, value: Any, ex: int | timedelta | None = None) -> None:
+        if isinstance(ex, timedelta):
+            ex = int(ex.total_seconds())
         self._add("SET", name, value, *(("EX", ex) if ex is not None else ()))
 
     def xadd(
@@ -48,6 +53,20 @@ class Writes:
             trim = ("MINID", "~" if approximate else "=", minid)
         pairs = [part for item in fields.items() for part in item]
         self._add("XADD", name, *trim, "*", *pairs)
+
+    def hset(
+        self,
+        name: str,
+        key: str | None = None,
+        value: Any = None,
+        mapping: Mapping[str, Any] | None = None,
+    ) -> None:
+        pairs = [] if key is None else [key, value]
+        pairs += [part for item in (mapping or {}).items() for part in item]
+        self._add("HSET", name, *pairs)
+
+    def expire(self, name: str, time: int) -> None:
+        self._add("EXPIRE", name, time)
 
     def xack(self, name: str, group: str, *ids: str) -> None:
         self._add("XACK", name, group, *ids)

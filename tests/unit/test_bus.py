@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -455,3 +456,61 @@ async def test_ack_now_acknowledges_and_deletes(bus: Bus, redis: Redis) -> None:
     await bus.ack_now(entry)
     assert (await redis.xpending(stream, keys.GROUP))["pending"] == 0
     assert await bus.depth(FAMILY) == 0
+
+
+async def test_apply_stores_effects_and_acks_in_few_round_trips(
+    bus: Bus, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent handlers' "store the effects and ack" share group commits, and each
+    one's writes land whole: hash, expiry, stream entry, done-marker and the ack."""
+    await bus.ensure_groups(FAMILY)
+    for i in range(40):
+        await bus.publish_once(FAMILY, f"c{i}", f"e{i}", f"p{i}")
+    entries: list[Entry] = []
+    for p in range(bus.partitions):
+        stream = keys.stream(FAMILY, p)
+        reply: Any = await redis.xreadgroup(keys.GROUP, "me", {stream: ">"}, count=100)
+        for _, items in reply:
+            entries += [Entry(stream, i.decode(), f[b"e"]) for i, f in items]
+    assert len(entries) == 40
+    await bus.apply(lambda pipe: None)  # the script loaded (the first call finds it missing)
+    batches: list[int] = []
+    run_batch = bus._run_batch
+
+    async def counting(batch: Any, **kw: Any) -> list[Any]:
+        batches.append(len(batch))
+        return await run_batch(batch, **kw)
+
+    monkeypatch.setattr(bus, "_run_batch", counting)
+
+    async def finish(n: int, entry: Entry) -> None:
+        def build(pipe: Any) -> None:
+            pipe.set(f"done:{n}", "[1]", ex=timedelta(hours=1))
+            pipe.hset(f"map:{n}", "a", "1", mapping={"b": "два", "c": 3})
+            pipe.expire(f"map:{n}", 600)
+            bus.add(pipe, keys.STAFF_OUT, f"c{n}", f"job{n}")
+            bus.ack(pipe, entry)
+
+        await bus.apply(build)
+
+    await asyncio.gather(*(finish(n, e) for n, e in enumerate(entries)))
+    assert sum(batches) == 40 and len(batches) < 10  # grouped, not one round trip each
+    for n in range(40):
+        assert await redis.get(f"done:{n}") == b"[1]"
+        assert 3500 < await redis.ttl(f"done:{n}") <= 3600
+        assert await redis.hgetall(f"map:{n}") == {b"a": b"1", b"b": "два".encode(), b"c": b"3"}
+        assert 0 < await redis.ttl(f"map:{n}") <= 600
+    assert await bus.depth(FAMILY) == 0  # every entry acknowledged and deleted
+    assert await bus.depth(keys.STAFF_OUT) == 40
+
+
+async def test_apply_reloads_its_script_after_redis_forgot_it(bus: Bus, redis: Redis) -> None:
+    """A restarted Redis has no scripts: the calls that failed with NOSCRIPT run again."""
+    await bus.apply(lambda pipe: pipe.set("before", "1"))
+    await redis.script_flush()
+    results = await asyncio.gather(
+        *(bus.apply(lambda pipe, n=n: pipe.set(f"after:{n}", n)) for n in range(5)),
+        bus.publish_once(FAMILY, "c", "after-flush", "p"),
+    )
+    assert results[-1] is True
+    assert [await redis.get(f"after:{n}") for n in range(5)] == [b"0", b"1", b"2", b"3", b"4"]
