@@ -30,6 +30,7 @@ from gateway.jobs import CustomerAuto, StaffNotice
 from gateway.model import ContactId, Content, Destination, InboundMessage, Kind
 from gateway.staff.commands import Command
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.events import record_event
 from gateway.store.redis import text
 from gateway.worker import Worker
@@ -103,7 +104,8 @@ class Guard(Worker):
         due = (minute + 1) * 60_000
         body = message.content.text or f"[{message.content.kind.value}]"
         shown = f"{at.astimezone(self.settings.zone):%H:%M:%S} {body[:500]}"
-        count = await self._flood(
+        count = await batched(
+            self._flood,
             keys=[keys.flood(contact_id, minute), keys.flood_held(contact_id), keys.TIMERS],
             args=[limit, shown, f"{keys.FLOOD}:{contact_id}", due],
         )

@@ -28,15 +28,14 @@ import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.redis import RETRYABLE, Redis
 from gateway.store.writes import Writes
 
@@ -71,16 +70,6 @@ def consumer_name() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    """One script call waiting for the next group commit."""
-
-    script: AsyncScript
-    keys: tuple[str, ...]
-    args: tuple[str | int, ...]
-    future: asyncio.Future[Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Entry:
     """One stream entry handed to a handler; the handler acks it with :meth:`Bus.ack`."""
 
@@ -101,8 +90,6 @@ class Bus:
         self.dedup_ttl_seconds = dedup_ttl_seconds
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
         self._apply = redis.register_script(_APPLY)
-        self._pending: list[_Call] = []
-        self._flusher: asyncio.Task[None] | None = None
 
     def partition(self, routing_key: str) -> int:
         """Stable across processes and restarts (unlike ``hash()``)."""
@@ -124,53 +111,7 @@ class Bus:
         """
         keys_ = (keys.seen(event_key), self.stream(family, routing_key))
         args = (self.dedup_ttl_seconds, payload)
-        return await self._batched(self._publish_once, keys_, args) is not None
-
-    def _batched(
-        self, script: AsyncScript, keys_: tuple[str, ...], args: tuple[str | int, ...]
-    ) -> asyncio.Future[Any]:
-        """Run ``script`` in the next group commit: whatever calls arrive while one batch
-        is on the wire go out together as the next one (each still atomic on its own)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Call(script, keys_, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                results = await self._run_batch(batch)
-            except Exception as exc:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            for item, result in zip(batch, results, strict=True):
-                if item.future.done():
-                    continue
-                if isinstance(result, Exception):
-                    item.future.set_exception(result)
-                else:
-                    item.future.set_result(result)
-
-    async def _run_batch(self, batch: list[_Call], *, reload: bool = True) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item in batch:
-                pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        failed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if failed and reload:
-            # A restarted Redis forgot the scripts (they are not persisted). Those
-            # calls did nothing, so loading the scripts and running just them again is
-            # safe; the calls that succeeded keep their results.
-            for script in {id(batch[i].script): batch[i].script for i in failed}.values():
-                await self.redis.script_load(script.script)
-            again = await self._run_batch([batch[i] for i in failed], reload=False)
-            for i, result in zip(failed, again, strict=True):
-                results[i] = result
-        return results
+        return await batched(self._publish_once, keys=keys_, args=args) is not None
 
     def add(self, pipe: Pipeline | Writes, family: str, routing_key: str, payload: str) -> None:
         """Queue an XADD inside the caller's transaction (effects + ack together)."""
@@ -218,7 +159,7 @@ class Bus:
         backoff = 0.05
         while True:
             try:
-                await self._batched(self._apply, (), args)
+                await batched(self._apply, args=args)
                 return
             except RETRYABLE as exc:
                 raise_if_cancelling()

@@ -27,6 +27,7 @@ from gateway.model import (
     Sender,
 )
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.redis import Redis, text
 
 # KEYS[1] identity key, KEYS[2] contact sequence, KEYS[3] the phone's index key (or
@@ -132,7 +133,8 @@ class Contacts:
         sender's own, when the platform tells it.
         """
         identity = keys.identity(sender.account, sender.user_id)
-        cid, created, joined, other, first_seen, channel, account, banned = await self._resolve(
+        cid, created, joined, other, first_seen, channel, account, banned = await batched(
+            self._resolve,
             keys=[identity, keys.CONTACT_SEQ, keys.phone(phone) if phone else identity],
             args=[
                 f"{keys.PREFIX}:",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.redis import Redis
 
 # Two kinds of bucket, three ARGV per key (after the first three ARGV): kind, then
@@ -177,7 +178,9 @@ class Limiter:
         return the seconds until they would (refuse the request, do not wait)."""
         if not self.enabled or not buckets:
             return 0.0
-        wait_ms = await self._take(keys=_names(buckets), args=["take", "", 0, *_args(buckets)])
+        wait_ms = await batched(
+            self._take, keys=_names(buckets), args=["take", "", 0, *_args(buckets)]
+        )
         return float(wait_ms) / 1000 if wait_ms else 0.0
 
     async def acquire_any(
@@ -203,8 +206,8 @@ class Limiter:
             for index, buckets in enumerate(options):
                 if not buckets and turn is None:
                     return index, waited
-                wait_ms = await self._take(
-                    keys=[*_names(buckets), *extra], args=[*head, *_args(buckets)]
+                wait_ms = await batched(
+                    self._take, keys=[*_names(buckets), *extra], args=[*head, *_args(buckets)]
                 )
                 if not wait_ms:
                     return index, waited
@@ -221,14 +224,18 @@ class Limiter:
         for buckets in options:
             if not buckets:
                 return 0.0
-            wait_ms = await self._take(keys=_names(buckets), args=["peek", "", 0, *_args(buckets)])
+            wait_ms = await batched(
+                self._take, keys=_names(buckets), args=["peek", "", 0, *_args(buckets)]
+            )
             shortest = min(shortest, float(wait_ms))
         return 0.0 if shortest == math.inf else shortest / 1000
 
     async def penalize(self, bucket: Bucket, seconds: float) -> None:
         """The platform said "retry after": nobody sends through ``bucket`` before then."""
-        await self._penalize(
-            keys=[keys.rate(bucket.name)], args=[int(seconds * 1000), *bucket.args()]
+        await batched(
+            self._penalize,
+            keys=[keys.rate(bucket.name)],
+            args=[int(seconds * 1000), *bucket.args()],
         )
 
 

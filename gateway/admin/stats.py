@@ -33,6 +33,7 @@ from gateway.lifecycle import raise_if_cancelling
 from gateway.metrics import Metrics
 from gateway.process import Process
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.redis import RETRYABLE, Redis, text
 
 log = structlog.get_logger(__name__)
@@ -201,7 +202,8 @@ class StatsConsumer:
         day = ev.local_day(event.at, self.settings.zone)
         pairs = [str(v) for item in counters.items() for v in item]
         fresh = bool(
-            await self._count(
+            await batched(
+                self._count,
                 keys=[ev.day_key(day), ev.seen_key(day), keys.EVENTS],
                 args=[
                     ev.GROUP,

@@ -28,6 +28,7 @@ from gateway.errors import GatewayError
 from gateway.jobs import StaffCard
 from gateway.process import Process, Sla, Transition
 from gateway.store import keys
+from gateway.store.batch import batched
 from gateway.store.events import record_event
 from gateway.store.redis import Redis
 from gateway.store.redis import text as _text
@@ -212,7 +213,8 @@ class ProcessStore:
         day = bp.local_day(at, self.zone)
         stamp = day.strftime("%Y%m%d")
         for attempt in range(MAX_ATTEMPTS):
-            raw, applied, n, merged = await self._read(
+            raw, applied, n, merged = await batched(
+                self._read,
                 keys=[
                     key,
                     marker,
@@ -251,7 +253,8 @@ class ProcessStore:
                 writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
             expected = "*" if applied else (_text(raw) if raw is not None else "")
             operator, capacity = room if room is not None and transition else ("", 0)
-            done = await self._commit(
+            done = await batched(
+                self._commit,
                 keys=[key, marker, keys.contact(contact_id), keys.OWNED],
                 args=[expected, "1" if once else "0", writes.encode(), operator, capacity],
             )

@@ -17,6 +17,7 @@ from gateway.bus import Bus, Entry, Handler
 from gateway.consumer import Consumer
 from gateway.errors import TransientError
 from gateway.store import keys
+from gateway.store.batch import group_commit
 from gateway.store.redis import Redis
 
 from .conftest import wait_until
@@ -475,13 +476,14 @@ async def test_apply_stores_effects_and_acks_in_few_round_trips(
     assert len(entries) == 40
     await bus.apply(lambda pipe: None)  # the script loaded (the first call finds it missing)
     batches: list[int] = []
-    run_batch = bus._run_batch
+    group = group_commit(redis)
+    run = group._run
 
     async def counting(batch: Any, **kw: Any) -> list[Any]:
         batches.append(len(batch))
-        return await run_batch(batch, **kw)
+        return await run(batch, **kw)
 
-    monkeypatch.setattr(bus, "_run_batch", counting)
+    monkeypatch.setattr(group, "_run", counting)
 
     async def finish(n: int, entry: Entry) -> None:
         def build(pipe: Any) -> None:

@@ -1,0 +1,68 @@
+"""Group commit of script calls, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from gateway.store.batch import batched, group_commit
+from gateway.store.redis import Redis, connect
+from tests.conftest import free_port
+
+_ECHO = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+
+async def test_each_caller_gets_its_own_reply_or_error(redis: Redis) -> None:
+    script = redis.register_script(_ECHO)
+    await redis.set("text", "not a number")
+    calls = [batched(script, keys=[f"n:{i}"], args=[i]) for i in range(9)]
+    calls.insert(4, batched(script, keys=["text"], args=[1]))  # fails in Redis
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[4], ResponseError)
+    assert [r for i, r in enumerate(results) if i != 4] == list(range(9))
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_replies(redis: Redis) -> None:
+    script = redis.register_script(_ECHO)
+    await script(keys=["warm"], args=[1])  # loaded: one batch, no NOSCRIPT retry
+    first = asyncio.ensure_future(batched(script, keys=["a"], args=[1]))
+    second = asyncio.ensure_future(batched(script, keys=["b"], args=[2]))
+    first.cancel()
+    assert await second == 2
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await redis.get("a") is None  # cancelled before its batch left: not run
+
+
+async def test_calls_are_grouped_while_a_batch_is_on_the_wire(redis: Redis) -> None:
+    script = redis.register_script(_ECHO)
+    await script(keys=["warm"], args=[1])
+    sizes: list[int] = []
+    group = group_commit(redis)
+    run = group._run
+
+    async def counting(batch: list, **kw: object) -> list:  # type: ignore[type-arg]
+        sizes.append(len(batch))
+        return await run(batch, **kw)  # type: ignore[arg-type]
+
+    group._run = counting  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(*(batched(script, keys=[f"g:{i}"], args=[1]) for i in range(100)))
+    finally:
+        del group._run
+    assert sum(sizes) == 100 and len(sizes) <= 3
+
+
+async def test_redis_unreachable_fails_every_caller_with_a_connection_error() -> None:
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")
+    script = client.register_script(_ECHO)
+    try:
+        results = await asyncio.gather(
+            *(batched(script, keys=["k"], args=[1]) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, RedisConnectionError | ConnectionError) for r in results)
+    finally:
+        await client.aclose()
