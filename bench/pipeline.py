@@ -1,5 +1,5 @@
 """End-to-end pipeline throughput: webhook → Redis → worker → staff topic, with 1 and with
-2 gateway processes, against a bare pipeline with the same Redis round trips. One
+2 gateway processes, against a bare pipeline with the same Redis requests. One
 command, one run, one machine:
 
     python -m bench.pipeline [--quick] [--contacts K] [--messages M] [--connections C]
@@ -24,14 +24,17 @@ the contacts) are posted as fast as the webhooks take them. The rate is M / (tim
 last of them stored in the staff forum − time the first webhook was sent), both taken
 on the machine's monotonic clock in their own processes.
 
-The **baseline** runs the same load through a *bare* pipeline in as many processes: an
-aiohttp webhook doing the same group-committed publish-once script, workers reading the
-same partitioned streams (``XREADGROUP``), the inbound handler doing as many Redis round
-trips per message as the gateway's (counted in the 1-process gateway run; ``PING`` fills
-what it does not need) ending in the same MULTI (job + XACK + XDEL), and the staff worker
-doing as many round trips as the gateway's delivery around one ``sendMessage`` into the
-contact's topic on the same emulator. It is the floor the architecture allows on this
-machine; its own 2-vs-1 scaling shows what the machine allows at all.
+The **baseline** runs the same load through a *bare* pipeline in as many processes,
+with the gateway's Redis client and group commit (every script call of both goes out
+in shared batches): an aiohttp webhook doing the same publish-once script, workers
+reading the same partitioned streams (``XREADGROUP``), the inbound handler making as
+many Redis requests per message as the gateway's (counted in the 1-process gateway run,
+a script call in a group commit as one; a no-op script fills what it does not need)
+ending in one script (job + XACK + XDEL), and the staff worker doing as many as the
+gateway's delivery around one JSON ``sendMessage`` into the contact's topic on the same
+emulator, ending in one script (done marker + XACK + XDEL). It is the floor the
+architecture allows on this machine; its own 2-vs-1 scaling shows what the machine
+allows at all.
 
 The emulator's maximum rate alone (``sendMessage`` from the same load generator) is
 measured first, so that the report shows whether it could be the bottleneck. It is a
@@ -103,7 +106,8 @@ from gateway.config import parse_config
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.sandbox.telegram.wire import Params
 from gateway.store import keys
-from gateway.store.redis import EmbeddedRedis
+from gateway.store.batch import GroupCommit, batched
+from gateway.store.redis import EmbeddedRedis, connect
 from gateway.web import make_web_app
 
 TARGET_SCALING = 1.6
@@ -176,31 +180,49 @@ class Inbox:
             self._loop.remove_reader(self.conn.fileno())
 
 
-# --- Redis round trips, by handler ----------------------------------------------------------
+# --- Redis requests, by handler -------------------------------------------------------------
 
 _STAGE: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="other")
+BATCHES = "group commit"
+"""The stage the group commit's own round trips are counted under: a script call in it
+counts as one request of its caller's stage, the batch it went in as one round trip."""
 
 
 class TripCounter:
-    """Packed sends (one per round trip: a pipeline is one) by the stage they ran in."""
+    """Redis requests by the stage they were made in: a command or a pipeline sent on its
+    own is one (one round trip); a script call queued for a group commit is one, and the
+    group commit's batches are counted apart, under :data:`BATCHES`."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
     def install(self) -> TripCounter:
-        original = AbstractConnection.send_packed_command
+        send, call, run = AbstractConnection.send_packed_command, GroupCommit.call, GroupCommit._run
         counts = self.counts
 
         async def counting(conn: AbstractConnection, *args: Any, **kwargs: Any) -> None:
             counts[_STAGE.get()] += 1
-            await original(conn, *args, **kwargs)
+            await send(conn, *args, **kwargs)
+
+        def queued(group: GroupCommit, *args: Any) -> Any:
+            counts[_STAGE.get()] += 1
+            return call(group, *args)
+
+        async def batch(group: GroupCommit, *args: Any, **kwargs: Any) -> Any:
+            token = _STAGE.set(BATCHES)
+            try:
+                return await run(group, *args, **kwargs)
+            finally:
+                _STAGE.reset(token)
 
         AbstractConnection.send_packed_command = counting  # type: ignore[method-assign,assignment]
+        GroupCommit.call = queued  # type: ignore[method-assign]
+        GroupCommit._run = batch  # type: ignore[method-assign]
         return self
 
 
 def staged(stage: str, handler: Callable[[Entry], Awaitable[None]]) -> Callable[..., Any]:
-    """``handler`` with its Redis round trips counted under ``stage``."""
+    """``handler`` with its Redis requests counted under ``stage``."""
 
     async def run(entry: Entry) -> None:
         token = _STAGE.set(stage)
@@ -271,10 +293,22 @@ end
 return false
 """
 DEDUP_TTL = 8 * 86400
+# A handler's closing writes as one script, as the gateway's Bus.apply runs them.
+_CLOSE = """
+if ARGV[1] == 'xadd' then
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+end
+redis.call('XACK', KEYS[2], ARGV[5], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+return 1
+"""
+_NOOP = "return 1"
 
 
 class Filler:
-    """``per`` round trips per call on average, as whole numbers (3.4 → 3, 4, 3, 4, 3…)."""
+    """``per`` requests per call on average, as whole numbers (3.4 → 3, 4, 3, 4, 3…)."""
 
     def __init__(self, per: float) -> None:
         self.per = max(0.0, per)
@@ -290,29 +324,33 @@ class Filler:
 class BarePipeline:
     """The minimum per message with the gateway's shape and Redis round trips.
 
-    Webhook: check the secret, ``json.loads``, the publish-once script (group-committed
-    like the gateway's). Inbound worker: ``json.loads``, filler ``PING``s, then MULTI
-    (job XADD + XACK + XDEL). Staff worker: ``json.loads``, the topic ``GET`` (created
-    once per contact), filler ``PING``s, ``sendMessage`` to the emulator, then MULTI
+    Every script call goes through the gateway's group commit
+    (:func:`gateway.store.batch.batched`), as the gateway's do. Webhook: check the
+    secret, ``json.loads``, the publish-once script. Inbound worker: ``json.loads``,
+    filler script calls, then one script (job XADD + XACK + XDEL). Staff worker:
+    ``json.loads``, the topic ``GET`` (created once per contact), filler script calls,
+    ``sendMessage`` to the emulator as JSON (as the gateway sends texts), then one script
     (done marker + XACK + XDEL). Partitions are split statically between processes.
     """
 
     def __init__(self, command: dict[str, Any]) -> None:
-        self.redis = aioredis.Redis.from_url(command["redis_url"], max_connections=256)
+        self.redis = connect(command["redis_url"], max_connections=256)  # the gateway's client
         self.api = f"{command['api']}/bot{STAFF_TOKEN}"
         self.partitions = [p for p in range(PARTITIONS) if p % command["of"] == command["index"]]
         self.name = f"bare-{os.getpid()}"
-        # The handler's own trips are 1 (in: MULTI) and 2 (staff: topic GET + MULTI).
+        # The handler's own calls are 1 (in: the closing script) and 2 (staff: topic GET
+        # + the closing script); filler calls make up the gateway's counted requests.
         self.fill_in = Filler(float(command["trips_in"]) - 1)
         self.fill_out = Filler(float(command["trips_out"]) - 2)
         self.topics: dict[str, int] = {}
         self.session: aiohttp.ClientSession | None = None
-        self._pending: list[tuple[tuple[str, str], bytes, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._sha = ""
+        self._publish_once = self.redis.register_script(_PUBLISH_ONCE)
+        self._close = self.redis.register_script(_CLOSE)
+        self._noop = self.redis.register_script(_NOOP)
 
     async def start(self) -> None:
-        self._sha = await self.redis.script_load(_PUBLISH_ONCE)
+        for script in (_PUBLISH_ONCE, _CLOSE, _NOOP):
+            await self.redis.script_load(script)
         for family in (keys.INBOUND, keys.STAFF_OUT):
             for p in range(PARTITIONS):
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: the other process
@@ -341,31 +379,8 @@ class BarePipeline:
         chat = message["chat"]["id"]
         dedup = keys.seen(f"tg:bare:{chat}:{message['message_id']}")
         stream = keys.stream(keys.INBOUND, self.partition(f"{ACCOUNT}:{chat}"))
-        await self.publish((dedup, stream), body)
+        await batched(self._publish_once, keys=(dedup, stream), args=(DEDUP_TTL, body))
         return web.Response(text='{"ok": true}', content_type="application/json")
-
-    async def publish(self, keys_: tuple[str, str], payload: bytes) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys_, payload, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for (dedup, stream), payload, _ in batch:
-                        pipe.evalsha(self._sha, 2, dedup, stream, DEDUP_TTL, payload)
-                    results = await pipe.execute()
-            except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, _, future), result in zip(batch, results, strict=True):
-                future.set_result(result is not None)
 
     # workers -----------------------------------------------------------------------
 
@@ -394,12 +409,10 @@ class BarePipeline:
                 ensure_ascii=False,
             )
             for _ in range(self.fill_in.take()):
-                await self.redis.ping()
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(keys.stream(keys.STAFF_OUT, self.partition(contact)), {"e": job})
-                pipe.xack(stream, keys.GROUP, entry_id)
-                pipe.xdel(stream, entry_id)
-                await pipe.execute()
+                await batched(self._noop)
+            out = keys.stream(keys.STAFF_OUT, self.partition(contact))
+            args = ("xadd", job, entry_id, 0, keys.GROUP)
+            await batched(self._close, keys=(out, stream), args=args)
         finally:
             _STAGE.reset(token)
 
@@ -416,15 +429,12 @@ class BarePipeline:
             else:
                 topic = int(stored)
             for _ in range(self.fill_out.take()):
-                await self.redis.ping()
+                await batched(self._noop)
             form = {"chat_id": STAFF_CHAT, "message_thread_id": topic, "text": job["text"]}
-            sent = await self._call("sendMessage", form)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                ids = json.dumps([sent["message_id"]])
-                pipe.set(keys.done(f"post:{job['key']}"), ids, ex=DEDUP_TTL)
-                pipe.xack(stream, keys.GROUP, entry_id)
-                pipe.xdel(stream, entry_id)
-                await pipe.execute()
+            sent = await self._call("sendMessage", form, as_json=True)
+            done = keys.done(f"post:{job['key']}")
+            args = ("set", json.dumps([sent["message_id"]]), entry_id, DEDUP_TTL, keys.GROUP)
+            await batched(self._close, keys=(done, stream), args=args)
         finally:
             _STAGE.reset(token)
 
@@ -432,10 +442,15 @@ class BarePipeline:
         made = await self._call("createForumTopic", {"chat_id": STAFF_CHAT, "name": contact})
         return int(made["message_thread_id"])
 
-    async def _call(self, method: str, form: dict[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, method: str, form: dict[str, Any], *, as_json: bool = False
+    ) -> dict[str, Any]:
         assert self.session is not None
-        body = urlencode(form).encode()  # what aiogram sends: x-www-form-urlencoded
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if as_json:  # what the gateway sends texts as (adapters.telegram.lean)
+            body, kind = json.dumps(form).encode(), "application/json"
+        else:  # what aiogram sends other calls as: form fields
+            body, kind = urlencode(form).encode(), "application/x-www-form-urlencoded"
+        headers = {"Content-Type": kind}
         async with self.session.post(f"{self.api}/{method}", data=body, headers=headers) as r:
             answer: dict[str, Any] = await r.json()
         if not answer.get("ok"):
@@ -738,7 +753,7 @@ class Run:
     emulator, load, bench (this process), others (the rest of the machine)."""
     cpu_us_per_message: dict[str, float | None]
     trips_per_message: dict[str, float]
-    """Redis round trips per measured message by stage (summed over the processes)."""
+    """Redis requests per measured message by stage (summed over the processes)."""
     calls_per_message: dict[str, float]
     """Bot API calls the emulator served per measured message, by method."""
     warmup_seconds: float
@@ -1079,9 +1094,10 @@ def report_runs(runs: list[Run], alone: EmulatorAlone | None) -> dict[str, Any]:
     if g1 is not None:
         t = g1.trips_per_message
         print(
-            "  Redis round trips per message (gateway, 1 process): inbound handler "
-            f"{t.get('in', 0):.2f}, staff delivery {t.get('out:staff', 0):.2f}, the rest "
-            f"(webhook publish batches, stream reads, leases) {t.get('other', 0):.2f}"
+            "  Redis requests per message (gateway, 1 process; a script call in a group "
+            f"commit is one): inbound handler {t.get('in', 0):.2f}, staff delivery "
+            f"{t.get('out:staff', 0):.2f}, the rest (webhook publishes, stream reads, leases) "
+            f"{t.get('other', 0):.2f}; group commits (round trips) {t.get(BATCHES, 0):.2f}"
         )
         calls = ", ".join(f"{m} {n:.2f}" for m, n in g1.calls_per_message.items())
         print(f"  Bot API calls per message at the emulator (gateway): {calls}")
@@ -1090,7 +1106,8 @@ def report_runs(runs: list[Run], alone: EmulatorAlone | None) -> dict[str, Any]:
         t = b1.trips_per_message
         print(
             f"  bare pipeline, the same counted: inbound {t.get('in', 0):.2f}, staff "
-            f"{t.get('out:staff', 0):.2f}, the rest {t.get('other', 0):.2f}"
+            f"{t.get('out:staff', 0):.2f}, the rest {t.get('other', 0):.2f}; group commits "
+            f"{t.get(BATCHES, 0):.2f}"
         )
     others = max((r.cpu_pct.get("others") or 0.0) for r in runs)
     if others > 20:
