@@ -28,7 +28,7 @@ class Writes:
         self.commands: list[list[str]] = []
 
     def _add(self, *args: Any) -> None:
-        self.commands.append([_s(a) for a in args])
+        self.commands.append([a if type(a) is str else _s(a) for a in args])
 
     def encode(self) -> str:
         return json.dumps(self.commands, ensure_ascii=False)
