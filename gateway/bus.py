@@ -135,18 +135,13 @@ class Bus:
         idempotent (SET, HSET, XACK, XDEL; an XADD of a job with a fixed out_id that
         delivery deduplicates), so repeating one whose reply was lost is harmless.
         """
-        backoff = 0.05
-        while True:
-            try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    build(pipe)
-                    await pipe.execute()
-                return
-            except RETRYABLE as exc:
-                raise_if_cancelling()
-                log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, max_wait)
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                build(pipe)
+                await pipe.execute()
+
+        await _until_stored(run, max_wait)
 
     async def apply(self, build: Callable[[Writes], None], *, max_wait: float = 5.0) -> None:
         """:meth:`commit` for writes :class:`Writes` can record, as one script in the next
@@ -156,16 +151,7 @@ class Bus:
         writes = Writes()
         build(writes)
         args = (writes.encode(),)
-        backoff = 0.05
-        while True:
-            try:
-                await batched(self._apply, args=args)
-                return
-            except RETRYABLE as exc:
-                raise_if_cancelling()
-                log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, max_wait)
+        await _until_stored(lambda: batched(self._apply, args=args), max_wait)
 
     async def ensure_groups(self, family: str) -> None:
         # Start at id 0, not "$": events published before the first worker ever started
@@ -186,3 +172,17 @@ class Bus:
             for p in range(self.partitions):
                 pipe.xlen(keys.stream(family, p))
             return sum(await pipe.execute())
+
+
+async def _until_stored(run: Callable[[], Awaitable[object]], max_wait: float) -> None:
+    """``run()`` until Redis takes it, backing off while Redis is unreachable."""
+    backoff = 0.05
+    while True:
+        try:
+            await run()
+            return
+        except RETRYABLE as exc:
+            raise_if_cancelling()
+            log.warning("bus.commit_retry", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_wait)
