@@ -1,4 +1,4 @@
-"""``sendMessage`` without aiogram's model round trip: the staff topic's hot path.
+"""``sendMessage`` without aiogram's model round trip: every text the gateway sends.
 
 aiogram builds a pydantic ``SendMessage``, serialises it as ``multipart/form-data`` and
 validates the whole answer into a ``Message`` (chat, sender, entities…) — about a third
@@ -48,8 +48,8 @@ class TextMessage:
         if self.thread_id is not None:
             body["message_thread_id"] = self.thread_id
         if self.reply_to is not None:
-            # As send_content asks aiogram for other kinds: a reply to a message that was
-            # deleted meanwhile is sent as a plain message.
+            # As reply_parameters() (a reply to a deleted message goes as a plain one),
+            # written out: the model's defaults would need the bot's to be resolved.
             body["reply_parameters"] = {
                 "message_id": self.reply_to,
                 "allow_sending_without_reply": True,
@@ -62,19 +62,21 @@ class TextMessage:
 
     def method(self) -> SendMessage:
         """The same call as aiogram's model (for aiogram's error handling)."""
-        reply = (
-            ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
-            if self.reply_to is not None
-            else None
-        )
         return SendMessage(
             chat_id=self.chat_id,
             text=self.text,
             message_thread_id=self.thread_id,
-            reply_parameters=reply,
+            reply_parameters=reply_parameters(self.reply_to),
             entities=self.entities,
             reply_markup=self.markup,
         )
+
+
+def reply_parameters(message_id: int | None) -> ReplyParameters | None:
+    """A reply to ``message_id``, sent as a plain message if that one was deleted."""
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
 def message_id(status: int, raw: bytes) -> int | None:
@@ -120,4 +122,4 @@ async def send_message(bot: Bot, message: TextMessage) -> int:
     return sent.result.message_id
 
 
-__all__ = ["TextMessage", "message_id", "send_message"]
+__all__ = ["TextMessage", "message_id", "reply_parameters", "send_message"]

@@ -14,7 +14,6 @@ from aiogram.types import (
     InputMediaPhoto,
     InputMediaVideo,
     Message,
-    ReplyParameters,
 )
 
 from adapters.telegram import lean
@@ -46,11 +45,7 @@ async def send_content(
     """Send and return the ids of the messages created (one or more)."""
     chat = int(destination.chat_id)
     thread = destination.thread_id
-    reply = (
-        ReplyParameters(message_id=int(destination.reply_to), allow_sending_without_reply=True)
-        if destination.reply_to
-        else None
-    )
+    reply = lean.reply_parameters(int(destination.reply_to) if destination.reply_to else None)
     text = content.text or ""
     # A caption longer than Telegram allows goes after the media as text.
     caption, tail = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
