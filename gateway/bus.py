@@ -37,7 +37,7 @@ from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
 from gateway.store.batch import batched
 from gateway.store.redis import RETRYABLE, Redis
-from gateway.store.writes import Writes
+from gateway.store.writes import Writes, lua_run
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +56,7 @@ end
 return 0
 """
 # Writes recorded by :class:`Writes`, run in order, atomically (one script).
-_APPLY = """
-for _, command in ipairs(cjson.decode(ARGV[1])) do
-  redis.call(unpack(command))
-end
-return 1
-"""
+_APPLY = lua_run(1) + "return 1\n"
 
 
 def consumer_name() -> str:

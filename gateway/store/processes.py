@@ -32,7 +32,7 @@ from gateway.store.batch import batched
 from gateway.store.events import record_event
 from gateway.store.redis import Redis
 from gateway.store.redis import text as _text
-from gateway.store.writes import Writes
+from gateway.store.writes import Writes, lua_run
 
 log = structlog.get_logger(__name__)
 PROCESS: TypeAdapter[Process] = TypeAdapter(Process)
@@ -69,7 +69,8 @@ return {raw or false, applied, n, false}
 # workers from both opening a process or a task. With an operator, also only if they
 # are below capacity (returns 2 if not): two replicas assigning two tasks to the last
 # free slot of one operator cannot both succeed.
-_COMMIT = """
+_COMMIT = (
+    """
 if redis.call('HEXISTS', KEYS[3], 'merged_into') == 1 then return 0 end
 if ARGV[1] ~= '*' then
   local current = redis.call('GET', KEYS[1]) or ''
@@ -79,11 +80,10 @@ end
 if ARGV[4] ~= '' and redis.call('ZCOUNT', KEYS[4], ARGV[4], ARGV[4]) >= tonumber(ARGV[5]) then
   return 2
 end
-for _, command in ipairs(cjson.decode(ARGV[3])) do
-  redis.call(unpack(command))
-end
-return 1
 """
+    + lua_run(3)
+    + "return 1\n"
+)
 
 
 class ContactMerged(GatewayError):

@@ -17,6 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 
+def lua_run(argv: int) -> str:
+    """Lua that runs the :meth:`Writes.encode` passed as ``ARGV[argv]``, in order."""
+    return f"""for _, command in ipairs(cjson.decode(ARGV[{argv}])) do
+  redis.call(unpack(command))
+end
+"""
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -31,6 +39,7 @@ class Writes:
         self.commands.append([a if type(a) is str else _s(a) for a in args])
 
     def encode(self) -> str:
+        """The commands as one script argument (run by :func:`lua_run`'s loop)."""
         return json.dumps(self.commands, ensure_ascii=False)
 
     def set(self, name: str, value: Any, ex: int | timedelta | None = None) -> None:
