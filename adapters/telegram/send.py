@@ -45,7 +45,8 @@ async def send_content(
     """Send and return the ids of the messages created (one or more)."""
     chat = int(destination.chat_id)
     thread = destination.thread_id
-    reply = lean.reply_parameters(int(destination.reply_to) if destination.reply_to else None)
+    reply_to = int(destination.reply_to) if destination.reply_to else None
+    reply = lean.reply_parameters(reply_to)
     text = content.text or ""
     # A caption longer than Telegram allows goes after the media as text.
     caption, tail = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
@@ -108,9 +109,7 @@ async def send_content(
                     chat,
                     chunk,
                     thread_id=thread,
-                    reply_to=int(destination.reply_to)
-                    if destination.reply_to and not ids
-                    else None,
+                    reply_to=None if ids else reply_to,  # the first message only
                     entities=to_entities(content) if whole else None,
                     markup=markup if last else None,
                 ),
