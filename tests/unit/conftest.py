@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
+from gateway.store.batch import group_commit
 from gateway.store.redis import Redis, connect
 
 
@@ -17,6 +19,21 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def batch_sizes(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group commit ``redis`` sends during the test, in order."""
+    sizes: list[int] = []
+    group = group_commit(redis)
+    run = group._run
+
+    async def counting(batch: Any, **kw: Any) -> list[Any]:
+        sizes.append(len(batch))
+        return await run(batch, **kw)
+
+    monkeypatch.setattr(group, "_run", counting)
+    return sizes
 
 
 async def wait_until(
