@@ -13,15 +13,12 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import io
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from gateway import logging as gateway_logging
@@ -39,6 +36,7 @@ from tests.conftest import (
     eventually,
     text_of,
 )
+from tests.logs import production_logs
 from tests.test_fuzz_webhooks import (
     VIBER_TOKEN,
     VK_CONFIRMATION,
@@ -444,24 +442,8 @@ async def test_secrets_never_reach_the_logs(
         WA_APP_SECRET,
         WA_VERIFY,
     } <= set(secrets)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    quiet = {name: logging.getLogger(name).level for name in ("aiohttp.access", "aiogram")}
-    output = io.StringIO()
-    try:
-        gateway_logging.configure("debug", "json", secrets)
-        structlog.configure(cache_logger_on_first_use=False)  # restorable after the test
-        for handler in root.handlers:
-            assert isinstance(handler, logging.StreamHandler)
-            handler.setStream(output)
+    with production_logs("debug", secrets) as output:
         await _conversations(world, running, platforms)
-    finally:
-        structlog.configure(**saved)
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        for name, level in quiet.items():
-            logging.getLogger(name).setLevel(level)
     logged = output.getvalue()
     for event in ("inbound.accepted", "webhook.unauthorized", "delivery.retry"):
         assert event in logged, event  # the flow was really logged
