@@ -11,10 +11,11 @@ arguments as the redis-py pipeline methods the write paths use, so the same help
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+
+import pydantic_core
 
 
 def lua_run(argv: int) -> str:
@@ -38,9 +39,11 @@ class Writes:
     def _add(self, *args: Any) -> None:
         self.commands.append([a if type(a) is str else _s(a) for a in args])
 
-    def encode(self) -> str:
-        """The commands as one script argument (run by :func:`lua_run`'s loop)."""
-        return json.dumps(self.commands, ensure_ascii=False)
+    def encode(self) -> bytes:
+        """The commands as one script argument (run by :func:`lua_run`'s loop): compact
+        UTF-8 JSON, serialised in C (a step's writes are kilobytes; ``json.dumps`` took
+        three times as long)."""
+        return pydantic_core.to_json(self.commands)
 
     def set(self, name: str, value: Any, ex: int | timedelta | None = None) -> None:
         if isinstance(ex, timedelta):
