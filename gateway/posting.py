@@ -30,6 +30,7 @@ from gateway.staff import render
 from gateway.staff.commands import topic_link
 from gateway.staff.watchers import notice_text
 from gateway.store import keys
+from gateway.store.batch import Reads, read
 from gateway.store.messages import MessageRef, link, peer
 from gateway.store.redis import text
 from gateway.store.writes import Writes
@@ -40,14 +41,14 @@ log = structlog.get_logger(__name__)
 class Posting(Outbox):
     async def _post(self, job: StaffPost, entry: Entry) -> None:
         message = job.message
-        # One round trip: sent already? How many messengers does the person use? Who
-        # watches them? Their line (with several) and their topic there?
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.done(job.out_id))
-            pipe.scard(keys.contact_identities(job.contact_id))
-            pipe.smembers(keys.watchers(job.contact_id))
-            self.lines.ask(pipe, job.contact_id)
-            done, identities, watchers, *where = await pipe.execute()
+        # One group-committed read: sent already? How many messengers does the person
+        # use? Who watches them? Their line (with several) and their topic there?
+        reads = Reads()
+        reads.exists(keys.done(job.out_id))
+        reads.scard(keys.contact_identities(job.contact_id))
+        reads.smembers(keys.watchers(job.contact_id))
+        self.lines.ask(reads, job.contact_id)
+        done, identities, watchers, *where = await read(self.redis, reads)
         line, known = self.lines.answer(where)
         self.address(line.chat_id)  # (Delivery left a post's addressing to this read)
         if done:

@@ -1,13 +1,15 @@
 """Group commit: Lua script calls from concurrent handlers share round trips.
 
 Every hot step of the gateway is one script call (publish a webhook once, resolve a
-contact, read and commit a business-process step, finish a delivery, count an event).
-Under load dozens of handlers make such calls at the same moment, and each round trip
-costs the client more CPU than the script costs Redis. :func:`batched` queues a call;
-whatever calls arrive while one batch is on the wire go out together as the next batch,
-one pipeline without MULTI. Each script stays atomic on its own and each caller gets its
-own reply (or its own error); an idle gateway sends a lone call at once, so latency does
-not grow — under load it shrinks, since fewer round trips wait in line.
+contact, read and commit a business-process step, finish a delivery, count an event)
+or one small set of reads (what a staff post needs to know). Under load dozens of
+handlers make such calls at the same moment, and each round trip costs the client more
+CPU than the work costs Redis. :func:`batched` queues a script call and :func:`read` a
+set of reads; whatever arrives while one batch is on the wire goes out together as the
+next batch, one pipeline without MULTI. Each script stays atomic on its own and each
+caller gets its own reply (or its own error); an idle gateway sends a lone call at
+once, so latency does not grow — under load it shrinks, since fewer round trips wait
+in line.
 """
 
 from __future__ import annotations
@@ -26,11 +28,32 @@ from gateway.store.redis import Redis
 Arg = str | int | float | bytes
 
 
+class Reads:
+    """Read commands recorded to be sent in a group commit, by the names of redis-py's
+    pipeline methods (so helpers can queue reads into either); replies come back in
+    order, converted as redis-py converts them (``SMEMBERS`` a set, ``EXISTS`` an int…)."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[Arg, ...]] = []
+
+    def get(self, name: str) -> None:
+        self.commands.append(("GET", name))
+
+    def exists(self, *names: str) -> None:
+        self.commands.append(("EXISTS", *names))
+
+    def scard(self, name: str) -> None:
+        self.commands.append(("SCARD", name))
+
+    def smembers(self, name: str) -> None:
+        self.commands.append(("SMEMBERS", name))
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
-    script: AsyncScript
+    script: AsyncScript | None  # None: ``args`` are the commands of a Reads
     keys: Sequence[str]
-    args: Sequence[Arg]
+    args: Sequence[Any]
     future: asyncio.Future[Any]
 
 
@@ -43,9 +66,10 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     def call(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]
+        self, script: AsyncScript | None, keys: Sequence[str], args: Sequence[Any]
     ) -> asyncio.Future[Any]:
-        """Queue ``script`` for the next batch; its reply (or error) when it ran."""
+        """Queue ``script`` (or, with ``None``, the commands in ``args``) for the next
+        batch; its reply (or error) when it ran."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Call(script, keys, args, future))
         if self._flusher is None or self._flusher.done():
@@ -75,16 +99,34 @@ class GroupCommit:
                     item.future.set_result(result)
 
     async def _run(self, batch: list[_Call], *, reload: bool = True) -> list[Any]:
+        """Each call's result: a script's reply, a Reads' list of replies (or the
+        first error among them), in order."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+                if item.script is None:
+                    for command in item.args:
+                        pipe.execute_command(*command)
+                else:
+                    pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        results: list[Any] = []
+        at = 0
+        for item in batch:
+            if item.script is None:
+                got = replies[at : at + len(item.args)]
+                at += len(item.args)
+                error = next((r for r in got if isinstance(r, Exception)), None)
+                results.append(got if error is None else error)
+            else:
+                results.append(replies[at])
+                at += 1
         failed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if failed and reload:
             # A restarted Redis forgot the scripts (they are not persisted). Those
             # calls did nothing, so loading the scripts and running just them again is
             # safe; the calls that succeeded keep their results.
-            for script in {batch[i].script.sha: batch[i].script for i in failed}.values():
+            scripts = {s.sha: s for i in failed if (s := batch[i].script) is not None}
+            for script in scripts.values():
                 await self.redis.script_load(script.script)
             again = await self._run([batch[i] for i in failed], reload=False)
             for i, result in zip(failed, again, strict=True):
@@ -110,3 +152,9 @@ def batched(
     registered with."""
     client: Redis = script.registered_client  # type: ignore[assignment]
     return group_commit(client).call(script, keys, args)
+
+
+def read(redis: Redis, reads: Reads) -> asyncio.Future[list[Any]]:
+    """The replies to ``reads``, sent in the next group commit of ``redis``. Not a
+    snapshot: other calls of the batch may run between them (as in any pipeline)."""
+    return group_commit(redis).call(None, (), reads.commands)

@@ -19,6 +19,7 @@ from gateway.config import Line, Settings
 from gateway.model import TopicId
 from gateway.staff.commands import topic_link
 from gateway.store import keys
+from gateway.store.batch import Reads
 from gateway.store.redis import Redis, text
 from gateway.store.topics import Topics
 from gateway.store.writes import Writes
@@ -50,9 +51,10 @@ class Lines:
         raw = await self.redis.get(keys.contact_line(contact_id))
         return self.settings.line(text(raw) if raw is not None else None)
 
-    def ask(self, pipe: Pipeline, contact_id: str) -> int:
-        """Queue, in the caller's pipeline, the reads :meth:`answer` needs (the contact's
-        line, with several, and its topic in every line's group); how many replies."""
+    def ask(self, pipe: Pipeline | Reads, contact_id: str) -> int:
+        """Queue, in the caller's pipeline or group-committed reads, the reads
+        :meth:`answer` needs (the contact's line, with several, and its topic in every
+        line's group); how many replies."""
         if self.several:
             pipe.get(keys.contact_line(contact_id))
         for line in self.all:

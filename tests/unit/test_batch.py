@@ -8,7 +8,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from gateway.store.batch import batched
+from gateway.store.batch import Reads, batched, read
 from gateway.store.redis import Redis, connect
 from tests.conftest import free_port
 
@@ -56,3 +56,41 @@ async def test_redis_unreachable_fails_every_caller_with_a_connection_error() ->
         assert all(isinstance(r, RedisConnectionError | ConnectionError) for r in results)
     finally:
         await client.aclose()
+
+
+async def test_reads_share_the_batch_and_come_back_as_redis_py_returns_them(
+    redis: Redis, batch_sizes: list[int]
+) -> None:
+    script = redis.register_script(_ECHO)
+    await script(keys=["warm"], args=[1])
+    await redis.sadd("set", "a", "b")
+    await redis.set("plain", "v")
+    reads = Reads()
+    reads.exists("plain", "set", "missing")
+    reads.scard("set")
+    reads.smembers("set")
+    reads.get("plain")
+    reads.get("missing")
+    wrong = Reads()
+    wrong.get("missing")
+    wrong.scard("plain")  # WRONGTYPE: this caller's error alone
+    results = await asyncio.gather(
+        batched(script, keys=["r:1"], args=[5]),
+        read(redis, reads),
+        read(redis, wrong),
+        batched(script, keys=["r:2"], args=[6]),
+        return_exceptions=True,
+    )
+    assert results[0] == 5 and results[3] == 6
+    assert results[1] == [2, 2, {b"a", b"b"}, b"v", None]
+    assert isinstance(results[2], ResponseError) and "WRONGTYPE" in str(results[2])
+    assert batch_sizes == [4]  # one round trip for the scripts and the reads
+
+
+async def test_reads_after_a_redis_restart_need_no_script_reload(redis: Redis) -> None:
+    script = redis.register_script(_ECHO)
+    await redis.script_flush()  # as a restarted Redis: the script is unknown
+    reads = Reads()
+    reads.exists("nothing")
+    got = await asyncio.gather(batched(script, keys=["s:1"], args=[3]), read(redis, reads))
+    assert got == [3, [0]]
