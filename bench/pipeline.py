@@ -756,6 +756,9 @@ class Run:
     """Redis requests per measured message by stage (summed over the processes)."""
     calls_per_message: dict[str, float]
     """Bot API calls the emulator served per measured message, by method."""
+    commands_per_message: dict[str, float]
+    """Commands Redis executed per measured message (``INFO commandstats``; a script's
+    own ``redis.call`` commands included), by command."""
     warmup_seconds: float
     too_many: int
     emulator_flood_limits: bool
@@ -978,6 +981,7 @@ async def measure_run(
         if profile is not None:
             await workers[0].request({"op": "profile_on"})
         trips_before = [(await w.request({"op": "trips"}))["trips"] for w in workers]
+        await ctx.client.config_resetstat()
         pids: dict[str, list[int | None]] = {
             kind: [w.pid for w in workers],
             "redis": [ctx.redis_pid],
@@ -991,6 +995,7 @@ async def measure_run(
         after = _pids_cpu(pids)
         window = time.monotonic() - t_before
         sent = await sending
+        commandstats = await ctx.client.info("commandstats")
         trips_after = [(await w.request({"op": "trips"}))["trips"] for w in workers]
         stats["calls"] = (await emulator.request({"op": "calls"}))["calls"]
         note(f"{label}: measured")
@@ -1023,6 +1028,10 @@ async def measure_run(
         },
         trips_per_message={k: v / messages for k, v in sorted(trips.items())},
         calls_per_message=calls,
+        commands_per_message={
+            name.removeprefix("cmdstat_"): int(stat["calls"]) / messages
+            for name, stat in sorted(commandstats.items(), key=lambda x: -int(x[1]["calls"]))
+        },
         warmup_seconds=warmup_seconds,
         too_many=int(stats["too_many"]),
         emulator_flood_limits=bool(stats["flood_limits"]),
@@ -1101,6 +1110,10 @@ def report_runs(runs: list[Run], alone: EmulatorAlone | None) -> dict[str, Any]:
         )
         calls = ", ".join(f"{m} {n:.2f}" for m, n in g1.calls_per_message.items())
         print(f"  Bot API calls per message at the emulator (gateway): {calls}")
+        commands = ", ".join(
+            f"{c} {n:.2f}" for c, n in g1.commands_per_message.items() if n >= 0.05
+        )
+        print(f"  Redis commands executed per message (gateway, 1 process): {commands}")
     b1 = bare.get(1)
     if b1 is not None:
         t = b1.trips_per_message
