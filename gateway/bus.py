@@ -145,7 +145,7 @@ class Bus:
         :meth:`commit`."""
         writes = Writes()
         build(writes)
-        args = (writes.encode(),)
+        args = writes.args()
         await _until_stored(lambda: batched(self._apply, args=args), max_wait)
 
     async def ensure_groups(self, family: str) -> None:

@@ -63,8 +63,8 @@ return {raw or false, applied, n, false}
 """
 # KEYS: process, applied-marker, the contact, the operators' load index. ARGV: the
 # process JSON the step saw ('' = none, '*' = do not compare), check that the marker is
-# still absent?, the writes (JSON list of commands), an operator ('' = no check) and
-# their capacity. Runs the writes only if nothing changed since the read (and the
+# still absent?, an operator ('' = no check), their capacity, then the writes
+# (Writes.args). Runs the writes only if nothing changed since the read (and the
 # contact was not merged away meanwhile): this is the compare-and-set that keeps two
 # workers from both opening a process or a task. With an operator, also only if they
 # are below capacity (returns 2 if not): two replicas assigning two tasks to the last
@@ -77,11 +77,11 @@ if ARGV[1] ~= '*' then
   if current ~= ARGV[1] then return 0 end
   if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 end
-if ARGV[4] ~= '' and redis.call('ZCOUNT', KEYS[4], ARGV[4], ARGV[4]) >= tonumber(ARGV[5]) then
+if ARGV[3] ~= '' and redis.call('ZCOUNT', KEYS[4], ARGV[3], ARGV[3]) >= tonumber(ARGV[4]) then
   return 2
 end
 """
-    + lua_run(3)
+    + lua_run(5)
     + "return 1\n"
 )
 
@@ -256,7 +256,7 @@ class ProcessStore:
             done = await batched(
                 self._commit,
                 keys=[key, marker, keys.contact(contact_id), keys.OWNED],
-                args=[expected, "1" if once else "0", writes.encode(), operator, capacity],
+                args=[expected, "1" if once else "0", operator, capacity, *writes.args()],
             )
             if done == 2:
                 log.info("routing.no_room", contact_id=contact_id, operator=operator)
