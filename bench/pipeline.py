@@ -756,9 +756,10 @@ class Run:
     """Redis requests per measured message by stage (summed over the processes)."""
     calls_per_message: dict[str, float]
     """Bot API calls the emulator served per measured message, by method."""
-    commands_per_message: dict[str, float]
-    """Commands Redis executed per measured message (``INFO commandstats``; a script's
-    own ``redis.call`` commands included), by command."""
+    commands_per_message: dict[str, tuple[float, float]]
+    """Commands Redis executed per measured message and the server's µs in them per
+    message (``INFO commandstats``; a script's own ``redis.call`` commands are counted
+    and their time is also inside ``evalsha``'s), by command."""
     warmup_seconds: float
     too_many: int
     emulator_flood_limits: bool
@@ -1029,7 +1030,10 @@ async def measure_run(
         trips_per_message={k: v / messages for k, v in sorted(trips.items())},
         calls_per_message=calls,
         commands_per_message={
-            name.removeprefix("cmdstat_"): int(stat["calls"]) / messages
+            name.removeprefix("cmdstat_"): (
+                int(stat["calls"]) / messages,
+                float(stat["usec"]) / messages,
+            )
             for name, stat in sorted(commandstats.items(), key=lambda x: -int(x[1]["calls"]))
         },
         warmup_seconds=warmup_seconds,
@@ -1111,9 +1115,14 @@ def report_runs(runs: list[Run], alone: EmulatorAlone | None) -> dict[str, Any]:
         calls = ", ".join(f"{m} {n:.2f}" for m, n in g1.calls_per_message.items())
         print(f"  Bot API calls per message at the emulator (gateway): {calls}")
         commands = ", ".join(
-            f"{c} {n:.2f}" for c, n in g1.commands_per_message.items() if n >= 0.05
+            f"{c} {n:.2f} ({us:.0f} µs)"
+            for c, (n, us) in g1.commands_per_message.items()
+            if n >= 0.05
         )
-        print(f"  Redis commands executed per message (gateway, 1 process): {commands}")
+        print(
+            "  Redis commands executed per message, and the server's time in them (gateway, "
+            f"1 process; evalsha's time includes its scripts' commands): {commands}"
+        )
     b1 = bare.get(1)
     if b1 is not None:
         t = b1.trips_per_message
