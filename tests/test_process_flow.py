@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from gateway import process as bp
 from gateway.config import parse_config
 from gateway.store import keys
@@ -167,29 +169,48 @@ async def test_two_workers_racing_on_one_contact_open_one_process(
             await close(c)
 
 
-async def test_numbers_count_per_day_across_contacts(redis_url: str, world: World) -> None:
-    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+@pytest.mark.parametrize(
+    ("number_format", "expected"),
+    [
+        (None, "BP-{day}-{n}"),
+        # Quotes and a backslash are escaped in the stored JSON: the read script then
+        # finds the day by decoding it, not by its quick match.
+        ('No "{date:%Y%m%d}" \\ {n:04d}', 'No "{day}" \\ {n}'),
+    ],
+)
+async def test_numbers_count_per_day_across_contacts(
+    redis_url: str, world: World, number_format: str | None, expected: str
+) -> None:
+    config = config_dict(world.emulator.base_url or "", redis_url)
+    if number_format is not None:
+        config["processes"] = {"number_format": number_format}
+    settings = parse_config(json.dumps(config))
     redis = connect(redis_url)
+    await redis.flushdb()
     store = ProcessStore(redis, settings)
     at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
-    try:
-        for contact in ("a", "b", "c"):
-            await store.apply(
-                contact,
-                at,
-                lambda c, n: bp.inbound(c, at, zone=store.zone, sla=store.sla, number_for=n),
-                may_open=True,
-            )
-        numbers = [(await store.current(c)).number for c in ("a", "b", "c")]  # type: ignore[union-attr]
-        assert numbers == ["BP-20261123-0001", "BP-20261123-0002", "BP-20261123-0003"]
-        next_day = at + timedelta(days=1)
+
+    async def message(contact: str, at: datetime) -> str:
         await store.apply(
-            "a",
-            next_day,
-            lambda c, n: bp.inbound(c, next_day, zone=store.zone, sla=store.sla, number_for=n),
+            contact,
+            at,
+            lambda c, n: bp.inbound(c, at, zone=store.zone, sla=store.sla, number_for=n),
             may_open=True,
         )
-        assert (await store.current("a")).number == "BP-20261124-0001"  # type: ignore[union-attr]
+        process = await store.current(contact)
+        assert process is not None
+        return process.number
+
+    try:
+        numbers = [await message(c, at) for c in ("a", "b", "c")]
+        # A second message the same day is in the same process and takes no number.
+        numbers += [await message("a", at + timedelta(hours=1)), await message("d", at)]
+        assert numbers == [
+            expected.format(day="20261123", n=n) for n in ("0001", "0002", "0003", "0001", "0004")
+        ]
+        assert await message("a", at + timedelta(days=1)) == expected.format(
+            day="20261124", n="0001"
+        )
     finally:
         await close(redis)
 

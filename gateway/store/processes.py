@@ -44,13 +44,19 @@ MAX_ATTEMPTS = 20
 # the contact it was merged into or nil}. A number is reserved only when a process may
 # open and today's is not the current one.
 _READ = """
+local function day_of(raw)
+  -- The state is written as {"number":…,"day":…} first (ProcessStore.store_state), so
+  -- the day is read without decoding the whole JSON; a number with escapes decodes.
+  local day = string.match(raw, '^{"number":"[^"\\\\]*","day":"([^"]*)"')
+  return day or cjson.decode(raw)['day']
+end
 local merged = redis.call('HGET', KEYS[5], 'merged_into')
 if merged then return {false, 0, false, merged} end
 local raw = redis.call('GET', KEYS[1])
 local applied = 0
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then applied = 1 end
 local n = false
-if applied == 0 and ARGV[4] == '1' and not (raw and cjson.decode(raw)['day'] == ARGV[1]) then
+if applied == 0 and ARGV[4] == '1' and not (raw and day_of(raw) == ARGV[1]) then
   n = redis.call('GET', KEYS[3])
   if not n then
     n = redis.call('INCR', KEYS[4])
