@@ -22,7 +22,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
-from structlog._log_levels import NAME_TO_LEVEL
+from structlog.processors import NAME_TO_LEVEL
 from structlog.typing import EventDict
 
 # A bot token, also inside a Bot API URL (".../bot123456:AAH.../sendMessage").
@@ -47,7 +47,7 @@ class Redactor:
 
     def scrub(self, value: Any) -> Any:
         """``value`` with secrets removed from every string in it, containers included."""
-        if type(value) is str or isinstance(value, str):
+        if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, BaseException):
             return self.redact(repr(value))
