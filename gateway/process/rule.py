@@ -108,6 +108,8 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Process:
+    # number, then day: the store's read script finds the day in the stored JSON by its
+    # place (gateway.store.processes; another order still works, only slower).
     number: str
     day: date
     opened_at: datetime

@@ -45,8 +45,9 @@ MAX_ATTEMPTS = 20
 # open and today's is not the current one.
 _READ = """
 local function day_of(raw)
-  -- The state is written as {"number":…,"day":…} first (ProcessStore.store_state), so
-  -- the day is read without decoding the whole JSON; a number with escapes decodes.
+  -- PROCESS.dump_json writes the fields in gateway.process.Process's order, number and
+  -- day first, so the day is read without decoding the whole JSON; a number with
+  -- escapes does not match and is decoded.
   local day = string.match(raw, '^{"number":"[^"\\\\]*","day":"([^"]*)"')
   return day or cjson.decode(raw)['day']
 end
