@@ -8,10 +8,16 @@ the same value, so take ``max`` over the replicas, not the sum.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from gateway.admin.events import FIRST_RESPONSE_BUCKETS, RESOLUTION_BUCKETS
 
+BEFORE_SCRAPE: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("before_scrape", list)
+"""Refreshes ``GET /metrics`` awaits, in order, before it renders (the admin's gauges).
+Only that route runs them: a hook, not a middleware every webhook would pass through."""
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 

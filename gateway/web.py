@@ -20,6 +20,7 @@ from gateway.admin.web import install as install_admin
 from gateway.api import install as install_api
 from gateway.app import App
 from gateway.errors import BadPayload, Unauthorized
+from gateway.metrics import BEFORE_SCRAPE
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE
 from gateway.webchat.server import install as install_webchat
@@ -135,6 +136,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[APP_KEY]
+    for refresh in request.app.get(BEFORE_SCRAPE, ()):
+        try:
+            await refresh()
+        except RETRYABLE as exc:  # still serve the process's own counters
+            log.warning("metrics.gauges_unavailable", error=str(exc))
     try:
         for family in keys.FAMILIES:
             gateway.metrics.queue_depth.labels(family).set(await gateway.bus.depth(family))

@@ -13,16 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import structlog
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
-
 from gateway.app import App
 from gateway.process import Status
 from gateway.store import keys
-from gateway.store.redis import RETRYABLE, text
+from gateway.store.redis import text
 
-log = structlog.get_logger(__name__)
 SCAN_LIMIT = 10_000
 CHUNK = 250
 """Processes per script call: about 3 ms of Redis time each (measured, 1 KB processes)."""
@@ -104,19 +99,3 @@ class Gauges:
             metrics.operator_online.labels(operator, name).set(1 if online else 0)
             if known is not None:
                 metrics.operator_capacity.labels(operator, name).set(known.max_chats)
-
-
-def refresh_on_scrape(gauges: Gauges) -> Middleware:
-    """A middleware that refreshes the gauges just before ``GET /metrics`` renders (any
-    other request passes straight through)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/metrics" and request.method == "GET":
-            try:
-                await gauges.refresh()
-            except RETRYABLE as exc:  # still serve the process's own counters
-                log.warning("metrics.gauges_unavailable", error=str(exc))
-        return await handler(request)
-
-    return middleware

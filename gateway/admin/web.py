@@ -18,10 +18,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from gateway.admin.auth import COOKIE, SESSION_SECONDS, Sessions
 from gateway.admin.dashboard import snapshot
-from gateway.admin.gauges import Gauges, refresh_on_scrape
+from gateway.admin.gauges import Gauges
 from gateway.admin.render import FILTERS
 from gateway.app import App
 from gateway.config import Settings
+from gateway.metrics import BEFORE_SCRAPE
 from gateway.store.redis import RETRYABLE
 
 log = structlog.get_logger(__name__)
@@ -206,4 +207,4 @@ def install(app: web.Application, gateway: App) -> None:
     app.router.add_post("/admin/login", admin.login)
     app.router.add_post("/admin/logout", admin.logout)
     app.router.add_get("/admin/static/{name}", admin.static)
-    app.middlewares.append(refresh_on_scrape(Gauges(gateway)))
+    app.setdefault(BEFORE_SCRAPE, []).append(Gauges(gateway).refresh)
