@@ -24,6 +24,7 @@ from gateway.sandbox.runner import (
     VIBER_PATH,
     VK_PATH,
     WHATSAPP_PATH,
+    _config_text,
     prepare_emulator,
     sandbox_settings,
 )
@@ -385,3 +386,15 @@ def test_the_sandbox_makes_a_dashboard_token_unless_the_config_has_tokens(tmp_pa
     mine = yaml.safe_dump({"api": own})
     settings = sandbox_settings(text + "\n" + mine, listen="127.0.0.1:8091", data_dir=tmp_path)
     assert [t.name for t in settings.api.tokens] == ["crm"]
+
+
+def test_the_sandbox_finds_its_example_config_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `gateway sandbox` run outside the repository, with the editable install the
+    # README's first command makes: the package has no copy of the example config.
+    monkeypatch.chdir(tmp_path)
+    expected = (ROOT / "bridge_config.yaml").read_text(encoding="utf-8")
+    assert _config_text(None) == expected
+    (tmp_path / "bridge_config.yaml").write_text("log:\n  level: debug\n", encoding="utf-8")
+    assert _config_text(None) == "log:\n  level: debug\n"  # the local one wins

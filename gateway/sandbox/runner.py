@@ -133,8 +133,12 @@ def _config_text(path: Path | None) -> str:
     local = Path("bridge_config.yaml")
     if local.is_file():
         return local.read_text(encoding="utf-8")
-    # Installed without the repository: the example config ships inside the package.
-    return resources.files("gateway.sandbox").joinpath("bridge_config.yaml").read_text("utf-8")
+    # Installed from a wheel: the example config ships inside the package. An editable
+    # install (`pip install -e .`) has no copy there; it reads the repository's own.
+    packaged = resources.files("gateway.sandbox").joinpath("bridge_config.yaml")
+    if packaged.is_file():
+        return packaged.read_text("utf-8")
+    return (Path(__file__).resolve().parents[2] / "bridge_config.yaml").read_text("utf-8")
 
 
 class Emulators(NamedTuple):
