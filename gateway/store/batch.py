@@ -23,7 +23,11 @@ from typing import Any
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from gateway.store.redis import Redis
+from gateway.store.redis import Redis, one_deadline
+
+DEFAULT_DEADLINE = 5.0
+"""Seconds a batch may take when the client has no ``socket_timeout`` (redis-py's
+default is 5 s too)."""
 
 Arg = str | int | float | bytes
 
@@ -62,6 +66,9 @@ class GroupCommit:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self.deadline: float = timeout or DEFAULT_DEADLINE
+        """The whole round trip's deadline (one timer, not one per reply)."""
         self._pending: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -108,7 +115,8 @@ class GroupCommit:
                         pipe.execute_command(*command)
                 else:
                     pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            async with one_deadline(self.deadline):
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
         results: list[Any] = []
         at = 0
         for item in batch:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -179,8 +182,33 @@ async def close(client: Redis) -> None:
             await node.aclose()
 
 
+_ONE_DEADLINE: ContextVar[bool] = ContextVar("redis_one_deadline", default=False)
+
+
+@contextlib.asynccontextmanager
+async def one_deadline(seconds: float) -> AsyncIterator[None]:
+    """Bound a whole exchange (a pipeline's send and all its replies) by one timeout.
+
+    redis-py bounds each send with ``asyncio.wait_for`` (a Task of its own on Python
+    3.11) and each reply with a timeout of its own: for a group commit of a dozen calls
+    that is a dozen timers, a measurable share of the gateway's CPU. Inside this block
+    the connections skip both; the block's own deadline still cancels a hung exchange,
+    and redis-py then drops the connection (a half-read reply is never reused). Raises
+    redis-py's :class:`~redis.exceptions.TimeoutError`, as its own timeouts do.
+    """
+    token = _ONE_DEADLINE.set(True)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise RedisTimeoutError(f"Redis did not answer within {seconds:g} s") from None
+    finally:
+        _ONE_DEADLINE.reset(token)
+
+
 class _CPacking(AbstractConnection):
-    """Commands packed by hiredis' C ``pack_command``.
+    """Commands packed by hiredis' C ``pack_command``; inside :func:`one_deadline`, sends
+    and replies without timers of their own.
 
     redis-py's asyncio connections pack every command in Python (its sync ones use
     hiredis): about a tenth of the gateway's CPU in ``bench.pipeline``, at ~19 commands
@@ -199,6 +227,23 @@ class _CPacking(AbstractConnection):
             return [hiredis.pack_command(args)]
         except TypeError:
             return super().pack_command(*args)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not (_ONE_DEADLINE.get() and self.socket_timeout):
+            return await super().send_packed_command(command, check_health)
+        # No wait_for: the enclosing one_deadline() bounds the send.
+        timeout, self.socket_timeout = self.socket_timeout, None
+        try:
+            await super().send_packed_command(command, check_health)
+        finally:
+            self.socket_timeout = timeout
+
+    async def read_response(
+        self, disable_decoding: bool = False, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        if timeout is None and _ONE_DEADLINE.get():
+            timeout = math.inf  # redis-py's "no timeout of its own": one_deadline() bounds it
+        return await super().read_response(disable_decoding, timeout, **kwargs)
 
 
 _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}

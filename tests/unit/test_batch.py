@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import redis.asyncio.connection as redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.store.batch import Reads, batched, read
-from gateway.store.redis import Redis, connect
+from gateway.store.batch import Reads, batched, group_commit, read
+from gateway.store.redis import EmbeddedRedis, Redis, close, connect
 from tests.conftest import free_port
 
 _ECHO = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
@@ -94,3 +102,67 @@ async def test_reads_after_a_redis_restart_need_no_script_reload(redis: Redis) -
     reads.exists("nothing")
     got = await asyncio.gather(batched(script, keys=["s:1"], args=[3]), read(redis, reads))
     assert got == [3, [0]]
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A redis-server of this test's own: it is going to be paused."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    server.start()
+    await server.wait_ready()
+    yield server
+    os.kill(int(server.pidfile.read_text()), signal.SIGCONT)  # never leave it stopped
+    server.stop()
+
+
+async def test_a_hung_redis_fails_the_batch_at_its_deadline_and_drops_the_connection(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client = connect(own_redis.url)
+    try:
+        script = client.register_script(_ECHO)
+        assert await batched(script, keys=["warm"], args=[1]) == 1
+        group_commit(client).deadline = 0.3
+        pid = int(own_redis.pidfile.read_text())
+        os.kill(pid, signal.SIGSTOP)  # alive, connected, answering nothing
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError, match=r"did not answer within 0\.3 s"):
+            await batched(script, keys=["late"], args=[100])
+        assert time.monotonic() - started < 2
+        os.kill(pid, signal.SIGCONT)
+        # The late call's reply arrives on the dropped connection, never read as this one's.
+        assert await batched(script, keys=["next"], args=[1]) == 1
+        assert await client.get("late") == b"100"  # it did run: callers retry idempotently
+    finally:
+        await close(client)
+
+
+async def test_a_group_commit_sets_no_timer_per_send_or_reply(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = redis.register_script(_ECHO)
+    await script(keys=["warm"], args=[1])
+    timers: list[str] = []
+    wait_for, timeout = asyncio.wait_for, redis_connection.async_timeout
+
+    def counted_wait_for(*args: Any, **kwargs: Any) -> Any:
+        timers.append("wait_for")
+        return wait_for(*args, **kwargs)
+
+    def counted_timeout(*args: Any, **kwargs: Any) -> Any:
+        timers.append("timeout")
+        return timeout(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait_for", counted_wait_for)
+    monkeypatch.setattr(redis_connection, "async_timeout", counted_timeout)
+    reads = Reads()
+    reads.get("g:0")
+    got = await asyncio.gather(
+        *(batched(script, keys=[f"g:{i}"], args=[i]) for i in range(20)), read(redis, reads)
+    )
+    assert got == [*range(20), [b"0"]]
+    assert timers == []  # one deadline for the whole round trip instead
+    assert await redis.get("g:1") == b"1"  # a command of its own keeps redis-py's timeouts
+    assert set(timers) == {"wait_for", "timeout"}
+    pool: Any = redis.connection_pool
+    assert all(c.socket_timeout for c in pool._available_connections)  # restored
