@@ -20,7 +20,7 @@ from gateway.bus import RELEASE_LEASE, Bus, Entry, Handler, consumer_name
 from gateway.errors import TransientError
 from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
-from gateway.store.redis import RETRYABLE, text
+from gateway.store.redis import RETRYABLE, one_deadline, reply_timeout, text
 
 log = structlog.get_logger(__name__)
 STOP_GRACE = 0.5
@@ -85,6 +85,8 @@ class Consumer:
         """Per partition, the monotonic time our lease surely still holds until (from
         before we last set it): past it, we stop reading — another may own it."""
         self.block_ms = max(50, min(1000, self.lease_ms // 4))
+        self._read_deadline = self.block_ms / 1000 + reply_timeout(self.redis)
+        """A blocking read's whole round trip: the block, then the reply's own time."""
         self.margin_s = self.lease_ms / 6000
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(RELEASE_LEASE)
@@ -241,9 +243,14 @@ class Consumer:
                     if time.monotonic() + self.block_ms / 1000 + self.margin_s > until:
                         await asyncio.sleep(0.05)
                         continue
-                    reply: Any = await self.redis.xreadgroup(
-                        keys.GROUP, self.name, {stream: ">"}, count=self.batch, block=self.block_ms
-                    )
+                    async with one_deadline(self._read_deadline):  # not a timer per send
+                        reply: Any = await self.redis.xreadgroup(
+                            keys.GROUP,
+                            self.name,
+                            {stream: ">"},
+                            count=self.batch,
+                            block=self.block_ms,
+                        )
                     for _, entries in reply or ():
                         await self._handle_all(partition, stream, entries, stopping)
                     backoff = 0.05

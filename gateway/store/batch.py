@@ -23,11 +23,7 @@ from typing import Any
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from gateway.store.redis import Redis, one_deadline
-
-DEFAULT_DEADLINE = 5.0
-"""Seconds a batch may take when the client has no ``socket_timeout`` (redis-py's
-default is 5 s too)."""
+from gateway.store.redis import Redis, one_deadline, reply_timeout
 
 Arg = str | int | float | bytes
 
@@ -66,8 +62,7 @@ class GroupCommit:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-        self.deadline: float = timeout or DEFAULT_DEADLINE
+        self.deadline = reply_timeout(redis)
         """The whole round trip's deadline (one timer, not one per reply)."""
         self._pending: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None

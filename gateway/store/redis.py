@@ -182,6 +182,17 @@ async def close(client: Redis) -> None:
             await node.aclose()
 
 
+REPLY_TIMEOUT = 5.0
+"""Seconds one reply may take when a client sets no ``socket_timeout`` (redis-py's own
+default)."""
+
+
+def reply_timeout(client: Redis) -> float:
+    """How long ``client`` lets one reply take: its ``socket_timeout``."""
+    found = client.connection_pool.connection_kwargs.get("socket_timeout")
+    return float(found) if found else REPLY_TIMEOUT
+
+
 _ONE_DEADLINE: ContextVar[bool] = ContextVar("redis_one_deadline", default=False)
 
 

@@ -6,10 +6,12 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis.asyncio.connection as redis_connection
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -222,6 +224,60 @@ async def test_stopping_a_consumer_releases_its_leases(
 
 
 # Order, failures, crash recovery ----------------------------------------------------------
+
+
+async def test_stream_reads_set_no_timer_per_send_or_reply(
+    bus: Bus, redis: Redis, runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read is bounded by one deadline (the block, then the reply's time) instead.
+    command: ContextVar[str] = ContextVar("command", default="")
+    sent: Counter[str] = Counter()
+    timed: Counter[str] = Counter()
+    execute, wait_for, timeout = (
+        redis.execute_command,
+        asyncio.wait_for,
+        redis_connection.async_timeout,
+    )
+
+    async def named(*args: Any, **options: Any) -> Any:
+        token = command.set(str(args[0]))
+        sent[command.get()] += 1
+        try:
+            return await execute(*args, **options)
+        finally:
+            command.reset(token)
+
+    def timed_wait_for(*args: Any, **kwargs: Any) -> Any:
+        timed[command.get()] += 1
+        return wait_for(*args, **kwargs)
+
+    def timed_timeout(*args: Any, **kwargs: Any) -> Any:
+        timed[command.get()] += 1
+        return timeout(*args, **kwargs)
+
+    def as_connecting(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def connecting(*args: Any, **kwargs: Any) -> Any:
+            token = command.set("(dis)connect")  # a new or dropped connection's own timer
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                command.reset(token)
+
+        return connecting
+
+    connection = redis_connection.AbstractConnection
+    for name in ("connect_check_health", "disconnect"):
+        monkeypatch.setattr(connection, name, as_connecting(getattr(connection, name)))
+    monkeypatch.setattr(redis, "execute_command", named)
+    monkeypatch.setattr(asyncio, "wait_for", timed_wait_for)
+    monkeypatch.setattr(redis_connection, "async_timeout", timed_timeout)
+    runner.start(Consumer(bus, FAMILY, recording_handler(redis), name="a", lease_seconds=LEASE))
+    for i in range(20):
+        await bus.publish_once(FAMILY, f"contact:{i}", f"k:{i}", f"p{i}")
+        await asyncio.sleep(0.01)
+    await wait_until(handled_count(redis, 20))
+    assert sent["XREADGROUP"] >= 5 and timed["XREADGROUP"] == 0
+    assert timed["SET"] > 0  # a command of its own (the lease) keeps redis-py's timeouts
 
 
 async def test_entries_of_one_partition_are_handled_in_publish_order(
