@@ -7,7 +7,7 @@ hashtags, bare URLs and the like are found again by every client from the text i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiogram.types import MessageEntity, User
@@ -43,9 +43,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _python_index(text: str) -> list[int]:
+def _python_index(text: str) -> Sequence[int]:
     """UTF-16 position → Python index (a position inside a surrogate pair maps to its
     character's end)."""
+    if max(text, default="") <= "\uffff":  # no surrogate pairs: the same positions
+        return range(len(text) + 1)
     index = [0]
     for i, char in enumerate(text):
         index += [i + 1] * (2 if ord(char) > 0xFFFF else 1)

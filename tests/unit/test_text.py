@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.telegram.send import TEXT_LIMIT, split_text
+from adapters.telegram.styles import _python_index, from_entities
 from adapters.telegram.styles import to_entities as entities
 from gateway.logging import REDACTED, Redactor
 from gateway.model import (
@@ -255,3 +256,33 @@ def test_mention_offsets_are_counted_in_utf16_units(before: str, name: str, afte
     covered = units[2 * entity.offset : 2 * (entity.offset + entity.length)]
     assert covered.decode("utf-16-le") == name
     assert entity.type == "text_mention" and entity.user is not None and entity.user.id == 7
+
+
+def _index_by_walking(text: str) -> list[int]:
+    """UTF-16 position → Python index, one code unit at a time (the reference)."""
+    index = [0]
+    for i, char in enumerate(text):
+        index += [i + 1] * (2 if ord(char) > 0xFFFF else 1)
+    return index
+
+
+@given(st.text())
+def test_utf16_positions_map_to_python_indices(text: str) -> None:
+    # Telegram counts entity offsets in UTF-16 code units; most texts have no
+    # surrogate pairs, and their positions are taken as they are.
+    assert list(_python_index(text)) == _index_by_walking(text)
+
+
+@given(st.text(), st.lists(st.tuples(st.integers(-3, 80), st.integers(-3, 80)), max_size=4))
+def test_entities_become_styles_on_the_same_characters(
+    text: str, spans: list[tuple[int, int]]
+) -> None:
+    entities = [{"type": "bold", "offset": o, "length": n} for o, n in spans]
+    index = _index_by_walking(text)
+    expected = []
+    for offset, length in spans:
+        start = index[min(max(offset, 0), len(index) - 1)]
+        end = index[min(max(offset + length, 0), len(index) - 1)]
+        if end > start:
+            expected.append((start, end - start))
+    assert [(s.offset, s.length) for s in from_entities(text, entities)] == expected
