@@ -13,8 +13,8 @@ import pytest
 
 from gateway import process as bp
 from gateway.config import parse_config
-from gateway.store import keys
-from gateway.store.processes import ProcessStore
+from gateway.store import keys, processes
+from gateway.store.processes import ContactMerged, ProcessStore
 from gateway.store.redis import close, connect
 from tests.conftest import STAFF_CHAT, Clock, StartGateway, World, config_dict, text_of
 
@@ -337,3 +337,94 @@ async def test_overdue_digest_and_commands_outside_a_topic(
     assert "Maria" not in digest
     assert "works in a customer's topic" in await in_general("/take")
     assert "/overdue" in await in_general("/help")
+
+
+class _Reads:
+    """Counts the process store's read scripts (its other call is the commit)."""
+
+    def __init__(self, store: ProcessStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = processes.batched
+
+        def counting(script: Any, **kwargs: Any) -> Any:
+            if script is store._read:
+                self.count += 1
+            return real(script, **kwargs)
+
+        monkeypatch.setattr(processes, "batched", counting)
+
+
+async def test_a_contacts_next_message_commits_without_reading_and_stays_correct(
+    redis_url: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    mine, other = connect(redis_url), connect(redis_url)
+    store, replica = ProcessStore(mine, settings), ProcessStore(other, settings)
+    reads = _Reads(store, monkeypatch)
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+    def inbound(at: datetime) -> Any:
+        return lambda c, n: bp.inbound(c, at, zone=store.zone, sla=store.sla, number_for=n)
+
+    try:
+        await store.apply("7", at, inbound(at), once="m1", may_open=True)
+        await store.apply("7", at + timedelta(minutes=1), inbound(at), once="m2", may_open=True)
+        assert reads.count == 1  # the second message: remembered, only the commit
+
+        # Another replica closes the task: what this store remembers is now stale.
+        def closing(current: bp.Process | None, _: bp.NumberFor) -> bp.Transition:
+            return bp.close(current, at + timedelta(minutes=2), "anna", "done")
+
+        await replica.apply("7", at, closing, once="close-1")
+        later = at + timedelta(minutes=3)
+        await store.apply("7", later, inbound(later), once="m3", may_open=True)
+        assert reads.count == 2  # the commit found out, the step ran again on a read
+        process = await store.current("7")
+        assert process is not None and process.number == "BP-20261123-0001"
+        assert [t.status for t in process.tasks] == [bp.Status.CLOSED, bp.Status.NEW]
+        # A redelivered message is still applied once, remembered state or not.
+        assert await store.apply("7", later, inbound(later), once="m3", may_open=True) is None
+        assert len((await store.current("7") or process).tasks) == 2
+        # The store closes task 2 and remembers it closed; the replica's message opens a
+        # third. A close refused on the memory ("no open task") is decided on a read.
+        await store.apply("7", later, closing, once="close-2")
+        await replica.apply("7", later, inbound(later), once="m4", may_open=True)
+        assert await store.apply("7", later, closing, once="close-3") is not None
+        process = await store.current("7")
+        assert process is not None and [t.number for t in process.tasks] == [1, 2, 3]
+        assert not process.task.is_open
+        # Merged away meanwhile: the commit refuses, the read says where it went.
+        await mine.hset(keys.contact("7"), "merged_into", "9")
+        with pytest.raises(ContactMerged):
+            await store.apply("7", later, inbound(later), once="m5", may_open=True)
+    finally:
+        await close(mine)
+        await close(other)
+
+
+async def test_a_store_remembers_a_bounded_number_of_contacts(
+    redis_url: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    redis = connect(redis_url)
+    store = ProcessStore(redis, settings)
+    reads = _Reads(store, monkeypatch)
+    monkeypatch.setattr(processes, "REMEMBERED", 2)
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+    async def message(contact: str) -> None:
+        def step(current: bp.Process | None, number_for: bp.NumberFor) -> bp.Transition:
+            return bp.inbound(current, at, zone=store.zone, sla=store.sla, number_for=number_for)
+
+        await store.apply(contact, at, step, may_open=True)
+
+    try:
+        for contact in ("a", "b", "c"):
+            await message(contact)
+        assert reads.count == 3
+        await message("c")  # among the two most recent: no read
+        assert reads.count == 3
+        await message("a")  # the least recent was forgotten
+        assert reads.count == 4
+    finally:
+        await close(redis)

@@ -1,12 +1,19 @@
 """Business processes in Redis: the contact's current process, its archive, numbering,
 and the events stream — changed atomically with whatever else a step must store.
 
-A step reads the contact's process under WATCH, runs the pure rule
-(:mod:`gateway.process`), and commits the new state, the archived process, the events
-*and the caller's own effects* (an outbound job, the inbound entry's ack) in one
-MULTI/EXEC. A customer's message and an operator's command for the same contact are
-handled by different partitions, so they can race; WATCH makes the loser start over
-from the winner's state, so two steps can never open two processes or two tasks.
+A step reads the contact's process (one script, which also reserves the day's number
+when a process may open), runs the pure rule (:mod:`gateway.process`), and commits the
+new state, the archived process, the events *and the caller's own effects* (an outbound
+job, the inbound entry's ack) in one script that first compares the stored process with
+the one the step saw. A customer's message and an operator's command for the same
+contact are handled by different partitions, so they can race; the compare makes the
+loser start over from the winner's state, so two steps can never open two processes or
+two tasks.
+
+Each store remembers the process it last read or wrote per contact (a bounded LRU), so
+a contact's next message skips the read: the commit's compare finds out when the memory
+is stale — another worker or replica wrote, the contact was merged away, the event was
+already applied — and that step alone starts over from a fresh read.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -37,6 +45,9 @@ from gateway.store.writes import Writes, lua_run
 log = structlog.get_logger(__name__)
 PROCESS: TypeAdapter[Process] = TypeAdapter(Process)
 MAX_ATTEMPTS = 20
+REMEMBERED = 4096
+"""Contacts whose process a store remembers (most recently used): at 1-4 KB a process,
+a few MB at most."""
 
 # KEYS: process, applied-marker, the contact's number reservation for the day, the
 # day's counter, the contact. ARGV: day (ISO), reservation TTL, check the marker?, may a
@@ -119,6 +130,9 @@ class ProcessStore:
         self.card_stream = card_stream
         self._read = redis.register_script(_READ)
         self._commit = redis.register_script(_COMMIT)
+        self._known: OrderedDict[str, tuple[str, Process]] = OrderedDict()
+        """Per contact, the process JSON this store last read or committed, and the
+        process; the commit compares it with what is stored (see the module's note)."""
         self.once_ttl = settings.bus.dedup_ttl_days * 86400
         every = settings.reminders.interval_minutes
         self.remind_every = _minutes(every) if every else None
@@ -204,7 +218,13 @@ class ProcessStore:
         Two round trips: one script reads the state (and, when ``may_open`` and a new
         day begins, reserves the day's number for this contact); one script commits
         the recorded writes only if the state is still what was read — otherwise the
-        step runs again on the new state (a race with another worker).
+        step runs again on the new state (a race with another worker). When this store
+        remembers the contact's process (it read or wrote it last), the read is
+        skipped: a commit that finds the memory stale, or a step that raises on it,
+        starts over from a read.
+
+        Each attempt runs ``step`` (unless the event was already applied), then
+        ``effects`` once, then the commit; only the committed attempt's writes stay.
 
         ``once`` is the causing event's key: an event handled again (its entry was
         redelivered after the commit's reply was lost) does not apply the rule twice —
@@ -219,32 +239,54 @@ class ProcessStore:
         marker = keys.applied(once) if once is not None else key
         day = bp.local_day(at, self.zone)
         stamp = day.strftime("%Y%m%d")
+        known = self._known.get(contact_id)
+        if known is not None and may_open and known[1].day != day:
+            known = None  # a new day may open a process: the read reserves its number
+        current: Process | None
         for attempt in range(MAX_ATTEMPTS):
-            raw, applied, n, merged = await batched(
-                self._read,
-                keys=[
-                    key,
-                    marker,
-                    keys.process_number(contact_id, stamp),
-                    keys.process_seq(stamp),
-                    keys.contact(contact_id),
-                ],
-                args=[
-                    day.isoformat(),
-                    int(keys.PROCESS_SEQ_TTL.total_seconds()),
-                    "1" if once is not None else "0",
-                    "1" if may_open else "0",
-                ],
-            )
-            if merged:
-                raise ContactMerged(_text(merged))
+            n = None
+            if known is not None:
+                applied, (expected, current) = 0, known
+            else:
+                raw, applied, n, merged = await batched(
+                    self._read,
+                    keys=[
+                        key,
+                        marker,
+                        keys.process_number(contact_id, stamp),
+                        keys.process_seq(stamp),
+                        keys.contact(contact_id),
+                    ],
+                    args=[
+                        day.isoformat(),
+                        int(keys.PROCESS_SEQ_TTL.total_seconds()),
+                        "1" if once is not None else "0",
+                        "1" if may_open else "0",
+                    ],
+                )
+                if merged:
+                    raise ContactMerged(_text(merged))
+                current = PROCESS.validate_json(raw) if raw is not None and not applied else None
+                expected = "*" if applied else (_text(raw) if raw is not None else "")
             writes = Writes()
-            transition = current = None
+            transition = written = None
             if not applied:
-                current = PROCESS.validate_json(raw) if raw is not None else None
-                transition = step(current, self._number_for(day, n))
+                try:
+                    transition = step(current, self._number_for(day, n))
+                except Exception:
+                    if known is None:
+                        raise
+                    # Refused on what this store remembers (say, a repeated close of a
+                    # task it saw closed): the stored state decides, and the read also
+                    # finds an event that was already applied. The attempt ends as a
+                    # lost race does: its effects see no transition and are dropped.
+                    if effects is not None:
+                        effects(Writes(), None)
+                    self._known.pop(contact_id, None)
+                    known = None
+                    continue
                 if transition is not None:
-                    self._store(writes, contact_id, transition)
+                    written = self._store(writes, contact_id, transition)
                 if once is not None:
                     writes.set(marker, 1, ex=self.once_ttl)
             if effects is not None:
@@ -258,7 +300,6 @@ class ProcessStore:
                 # header) before the card appears under it.
                 card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
                 writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
-            expected = "*" if applied else (_text(raw) if raw is not None else "")
             operator, capacity = room if room is not None and transition else ("", 0)
             done = await batched(
                 self._commit,
@@ -269,11 +310,28 @@ class ProcessStore:
                 log.info("routing.no_room", contact_id=contact_id, operator=operator)
                 return None
             if done:
+                if transition is not None and written is not None:
+                    self._remember(contact_id, written, transition.process)
+                elif current is not None and not applied:
+                    self._remember(contact_id, expected, current)
+                else:
+                    self._known.pop(contact_id, None)
                 return transition
+            self._known.pop(contact_id, None)
+            if known is not None:
+                known = None  # the memory was stale: read, no backoff (not a race yet)
+                continue
             log.info("process.retry_after_race", contact_id=contact_id, attempt=attempt)
             # Jittered backoff, so racers do not collide again in lockstep.
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
         raise RuntimeError(f"contact {contact_id}: process update kept racing")
+
+    def _remember(self, contact_id: str, raw: str, process: Process) -> None:
+        known = self._known
+        known[contact_id] = (raw, process)
+        known.move_to_end(contact_id)
+        if len(known) > REMEMBERED:
+            known.popitem(last=False)
 
     def _number_for(self, day: date, reserved: int | None) -> bp.NumberFor:
         """The numbering function for the step: the number reserved by the read (one
@@ -287,18 +345,22 @@ class ProcessStore:
 
         return number_for
 
-    def _store(self, pipe: Writes, contact_id: str, transition: Transition) -> None:
-        self.store_state(pipe, contact_id, transition.process)
+    def _store(self, pipe: Writes, contact_id: str, transition: Transition) -> str:
+        """Record the transition; the process JSON it stores."""
+        written = self.store_state(pipe, contact_id, transition.process)
         if transition.archived is not None:
             archive = keys.process_archive(contact_id)
             pipe.lpush(archive, PROCESS.dump_json(transition.archived))
             pipe.ltrim(archive, 0, keys.PROCESS_ARCHIVE_LIMIT - 1)
         for event in transition.events:
             record_event(pipe, contact_id, event)
+        return written
 
-    def store_state(self, pipe: Writes | Pipeline, contact_id: str, process: Process) -> None:
-        """Write the contact's current process and the timers that follow from it."""
-        pipe.set(keys.process(contact_id), PROCESS.dump_json(process))
+    def store_state(self, pipe: Writes | Pipeline, contact_id: str, process: Process) -> str:
+        """Write the contact's current process and the timers that follow from it; the
+        process JSON written."""
+        raw = PROCESS.dump_json(process)
+        pipe.set(keys.process(contact_id), raw)
         # The auto-close timer follows the state, in the same transaction.
         timer = f"{keys.AUTO_CLOSE}:{contact_id}"
         due = bp.auto_close_due(process, self.sla)
@@ -333,6 +395,7 @@ class ProcessStore:
             pipe.zadd(keys.AWAITING, {contact_id: respond_by})
         else:
             pipe.zrem(keys.AWAITING, contact_id)
+        return raw.decode()
 
     @staticmethod
     def forget_state(pipe: Pipeline, contact_id: str) -> None:
