@@ -45,9 +45,9 @@ from gateway.model import (
 )
 from gateway.pipeline import Pipeline, routing_key
 from gateway.store import keys
+from gateway.store.lines import Lines
 from gateway.store.processes import ProcessStore
 from gateway.store.redis import EmbeddedRedis, close, connect
-from gateway.store.topics import Topics
 
 CONFIG = {
     "staff": {"token": "1:staff", "chat_id": -100123},
@@ -109,9 +109,7 @@ async def run(messages: int, contacts: int) -> dict[str, float]:
             bus = Bus(redis, partitions=1, dedup_ttl_seconds=86400)
             await bus.ensure_groups(keys.INBOUND)
             store = ProcessStore(redis, settings)
-            pipeline = Pipeline(
-                settings, bus, Contacts(redis), Topics(redis, settings.staff.chat_id), store
-            )
+            pipeline = Pipeline(settings, bus, Contacts(redis), Lines(redis, settings), store)
             for i in range(messages + 1):
                 m = message(i, i % contacts)
                 await bus.publish_once(keys.INBOUND, routing_key(m), m.key, m.model_dump_json())
