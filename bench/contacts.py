@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.process_step import _free_port
+from bench._common import free_port
 from gateway.contacts import Contacts
 from gateway.model import AccountId, Channel, ChatId, PlatformUserId, Sender
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
@@ -68,7 +68,7 @@ async def _timed(concurrency: int, total: int, call: object) -> float:
 
 async def run(count: int, lookups: int, concurrency: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(Path(tmp), port=_free_port())
+        server = EmbeddedRedis(Path(tmp), port=free_port())
         server.start()
         await server.wait_ready()
         redis: Redis = connect(server.url, max_connections=max(concurrency, 64) + 4)
