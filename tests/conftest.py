@@ -4,6 +4,7 @@ factory that starts a whole gateway (HTTP server + workers) against them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -57,6 +58,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def own_redis_server(data_dir: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A redis-server of the test's own (one to restore into, or to pause), stopped
+    afterwards; the session's server is shared by every test."""
+    server = EmbeddedRedis(data_dir, port=free_port())
+    server.start()
+    try:
+        await server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ from tests.conftest import (
     config_dict,
     eventually,
     free_port,
+    own_redis_server,
     text_of,
 )
 
@@ -82,11 +83,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 async def second_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
     """Another, empty redis-server: the target of a restore."""
-    server = EmbeddedRedis(tmp_path / "target-redis", port=free_port())
-    server.start()
-    await server.wait_ready()
-    yield server
-    server.stop()
+    async with own_redis_server(tmp_path / "target-redis") as server:
+        yield server
 
 
 async def snapshot(url: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.store.batch import Reads, batched, group_commit, read
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect
-from tests.conftest import free_port
+from tests.conftest import free_port, own_redis_server
 
 _ECHO = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
@@ -107,12 +107,11 @@ async def test_reads_after_a_redis_restart_need_no_script_reload(redis: Redis) -
 @pytest.fixture
 async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
     """A redis-server of this test's own: it is going to be paused."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
-    server.start()
-    await server.wait_ready()
-    yield server
-    os.kill(int(server.pidfile.read_text()), signal.SIGCONT)  # never leave it stopped
-    server.stop()
+    async with own_redis_server(tmp_path / "redis") as server:
+        try:
+            yield server
+        finally:  # never leave it stopped (nor stop it while it is)
+            os.kill(int(server.pidfile.read_text()), signal.SIGCONT)
 
 
 async def test_a_hung_redis_fails_the_batch_at_its_deadline_and_drops_the_connection(
