@@ -428,3 +428,33 @@ async def test_a_store_remembers_a_bounded_number_of_contacts(
         assert reads.count == 4
     finally:
         await close(redis)
+
+
+async def test_a_card_refresh_is_queued_only_when_what_it_shows_changes(
+    redis_url: str, world: World
+) -> None:
+    settings = parse_config(json.dumps(config_dict(world.emulator.base_url or "", redis_url)))
+    redis = connect(redis_url)
+    store = ProcessStore(redis, settings, card_stream=lambda contact: f"cards:{contact}")
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=MSK)
+
+    async def message(minutes: int) -> None:
+        when = at + timedelta(minutes=minutes)
+        await store.apply(
+            "7",
+            when,
+            lambda c, n: bp.inbound(c, when, zone=store.zone, sla=store.sla, number_for=n),
+            may_open=True,
+        )
+
+    try:
+        await message(0)  # opens the process: a card
+        await message(1)  # still waiting for an answer: only the latest message's time moved
+        await message(2)
+        assert await redis.xlen("cards:7") == 1
+        await store.apply("7", at, lambda c, n: bp.close(c, at + timedelta(minutes=3), "anna", "x"))
+        assert await redis.xlen("cards:7") == 2  # closed: the card changes
+        await message(4)  # a new task: the card changes again
+        assert await redis.xlen("cards:7") == 3
+    finally:
+        await close(redis)

@@ -19,11 +19,12 @@ already applied — and that step alone starts over from a fresh read.
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 
 import structlog
@@ -428,10 +429,9 @@ def _face(process: Process | None) -> tuple[object, ...] | None:
     if process is None:
         return None
     task = process.task
-    return (
-        process.number,
-        process.title,
-        len(process.tasks),
-        replace(task, last_inbound_at=None),
-        task.unread,
-    )
+    return (process.number, process.title, len(process.tasks), _SHOWN(task), task.unread)
+
+
+_SHOWN = operator.attrgetter(*(f.name for f in fields(bp.Task) if f.name != "last_inbound_at"))
+"""A task's fields but the time of the customer's latest message, as a tuple (in C: no
+copy of the task with that field cleared)."""
