@@ -208,10 +208,13 @@ async def one_deadline(seconds: float) -> AsyncIterator[None]:
     redis-py's :class:`~redis.exceptions.TimeoutError`, as its own timeouts do.
     """
     token = _ONE_DEADLINE.set(True)
+    deadline = asyncio.timeout(seconds)
     try:
-        async with asyncio.timeout(seconds):
+        async with deadline:
             yield
     except TimeoutError:
+        if not deadline.expired():
+            raise  # a timeout of something else inside: not ours to rename
         raise RedisTimeoutError(f"Redis did not answer within {seconds:g} s") from None
     finally:
         _ONE_DEADLINE.reset(token)

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.store.batch import Reads, batched, group_commit, read
-from gateway.store.redis import EmbeddedRedis, Redis, close, connect
+from gateway.store.redis import EmbeddedRedis, Redis, close, connect, one_deadline
 from tests.conftest import free_port, own_redis_server
 
 _ECHO = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
@@ -165,3 +165,13 @@ async def test_a_group_commit_sets_no_timer_per_send_or_reply(
     assert set(timers) == {"wait_for", "timeout"}
     pool: Any = redis.connection_pool
     assert all(c.socket_timeout for c in pool._available_connections)  # restored
+
+
+async def test_only_the_deadline_s_own_expiry_becomes_a_redis_timeout() -> None:
+    with pytest.raises(RedisTimeoutError, match=r"within 0\.01 s"):
+        async with one_deadline(0.01):
+            await asyncio.sleep(1)
+    with pytest.raises(TimeoutError, match="something else") as raised:
+        async with one_deadline(5):
+            raise TimeoutError("something else")
+    assert not isinstance(raised.value, RedisTimeoutError)
