@@ -271,7 +271,9 @@ class ProcessStore:
                 current = PROCESS.validate_json(raw) if raw is not None and not applied else None
                 expected = "*" if applied else (_text(raw) if raw is not None else "")
             writes = Writes()
-            transition = written = None
+            transition = None
+            # What is stored if the commit succeeds (JSON, process): to remember.
+            after: tuple[str, Process] | None = None
             if not applied:
                 try:
                     transition = step(current, self._number_for(day, n))
@@ -288,7 +290,9 @@ class ProcessStore:
                     known = None
                     continue
                 if transition is not None:
-                    written = self._store(writes, contact_id, transition)
+                    after = (self._store(writes, contact_id, transition), transition.process)
+                elif current is not None:
+                    after = (expected, current)
                 if once is not None:
                     writes.set(marker, 1, ex=self.once_ttl)
             if effects is not None:
@@ -312,10 +316,8 @@ class ProcessStore:
                 log.info("routing.no_room", contact_id=contact_id, operator=operator)
                 return None
             if done:
-                if transition is not None and written is not None:
-                    self._remember(contact_id, written, transition.process)
-                elif current is not None and not applied:
-                    self._remember(contact_id, expected, current)
+                if after is not None:
+                    self._remember(contact_id, *after)
                 else:
                     self._known.pop(contact_id, None)
                 return transition
