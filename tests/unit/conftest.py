@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
+import redis.asyncio.connection as redis_connection
 
 from gateway.store.batch import group_commit
 from gateway.store.redis import Redis, connect
@@ -34,6 +36,31 @@ def batch_sizes(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(group, "_run", counting)
     return sizes
+
+
+class RedisTimers:
+    """redis-py's own timers as they are set: ``wait_for`` around a send, ``timeout``
+    around a reply. Each is recorded with the :attr:`label` current when it was set."""
+
+    label: ContextVar[str] = ContextVar("redis_timer_label", default="")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.set: list[tuple[str, str]] = []
+        """(label, ``wait_for`` or ``timeout``), in order."""
+        for module, name in ((asyncio, "wait_for"), (redis_connection, "async_timeout")):
+            monkeypatch.setattr(module, name, self._recording(name, getattr(module, name)))
+
+    def _recording(self, kind: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            self.set.append((self.label.get(), kind.removeprefix("async_")))
+            return real(*args, **kwargs)
+
+        return recorded
+
+
+@pytest.fixture
+def redis_timers(monkeypatch: pytest.MonkeyPatch) -> RedisTimers:
+    return RedisTimers(monkeypatch)
 
 
 async def wait_until(

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio.connection as redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -19,6 +18,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.store.batch import Reads, batched, group_commit, read
 from gateway.store.redis import EmbeddedRedis, Redis, close, connect, one_deadline
 from tests.conftest import free_port, own_redis_server
+
+from .conftest import RedisTimers
 
 _ECHO = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
@@ -137,32 +138,20 @@ async def test_a_hung_redis_fails_the_batch_at_its_deadline_and_drops_the_connec
 
 
 async def test_a_group_commit_sets_no_timer_per_send_or_reply(
-    redis: Redis, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, redis_timers: RedisTimers
 ) -> None:
     script = redis.register_script(_ECHO)
     await script(keys=["warm"], args=[1])
-    timers: list[str] = []
-    wait_for, timeout = asyncio.wait_for, redis_connection.async_timeout
-
-    def counted_wait_for(*args: Any, **kwargs: Any) -> Any:
-        timers.append("wait_for")
-        return wait_for(*args, **kwargs)
-
-    def counted_timeout(*args: Any, **kwargs: Any) -> Any:
-        timers.append("timeout")
-        return timeout(*args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "wait_for", counted_wait_for)
-    monkeypatch.setattr(redis_connection, "async_timeout", counted_timeout)
+    redis_timers.set.clear()
     reads = Reads()
     reads.get("g:0")
     got = await asyncio.gather(
         *(batched(script, keys=[f"g:{i}"], args=[i]) for i in range(20)), read(redis, reads)
     )
     assert got == [*range(20), [b"0"]]
-    assert timers == []  # one deadline for the whole round trip instead
+    assert redis_timers.set == []  # one deadline for the whole round trip instead
     assert await redis.get("g:1") == b"1"  # a command of its own keeps redis-py's timeouts
-    assert set(timers) == {"wait_for", "timeout"}
+    assert {kind for _, kind in redis_timers.set} == {"wait_for", "timeout"}
     pool: Any = redis.connection_pool
     assert all(c.socket_timeout for c in pool._available_connections)  # restored
 

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from gateway.errors import TransientError
 from gateway.store import keys
 from gateway.store.redis import Redis
 
-from .conftest import wait_until
+from .conftest import RedisTimers, wait_until
 
 FAMILY = keys.INBOUND
 LEASE = 0.5
@@ -227,17 +226,16 @@ async def test_stopping_a_consumer_releases_its_leases(
 
 
 async def test_stream_reads_set_no_timer_per_send_or_reply(
-    bus: Bus, redis: Redis, runner: Runner, monkeypatch: pytest.MonkeyPatch
+    bus: Bus,
+    redis: Redis,
+    runner: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_timers: RedisTimers,
 ) -> None:
     # Each read is bounded by one deadline (the block, then the reply's time) instead.
-    command: ContextVar[str] = ContextVar("command", default="")
+    command = redis_timers.label  # the command whose timers they are
     sent: Counter[str] = Counter()
-    timed: Counter[str] = Counter()
-    execute, wait_for, timeout = (
-        redis.execute_command,
-        asyncio.wait_for,
-        redis_connection.async_timeout,
-    )
+    execute = redis.execute_command
 
     async def named(*args: Any, **options: Any) -> Any:
         token = command.set(str(args[0]))
@@ -246,14 +244,6 @@ async def test_stream_reads_set_no_timer_per_send_or_reply(
             return await execute(*args, **options)
         finally:
             command.reset(token)
-
-    def timed_wait_for(*args: Any, **kwargs: Any) -> Any:
-        timed[command.get()] += 1
-        return wait_for(*args, **kwargs)
-
-    def timed_timeout(*args: Any, **kwargs: Any) -> Any:
-        timed[command.get()] += 1
-        return timeout(*args, **kwargs)
 
     def as_connecting(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def connecting(*args: Any, **kwargs: Any) -> Any:
@@ -269,13 +259,12 @@ async def test_stream_reads_set_no_timer_per_send_or_reply(
     for name in ("connect_check_health", "disconnect"):
         monkeypatch.setattr(connection, name, as_connecting(getattr(connection, name)))
     monkeypatch.setattr(redis, "execute_command", named)
-    monkeypatch.setattr(asyncio, "wait_for", timed_wait_for)
-    monkeypatch.setattr(redis_connection, "async_timeout", timed_timeout)
     runner.start(Consumer(bus, FAMILY, recording_handler(redis), name="a", lease_seconds=LEASE))
     for i in range(20):
         await bus.publish_once(FAMILY, f"contact:{i}", f"k:{i}", f"p{i}")
         await asyncio.sleep(0.01)
     await wait_until(handled_count(redis, 20))
+    timed = Counter(label for label, _ in redis_timers.set)
     assert sent["XREADGROUP"] >= 5 and timed["XREADGROUP"] == 0
     assert timed["SET"] > 0  # a command of its own (the lease) keeps redis-py's timeouts
 
