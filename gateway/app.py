@@ -40,6 +40,9 @@ from gateway.store.redis import EmbeddedRedis, Redis, close, connect
 from gateway.webchat.log import VisitorLog
 
 log = structlog.get_logger(__name__)
+INBOUND_PARALLEL = 64
+"""Routing keys (customer chats, staff topics) of one inbound partition handled at
+once by a replica: a burst from many customers shares Redis round trips."""
 
 
 def build_adapters(settings: Settings) -> tuple[StaffAdapter, dict[str, Adapter]]:
@@ -185,13 +188,24 @@ class App:
             log.warning("gateway.staff_bot_unidentified", error=str(exc))
         if self.run_workers:
             lease = self.settings.bus.lease_seconds
+            # Inbound handlers only write to Redis, in their own commit: every key of a
+            # read batch can go at once. Delivery sends to platforms: how many at once
+            # per partition bounds what a crash may send twice (see Consumer).
+            sends = self.settings.bus.delivery_parallel
             handlers = (
-                (keys.INBOUND, self.pipeline.handle),
-                (keys.STAFF_OUT, self.delivery.handle_staff),
-                (keys.CUSTOMER_OUT, self.delivery.handle_customer),
+                (keys.INBOUND, self.pipeline.handle, INBOUND_PARALLEL),
+                (keys.STAFF_OUT, self.delivery.handle_staff, sends),
+                (keys.CUSTOMER_OUT, self.delivery.handle_customer, sends),
             )
-            for family, handler in handlers:
-                consumer = Consumer(self.bus, family, handler, name=self.name, lease_seconds=lease)
+            for family, handler, parallel in handlers:
+                consumer = Consumer(
+                    self.bus,
+                    family,
+                    handler,
+                    name=self.name,
+                    lease_seconds=lease,
+                    parallel=parallel,
+                )
                 self.consumers.append(consumer)
                 self._spawn(consumer.run())
             self._spawn(self.scheduler.run())

@@ -5,7 +5,9 @@ outbound posts into staff topics, outbound replies to customers. Each family is 
 into ``bus.partitions`` streams by a hash of the contact (or sender) so that
 
 - **order per contact** holds: a partition is owned by exactly one consumer at a time
-  (a lease in Redis) and its entries are handled one after another;
+  (a lease in Redis), and the entries of one routing key (a customer's chat, a staff
+  topic, a contact's deliveries) are handled one after another; different keys of a
+  partition may be handled at once;
 - **crash safety** holds: an entry is acknowledged (and deleted) only in the same
   transaction that stores its effects; a consumer that dies leaves its entries pending
   and its lease expires; the next owner claims them with XAUTOCLAIM first;
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from gateway.lifecycle import raise_if_cancelling
 from gateway.store import keys
@@ -43,9 +46,10 @@ log = structlog.get_logger(__name__)
 
 # SET NX and XADD in one script. As two commands, a crash between "remember the key"
 # and "append the event" would make the platform's retry look like a duplicate: lost.
+# ARGV: 1 the key's TTL, 2 the payload, 3 the routing key (see Bus.fields).
 _PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 'k', ARGV[3])
 end
 return false
 """
@@ -66,7 +70,14 @@ def consumer_name() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stream entry handed to a handler; the handler acks it with :meth:`Bus.ack`."""
+    """One stream entry handed to a handler; the handler acks it with :meth:`Bus.ack`.
+
+    In Redis an entry has two fields: ``e``, the payload, and ``k``, the routing key it
+    was published under. Order is kept per routing key, so a consumer may handle the
+    entries of different keys at once (see :class:`gateway.consumer.Consumer`); an
+    entry without ``k`` (published before keys were stored) is ordered after everything
+    before it.
+    """
 
     stream: str
     id: str
@@ -105,12 +116,17 @@ class Bus:
         the reply to its own script.
         """
         keys_ = (keys.seen(event_key), self.stream(family, routing_key))
-        args = (self.dedup_ttl_seconds, payload)
+        args = (self.dedup_ttl_seconds, payload, routing_key)
         return await batched(self._publish_once, keys=keys_, args=args) is not None
 
     def add(self, pipe: Pipeline | Writes, family: str, routing_key: str, payload: str) -> None:
         """Queue an XADD inside the caller's transaction (effects + ack together)."""
-        pipe.xadd(self.stream(family, routing_key), {"e": payload})
+        pipe.xadd(self.stream(family, routing_key), self.fields(routing_key, payload))
+
+    @staticmethod
+    def fields(routing_key: str, payload: str) -> dict[FieldT, EncodableT]:
+        """A stream entry's fields (see :class:`Entry`)."""
+        return {"e": payload, "k": routing_key}
 
     @staticmethod
     def ack(pipe: Pipeline | Writes, entry: Entry) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,7 @@ class Consumer:
         name: str | None = None,
         lease_seconds: float = 15.0,
         batch: int = 64,
+        parallel: int = 1,
         max_failures: int = 5,
         max_backoff: float = 30.0,
     ) -> None:
@@ -72,13 +74,14 @@ class Consumer:
         self.name = name or consumer_name()
         self.lease_ms = int(lease_seconds * 1000)
         self.batch = batch
+        self.parallel = parallel
         self.max_failures = max_failures
         self.max_backoff = max_backoff
         self._owned: dict[int, _Owned] = {}
         self._draining: dict[int, _Owned] = {}
         """Partitions being given back: finishing their current entry, lease still held."""
-        self._busy: set[str] = set()
-        """Streams with an entry being handled (not backing off): see _handle_all."""
+        self._busy: Counter[str] = Counter()
+        """Per stream, the entries being handled (not backing off): see _handle_all."""
         self._valid_until: dict[int, float] = {}
         self._failures: dict[str, int] = {}
         """Failed attempts of entries not yet handled or dead-lettered, by entry id."""
@@ -180,11 +183,11 @@ class Consumer:
 
     async def _pause(self, stream: str, seconds: float) -> None:
         """A backoff between attempts: nothing is in flight, a stop need not wait."""
-        self._busy.discard(stream)
+        self._busy[stream] -= 1
         try:
             await asyncio.sleep(seconds)
         finally:
-            self._busy.add(stream)
+            self._busy[stream] += 1
 
     def _lease(self, partition: int) -> str:
         return keys.lease(f"{self.family}:{partition}")
@@ -202,7 +205,7 @@ class Consumer:
         self._draining.clear()
         for p, owned in every.items():
             owned.stopping.set()
-            if self._stream(p) not in self._busy:  # a busy one finishes its entry
+            if not self._busy[self._stream(p)]:  # a busy one finishes its entries
                 owned.task.cancel()
         release = asyncio.ensure_future(self._release_stopped(every))
         cancelled = False
@@ -273,14 +276,50 @@ class Consumer:
         whoever serves the partition next). While one is being handled the partition is
         *busy*: a graceful stop waits for it rather than cancel it between a platform's
         answer and the commit that records it (which would repeat the effect)."""
+        chains = _by_key(entries) if self.parallel > 1 and len(entries) > 1 else None
+        if chains is not None and len(chains) > 1:
+            await self._handle_chains(stream, chains, stopping)
+            return
         for entry_id, fields in entries:
             if stopping.is_set():
                 return
-            self._busy.add(stream)
-            try:
-                await self._handle(stream, entry_id, fields)
-            finally:
-                self._busy.discard(stream)
+            await self._handle_busy(stream, entry_id, fields)
+
+    async def _handle_busy(self, stream: str, entry_id: bytes | str, fields: Any) -> None:
+        self._busy[stream] += 1
+        try:
+            await self._handle(stream, entry_id, fields)
+        finally:
+            self._busy[stream] -= 1
+
+    async def _handle_chains(
+        self, stream: str, chains: list[list[tuple[Any, Any]]], stopping: asyncio.Event
+    ) -> None:
+        """Each chain (one key's entries, in order) in a task of its own, up to
+        ``parallel`` at once. A chain that fails stops the others from starting more
+        entries; those in flight finish (cancelling one between a platform's answer
+        and its commit would repeat the effect), then the first failure is raised, and
+        the partition starts over from its pending entries, as with one chain."""
+        failed = False
+        slots = asyncio.Semaphore(self.parallel)
+
+        async def run(chain: list[tuple[Any, Any]]) -> None:
+            nonlocal failed
+            async with slots:
+                for entry_id, fields in chain:
+                    if stopping.is_set() or failed:
+                        return
+                    try:
+                        await self._handle_busy(stream, entry_id, fields)
+                    except BaseException:
+                        failed = True
+                        raise
+
+        # Cancelling this (a stop, a lost lease) cancels the chains with it.
+        outcomes = await asyncio.gather(*(run(c) for c in chains), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _drain_pending(self, partition: int, stream: str, stopping: asyncio.Event) -> None:
         """Claim and handle, in id order, every entry a previous owner left pending.
@@ -340,3 +379,15 @@ class Consumer:
 
         await self.bus.commit(build)
         log.error("bus.dead_lettered", stream=entry.stream, entry=entry.id, error=repr(exc))
+
+
+def _by_key(entries: Any) -> list[list[tuple[Any, Any]]] | None:
+    """``entries`` split by routing key, each key's in order; ``None`` when one has no
+    key (it must wait for everything before it)."""
+    chains: dict[bytes, list[tuple[Any, Any]]] = {}
+    for entry_id, fields in entries:
+        key = fields.get(b"k") if fields else None
+        if key is None:
+            return None
+        chains.setdefault(key, []).append((entry_id, fields))
+    return list(chains.values())

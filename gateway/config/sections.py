@@ -101,6 +101,11 @@ class BusSettings(_Section):
     time, which is what keeps each contact's messages in order."""
     lease_seconds: float = Field(15.0, ge=1.0, le=600.0)
     """How long a dead worker's partitions stay locked before another takes them over."""
+    delivery_parallel: int = Field(16, ge=1, le=64)
+    """Chats (staff topics, customer chats) of one partition that delivery sends to at
+    once; each chat's messages still go one after another. More keeps a chat waiting for
+    its rate limit from holding up the others; a worker killed mid-send may repeat up to
+    this many sends per partition it held (Telegram has no idempotency key)."""
     dedup_ttl_days: int = Field(8, ge=8, le=365)
     """Platform event keys are remembered this long (≥ 8 days: Telegram's update ids)."""
 

@@ -32,6 +32,7 @@ from pydantic import TypeAdapter
 from redis.asyncio.client import Pipeline
 
 from gateway import process as bp
+from gateway.bus import Bus
 from gateway.config import Line, Settings
 from gateway.errors import GatewayError
 from gateway.jobs import StaffCard
@@ -126,8 +127,9 @@ class ProcessStore:
     def __init__(
         self, redis: Redis, settings: Settings, *, card_stream: Callable[[str], str] | None = None
     ) -> None:
-        """``card_stream`` names the staff stream of a contact: every change then also
-        queues a refresh of the contact's task card (in the same commit)."""
+        """``card_stream`` names the staff stream of a contact (routed by the contact's
+        id): every change then also queues a refresh of the contact's task card (in the
+        same commit)."""
         self.redis = redis
         self.card_stream = card_stream
         self._read = redis.register_script(_READ)
@@ -305,7 +307,8 @@ class ProcessStore:
                 # After the effects: the customer's message opens the topic (with its
                 # header) before the card appears under it.
                 card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
-                writes.xadd(self.card_stream(contact_id), {"e": card.model_dump_json()})
+                fields = Bus.fields(contact_id, card.model_dump_json())
+                writes.xadd(self.card_stream(contact_id), fields)
             operator, capacity = room if room is not None and transition else ("", 0)
             done = await batched(
                 self._commit,

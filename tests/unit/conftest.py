@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio.connection as redis_connection
 
+from gateway.consumer import Consumer
 from gateway.store.batch import group_commit
 from gateway.store.redis import Redis, connect
 
@@ -78,3 +79,52 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+class Runner:
+    """Starts consumers' ``run()`` as tasks and stops them all at the end of a test."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, consumer: Consumer) -> asyncio.Task[None]:
+        task = asyncio.create_task(consumer.run())
+        self.tasks.append(task)
+        return task
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        await force_stop(task)
+
+    async def stop_all(self) -> None:
+        for task in self.tasks:
+            await self.stop(task)
+
+
+async def force_stop(task: asyncio.Task[None], timeout: float = 10.0) -> None:
+    """Cancel until the task is done.
+
+    One ``cancel()`` is not always enough: see
+    ``test_cancelling_run_during_a_partition_drop_stops_it`` (a product bug) and, on
+    Python 3.11, redis-py's ``asyncio.wait_for`` around socket writes, which can swallow
+    a cancellation that arrives just as a write completes.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not task.done():
+        if loop.time() > deadline:
+            raise AssertionError(f"{task!r} did not stop within {timeout} s")
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None:
+            raise exc
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[Runner]:
+    r = Runner()
+    try:
+        yield r
+    finally:
+        await r.stop_all()
