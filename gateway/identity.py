@@ -8,6 +8,8 @@ e-mails are checked with ``email-validator`` (syntax only, no DNS) and lower-cas
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
@@ -42,8 +44,26 @@ def normalise_email(raw: str) -> str:
     return checked.normalized.lower()
 
 
+def _fewest_digits() -> int:
+    """The fewest digits a valid number has without its country code (4: Germany,
+    Niue…), from the library's metadata, for every region and non-geographic code."""
+    util = phonenumbers.phonenumberutil
+    every = [phonenumbers.PhoneMetadata.metadata_for_region(r) for r in util.SUPPORTED_REGIONS]
+    every += [
+        phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
+        for code in util.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    return min(n for m in every if m is not None for n in m.general_desc.possible_length if n > 0)
+
+
+_ENOUGH_DIGITS = re.compile(rf"(?:\D*\d){{{_fewest_digits()}}}")
+"""Matches a text with as many digits (of any script) as the shortest valid number."""
+
+
 def phones_in(text: str, region: str, limit: int = 3) -> list[str]:
     """Valid phone numbers written in ``text`` (E.164, in order, at most ``limit``)."""
+    if _ENOUGH_DIGITS.match(text) is None:
+        return []  # most messages: the matcher would scan them for nothing
     found: list[str] = []
     for match in phonenumbers.PhoneNumberMatcher(text, region):
         number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
