@@ -53,7 +53,8 @@ def _fewest_digits() -> int:
         phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
         for code in util.COUNTRY_CODES_FOR_NON_GEO_REGIONS
     ]
-    return min(n for m in every if m is not None for n in m.general_desc.possible_length if n > 0)
+    descriptions = [m.general_desc for m in every if m is not None and m.general_desc is not None]
+    return min(n for d in descriptions for n in d.possible_length if n > 0)
 
 
 _ENOUGH_DIGITS = re.compile(rf"(?:\D*\d){{{_fewest_digits()}}}")
