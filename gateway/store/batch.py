@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.store.redis import Redis, one_deadline, reply_timeout
 
@@ -103,20 +103,24 @@ class GroupCommit:
     async def _run(self, batch: list[_Call], *, reload: bool = True) -> list[Any]:
         """Each call's result: a script's reply, a Reads' list of replies (or the
         first error among them), in order."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item in batch:
-                if item.script is None:
-                    for command in item.args:
-                        pipe.execute_command(*command)
-                else:
-                    pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
-            async with one_deadline(self.deadline):
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        commands: list[tuple[Arg, ...]] = []
+        for item in batch:
+            if item.script is None:
+                commands += item.args
+            else:
+                commands.append(
+                    ("EVALSHA", item.script.sha, len(item.keys), *item.keys, *item.args)
+                )
+        async with one_deadline(self.deadline):
+            replies = await self._exchange(commands)
         results: list[Any] = []
         at = 0
         for item in batch:
             if item.script is None:
                 got = replies[at : at + len(item.args)]
+                for n, command in enumerate(item.args):
+                    if command[0] == "SMEMBERS" and isinstance(got[n], list):
+                        got[n] = set(got[n])  # as redis-py returns it
                 at += len(item.args)
                 error = next((r for r in got if isinstance(r, Exception)), None)
                 results.append(got if error is None else error)
@@ -135,6 +139,34 @@ class GroupCommit:
             for i, result in zip(failed, again, strict=True):
                 results[i] = result
         return results
+
+    async def _exchange(self, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        """Send ``commands`` in one write and read their replies (an error reply in its
+        place), on one connection of the client's pool.
+
+        This is what a redis-py pipeline without MULTI does, without its per-command
+        bookkeeping (response callbacks looked up by name, ``HIMPORT`` preparation,
+        argument copies): a batch is a few scripts of ~100 arguments. A connection that
+        fails or is cancelled mid-exchange is dropped, never reused with replies still
+        on their way; the callers get the error (as from a pipeline: the client does not
+        retry) and retry with their idempotent calls.
+        """
+        pool = self.redis.connection_pool
+        connection: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
 
 
 _GROUPS: weakref.WeakKeyDictionary[Redis, GroupCommit] = weakref.WeakKeyDictionary()

@@ -105,6 +105,32 @@ async def test_reads_after_a_redis_restart_need_no_script_reload(redis: Redis) -
     assert got == [3, [0]]
 
 
+async def test_a_connection_the_server_closed_fails_its_batch_and_is_replaced(
+    redis: Redis, redis_url: str
+) -> None:
+    script = redis.register_script(_ECHO)
+    await script(keys=["warm"], args=[1])
+    assert await batched(script, keys=["c:1"], args=[1]) == 1
+    pool: Any = redis.connection_pool
+    assert pool._available_connections  # the batch's connection, back in the pool
+    killer = connect(redis_url)
+    try:  # the server closes every other client's connection (a proxy, a failover)
+        await killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    finally:
+        await killer.aclose()
+    failed = await asyncio.gather(
+        batched(script, keys=["c:1"], args=[1]),
+        batched(script, keys=["c:2"], args=[2]),
+        return_exceptions=True,
+    )
+    assert all(isinstance(f, RedisConnectionError) for f in failed), failed
+    # Every caller learnt it; the next batch goes on a new connection.
+    got = await asyncio.gather(
+        batched(script, keys=["c:1"], args=[1]), batched(script, keys=["c:2"], args=[2])
+    )
+    assert got == [2, 2]  # nothing ran twice
+
+
 @pytest.fixture
 async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
     """A redis-server of this test's own: it is going to be paused."""
