@@ -178,7 +178,15 @@ class Settings(_Section):
         return ZoneInfo(self.timezone)
 
     def channel(self, account: str) -> AnyChannel | None:
-        return next((c for c in self.channels if c.id == account), None)
+        return self._channels.get(account)
+
+    @functools.cached_property
+    def _channels(self) -> dict[str, AnyChannel]:
+        """The channels by account id (looked up several times per message)."""
+        found: dict[str, AnyChannel] = {}
+        for channel in self.channels:
+            found.setdefault(channel.id, channel)
+        return found
 
     @functools.cached_property
     def all_lines(self) -> tuple[Line, ...]:
