@@ -50,6 +50,7 @@ from gateway.jobs import (
     StaffReact,
     StaffReminder,
 )
+from gateway.logging import new_context
 from gateway.model import (
     AccountId,
     Button,
@@ -97,8 +98,7 @@ class Delivery(Corrections):
         quick = isinstance(job, StaffCard | StaffPost)
         if not quick and await self._already_done(job.out_id, entry):
             return
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(contact_id=job.contact_id, job=job.out_id)
+        new_context(contact_id=job.contact_id, job=job.out_id)
         await self._address(job)
         match job:
             case StaffPost():

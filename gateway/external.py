@@ -20,6 +20,7 @@ import structlog
 from gateway import process as bp
 from gateway.bus import Entry
 from gateway.jobs import StaffNotice
+from gateway.logging import bind_context
 from gateway.model import (
     AccountId,
     Channel,
@@ -93,7 +94,7 @@ class External(Worker):
         at, store = event.occurred_at, self.processes
         for _ in range(3):  # a merge may move the contact while we work
             contact_id = await self._contact(event)
-            structlog.contextvars.bind_contextvars(contact_id=contact_id)
+            bind_context(contact_id=contact_id)
             account = event.account or await self.account_of(contact_id) or API_ACCOUNT
             sla = store.sla_for(account)
             notice = StaffNotice(

@@ -10,6 +10,12 @@ message's CPU at full load. They obey the stdlib levels all the same (the root l
 which a config reload changes, and per-logger ones) and are written, one flushed line
 each, to the stream of the root handler that :func:`configure` installs, which the
 libraries' lines (rendered the same way) go to as well.
+
+A unit of work (a webhook, a handled stream entry, a timer) names what it is about with
+:func:`new_context` and :func:`bind_context`; every line logged inside it (and inside
+the tasks it starts) carries those fields. One context variable holds them, so starting
+a unit costs one ``ContextVar.set``: structlog's own ``contextvars`` helpers scan the
+whole context on every clear and every line, ~2% of the gateway's CPU at full load.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -85,6 +93,28 @@ class LineLogger:
     debug = info = warning = error = critical = exception = msg = _write
 
 
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+_CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("gateway_log_context", default=_NOTHING)
+
+
+def new_context(**fields: Any) -> None:
+    """Start the log context of a unit of work: these fields, and nothing from before."""
+    _CONTEXT.set(fields)
+
+
+def bind_context(**fields: Any) -> None:
+    """Add ``fields`` to the current log context (a new mapping: tasks started earlier
+    keep theirs)."""
+    _CONTEXT.set({**_CONTEXT.get(), **fields})
+
+
+def merge_context(logger: Any, method_name: str, event: EventDict) -> EventDict:
+    """The processor that puts the log context into a line (its own fields win)."""
+    for key, value in _CONTEXT.get().items():
+        event.setdefault(key, value)
+    return event
+
+
 def enabled(logger: LineLogger, method_name: str, event: EventDict) -> EventDict:
     """Drop a line below its logger's level before any other processor runs."""
     stdlib = logger.stdlib
@@ -97,7 +127,7 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
     REDACTOR.set_secrets(secrets)
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        merge_context,
         structlog.processors.format_exc_info,
         REDACTOR,  # what was logged; the fields below are the gateway's own
         structlog.stdlib.add_log_level,

@@ -22,6 +22,7 @@ from gateway.csat import Csat
 from gateway.external import External
 from gateway.identity import InvalidIdentity, normalise_phone, phones_in
 from gateway.jobs import CustomerAuto, StaffEdit, StaffNotice, StaffPost
+from gateway.logging import bind_context, new_context
 from gateway.model import (
     INBOUND,
     Button,
@@ -107,10 +108,7 @@ class Pipeline(Worker):
 
     async def handle(self, entry: Entry) -> None:
         message = INBOUND.validate_json(entry.payload)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            account=message.sender.account, event_key=message.key, entry=entry.id
-        )
+        new_context(account=message.sender.account, event_key=message.key, entry=entry.id)
         if isinstance(message, InboundCallback) and message.sender.account != STAFF_ACCOUNT:
             await self.csat.pressed(message, entry)  # a customer's press: a survey's button
         elif isinstance(message, InboundCallback):
@@ -255,7 +253,7 @@ class Pipeline(Worker):
                 message.sender, message.received_at, latest, kind=kind, phone=self._phone(message)
             )
             contact = resolved.contact
-            structlog.contextvars.bind_contextvars(contact_id=contact.id)
+            bind_context(contact_id=contact.id)
             other = resolved.same_phone_as
             if (
                 other is not None

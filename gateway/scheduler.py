@@ -26,6 +26,7 @@ from datetime import datetime
 import structlog
 
 from gateway.lifecycle import raise_if_cancelling
+from gateway.logging import new_context
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE, Redis, text
 
@@ -106,8 +107,7 @@ class Scheduler:
             if handler is None:
                 log.error("scheduler.unknown_timer", timer=name)
                 continue
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(timer=kind, contact_id=contact_id)
+            new_context(timer=kind, contact_id=contact_id)
             try:
                 await handler(contact_id, now)
             except Exception:  # the claim's lease brings it back later

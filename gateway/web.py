@@ -20,6 +20,7 @@ from gateway.admin.web import install as install_admin
 from gateway.api import install as install_api
 from gateway.app import App
 from gateway.errors import BadPayload, Unauthorized
+from gateway.logging import new_context
 from gateway.metrics import BEFORE_SCRAPE
 from gateway.store import keys
 from gateway.store.redis import RETRYABLE
@@ -38,8 +39,7 @@ async def webhook(request: web.Request) -> web.Response:
     gateway = request.app[APP_KEY]
     channel, account = request.match_info["channel"], request.match_info["account"]
     adapter = gateway.adapters.get(account)
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(channel=channel, account=account)
+    new_context(channel=channel, account=account)
     if adapter is None or adapter.channel.value != channel:
         log.warning("webhook.unknown_account")
         return _error(404, f"no {channel} account {account!r}")

@@ -24,6 +24,7 @@ from gateway.api.auth import Tokens, require
 from gateway.api.errors import ApiError, from_validation, invalid
 from gateway.api.registry import IDEMPOTENCY_KEY, Call, Route
 from gateway.app import App
+from gateway.logging import bind_context, new_context
 from gateway.store.redis import RETRYABLE
 
 log = structlog.get_logger(__name__)
@@ -52,12 +53,11 @@ def handler_for(
         started = time.perf_counter()
         client = None
         # A keep-alive connection serves its requests in one task: start each clean.
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(operation=route.operation_id)
+        new_context(operation=route.operation_id)
         try:
             if route.scope is not None:
                 client = tokens.client(request.headers.get("Authorization"))
-                structlog.contextvars.bind_contextvars(client=client.name)
+                bind_context(client=client.name)
                 require(client, route.scope)
             call = Call(
                 request=request,

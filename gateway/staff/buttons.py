@@ -30,6 +30,7 @@ from gateway.jobs import (
     StaffGeneral,
     StaffNotice,
 )
+from gateway.logging import bind_context
 from gateway.model import (
     Button,
     ContactId,
@@ -70,7 +71,7 @@ class Buttons(Worker):
 
     async def handle(self, press: InboundCallback, entry: Entry) -> None:
         sender = press.sender
-        structlog.contextvars.bind_contextvars(user=sender.user_id, button=press.data)
+        bind_context(user=sender.user_id, button=press.data)
         if self.settings.line_at(sender.chat_id) is None:
             log.warning("staff.foreign_callback_ignored", chat=sender.chat_id)
             await self.commit(entry)

@@ -28,6 +28,7 @@ from gateway.jobs import (
     StaffNotice,
     _Job,
 )
+from gateway.logging import bind_context
 from gateway.model import (
     AccountId,
     Button,
@@ -138,7 +139,7 @@ class Desk(Prepared):
             return
         # The topic of a contact merged into another acts for the survivor.
         contact_id = await self.contacts.survivor(contact_id)
-        structlog.contextvars.bind_contextvars(contact_id=contact_id, operator=sender.user_id)
+        bind_context(contact_id=contact_id, operator=sender.user_id)
         notice = None
         if message.edited:
             await self._edited(message, entry, contact_id)

@@ -3,6 +3,7 @@ the gateway's lines and the libraries' alike, levels from stdlib, secrets redact
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -29,11 +30,12 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def test_a_gateway_line_is_one_json_object_with_its_context(output: io.StringIO) -> None:
     log = structlog.get_logger("gateway.pipeline")
-    structlog.contextvars.bind_contextvars(account="tg", contact_id="42")
+    gateway_logging.new_context(account="tg")
+    gateway_logging.bind_context(contact_id="42")
     try:
         log.info("inbound.accepted", kind="text", process="BP-20261124-0001")
     finally:
-        structlog.contextvars.clear_contextvars()
+        gateway_logging.new_context()
     (line,) = lines(output)
     assert line.pop("timestamp")
     assert line == {
@@ -90,3 +92,35 @@ def test_library_lines_are_rendered_alike_in_order(output: io.StringIO) -> None:
     ]
     assert got[1]["logger"] == "aiohttp.client"
     assert got[1]["level"] == "warning"
+
+
+async def test_each_unit_of_work_logs_its_own_context(output: io.StringIO) -> None:
+    """A new context drops the previous unit's fields; a task keeps the context it was
+    started with, whatever its parent binds later; a line's own fields win."""
+    log = structlog.get_logger("gateway.delivery")
+    gateway_logging.new_context(job="a", contact_id="1")
+    gateway_logging.new_context(job="b")
+    started = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def child() -> None:
+        started.set()
+        await go_on.wait()
+        log.info("child")
+
+    task = asyncio.create_task(child())
+    await started.wait()
+    gateway_logging.bind_context(contact_id="2")
+    go_on.set()
+    await task
+    log.info("parent", job="own")
+    gateway_logging.new_context()
+    log.info("none")
+    assert [
+        {k: v for k, v in line.items() if k in ("event", "job", "contact_id")}
+        for line in lines(output)
+    ] == [
+        {"event": "child", "job": "b"},
+        {"event": "parent", "job": "own", "contact_id": "2"},
+        {"event": "none"},
+    ]
