@@ -11,7 +11,7 @@ one command on its pipe, then:
   disabled unless ``workers`` (so only ingest runs); ``register_webhooks`` calls
   setWebhook on the configured Bot API server (the emulator); ``profile`` writes cProfile
   stats of the serving phase to that path; ``gc_freeze`` (a what-if, off by default)
-  calls ``gc.freeze()`` once started, as the gateway could;
+  gives a bare server the gateway's collector set-up (:func:`gateway.app.tune_gc`);
 - ``{"mode": "breakdown", "redis_url": URL, "n": N}``: runs :mod:`bench._breakdown`.
 
 A server listens on a free port of 127.0.0.1, answers ``{"port": N, "pid": N}`` once it
@@ -37,7 +37,7 @@ from aiohttp import web
 import adapters.telegram  # noqa: F401 - aiogram: the slow import, preloaded by the forkserver
 import bench._breakdown
 from gateway import logging as gateway_logging
-from gateway.app import App, freeze_startup_heap
+from gateway.app import App, tune_gc
 from gateway.config import parse_config
 from gateway.web import make_web_app
 
@@ -130,10 +130,9 @@ async def serve(command: dict[str, Any], conn: Connection) -> None:
         if gateway is not None:
             url = f"http://{HOST}:{port}"
             await gateway.go_live(url if command.get("register_webhooks") else None)
-            freeze_startup_heap()  # as `gateway run` does once live
+            tune_gc()  # as `gateway run` does once live
         if command.get("gc_freeze"):
-            gc.collect()
-            gc.freeze()  # what-if: startup objects are never walked by the collector again
+            tune_gc()  # what-if: the bare server gets the gateway's collector set-up too
         stop = asyncio.Event()
         loop.add_reader(conn.fileno(), stop.set)  # any message, or EOF: stop
         watch = GcWatch()

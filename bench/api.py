@@ -69,7 +69,7 @@ from bench._common import (
 )
 from bench.export import populate
 from gateway import logging as gateway_logging
-from gateway.app import App, freeze_startup_heap
+from gateway.app import App, tune_gc
 from gateway.config import Settings, parse_config
 from gateway.store import keys
 from gateway.store.redis import EmbeddedRedis, close, connect, text
@@ -112,7 +112,7 @@ def gateway_main(config: str, port: int) -> None:
 
             app.staff.username = username  # type: ignore[method-assign]
             await app.go_live(None)
-            freeze_startup_heap()
+            tune_gc()
             await _until_sigterm()
         finally:
             await runner.cleanup()

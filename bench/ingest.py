@@ -858,7 +858,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
-        help="also gc.freeze() the bare server (the gateway always freezes its start-up heap)",
+        help="give the bare server the gateway's collector set-up too (gateway.app.tune_gc)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)

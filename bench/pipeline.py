@@ -100,7 +100,7 @@ from bench._common import (
     set_verbose,
 )
 from gateway import logging as gateway_logging
-from gateway.app import App, freeze_startup_heap
+from gateway.app import App, tune_gc
 from gateway.bus import Entry
 from gateway.config import parse_config
 from gateway.sandbox.telegram import TelegramEmulator
@@ -288,7 +288,7 @@ async def gateway_role(command: dict[str, Any], inbox: Inbox) -> None:
     profiler = cProfile.Profile() if profile else None
     try:
         await gateway.go_live(None)  # workers on; no setWebhook: the load posts directly
-        freeze_startup_heap()  # as `gateway run` does once live
+        tune_gc()  # as `gateway run` does once live
         inbox.send({"port": int(runner.addresses[0][1]), "pid": os.getpid()})
         await _command_loop(inbox, trips, profiler)
     finally:
@@ -491,8 +491,7 @@ async def bare_role(command: dict[str, Any], inbox: Inbox) -> None:
         for p in bare.partitions
     ]
     try:
-        gc.collect()
-        gc.freeze()
+        tune_gc()  # the gateway's garbage-collector set-up: like with like
         inbox.send({"port": int(runner.addresses[0][1]), "pid": os.getpid()})
         await _command_loop(inbox, trips)
     finally:
@@ -568,8 +567,7 @@ async def emulator_role(command: dict[str, Any], inbox: Inbox) -> None:
         for i in range(int(command.get("contacts", 0))):
             emulator.create_user(**person(i), language_code="ru", user_id=user_id(i))
         feed = MarkerFeed(emulator)
-        gc.collect()
-        gc.freeze()
+        tune_gc()  # as in `gateway sandbox`, where the emulators share the gateway's process
         assert emulator.base_url is not None
         port = int(emulator.base_url.rsplit(":", 1)[1])
         inbox.send({"port": port, "pid": os.getpid(), "flood_limits": emulator.flood.enabled})

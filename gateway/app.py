@@ -339,16 +339,32 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def freeze_startup_heap() -> None:
-    """Move everything allocated so far out of the garbage collector's sight.
+GC_YOUNG_THRESHOLD = 50_000
+"""Net new container objects between two young-generation collections (Python's
+default is 700)."""
 
-    aiogram and pydantic leave ~200k long-lived objects behind at import; every full
-    collection walked them all, stopping the loop for 200-300 ms every few seconds under
-    load (measured by bench/ingest.py: p99 166 ms → 15 ms with this). They live as long
-    as the process, so freezing them loses nothing.
+
+def tune_gc() -> None:
+    """Set the garbage collector up for serving; called once live.
+
+    - **The start-up heap is frozen.** aiogram and pydantic leave ~200k long-lived
+      objects behind at import; every full collection walked them all, stopping the
+      loop for 200-300 ms every few seconds under load (measured by bench/ingest.py: p99
+      166 ms → 15 ms with this). They live as long as the process, so freezing them
+      loses nothing.
+    - **Young collections wait for 50,000 new objects, not 700.** Under load hundreds of
+      messages are in flight, each holding dozens of live objects, so Python's default
+      collected every few messages and found them alive: ~11% of the gateway's CPU in
+      bench.pipeline went to the collector (gen-1 passes of ~2 ms each moving in-flight
+      state along). Almost everything a message allocates is freed by reference
+      counting; only reference cycles wait for a collection, and there are few. With
+      this, a run of 4,000 messages sees about one collection (~8 ms), and the gateway
+      spends ~12% less CPU per message. The older generations keep their defaults.
     """
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _safe_url(url: str) -> str:

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from gateway import logging as gateway_logging
-from gateway.app import App, build_adapters, freeze_startup_heap
+from gateway.app import App, build_adapters, tune_gc
 from gateway.config import STAFF_ACCOUNT, Settings, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.reload import Reloader, request_reload
@@ -47,7 +47,7 @@ async def serve(
     listening: asyncio.Task[None] | None = None
     try:
         await gateway.go_live(public_url)
-        freeze_startup_heap()
+        tune_gc()
         log.info("gateway.listening", url=f"http://{host}:{port}")
         if on_ready is not None:
             await on_ready()
