@@ -233,7 +233,9 @@ class _CPacking(AbstractConnection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0]
-        if isinstance(first, str):  # "CONFIG GET": the words are separate arguments
+        # "CONFIG GET": the words are separate arguments. (Only then is the tuple of a
+        # script's ~100 arguments copied; hiredis encodes a str command name itself.)
+        if isinstance(first, str) and " " in first:
             args = (*first.encode().split(), *args[1:])
         elif isinstance(first, bytes) and b" " in first:
             args = (*first.split(), *args[1:])
