@@ -28,28 +28,26 @@ end
 """
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class Writes:
-    """An ordered list of Redis commands (every argument as text)."""
+    """An ordered list of Redis commands. Their words are kept as given (text, bytes,
+    integers, floats) and packed as a pipeline packs them when the script call is sent;
+    anything else (``None``, a bool) is refused there, as a pipeline refuses it."""
 
     def __init__(self) -> None:
-        self._args: list[str] = []
+        self._args: list[Any] = []
 
     def _add(self, *args: Any) -> None:
-        self._args.append(str(len(args)))
-        self._args += [a if type(a) is str else _s(a) for a in args]
+        self._args.append(len(args))
+        self._args += args
 
-    def args(self) -> list[str]:
+    def args(self) -> list[Any]:
         """The commands as script arguments, for :func:`lua_run`'s loop: each one's
         number of words, then the words. (No JSON to build here and decode in Lua: a
         step's writes are kilobytes, and ``cjson.decode`` cost Redis ~9 µs a step.)"""
         return self._args
 
     @property
-    def commands(self) -> list[list[str]]:
+    def commands(self) -> list[list[Any]]:
         """The commands recorded so far, each as its words."""
         found, i = [], 0
         while i < len(self._args):

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.exceptions import DataError
 
 from gateway.store.redis import Redis
 from gateway.store.writes import Writes, lua_run
@@ -87,3 +89,21 @@ async def test_no_writes_run_nothing(redis: Redis) -> None:
     await redis.set("w:s", "kept")
     script = redis.register_script(RUN)
     assert await script(args=["w:s", *Writes().args()]) == b"kept"
+
+
+async def test_words_go_as_a_pipeline_sends_them_and_what_it_refuses_is_refused(
+    redis: Redis,
+) -> None:
+    script = redis.register_script(RUN)
+    raw = Writes()
+    raw.set("w:bytes", b"\xff\xfe not UTF-8")  # bytes are sent as they are
+    raw.hset("w:h", mapping={"n": 7, "f": 0.5})
+    await script(args=["w:bytes", *raw.args()])
+    assert await redis.get("w:bytes") == b"\xff\xfe not UTF-8"
+    assert await redis.hgetall("w:h") == {b"n": b"7", b"f": b"0.5"}
+    for wrong in (True, None):
+        refused = Writes()
+        refused.set("w:wrong", wrong)  # not written as "True" or "None"
+        with pytest.raises(DataError):
+            await script(args=["w:wrong", *refused.args()])
+    assert await redis.exists("w:wrong") == 0
