@@ -272,8 +272,9 @@ class Consumer:
     async def _handle_all(
         self, partition: int, stream: str, entries: Any, stopping: asyncio.Event
     ) -> None:
-        """Handle ``entries`` in order until told to stop (those left stay pending, for
-        whoever serves the partition next). While one is being handled the partition is
+        """Handle ``entries`` until told to stop (those left stay pending, for whoever
+        serves the partition next): in order, or with ``parallel`` each key's in order
+        and different keys at once. While an entry is being handled the partition is
         *busy*: a graceful stop waits for it rather than cancel it between a platform's
         answer and the commit that records it (which would repeat the effect)."""
         chains = _by_key(entries) if self.parallel > 1 and len(entries) > 1 else None
