@@ -19,13 +19,13 @@ already applied — and that step alone starts over from a fresh read.
 from __future__ import annotations
 
 import asyncio
-import operator
 import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 import structlog
 from pydantic import TypeAdapter
@@ -307,8 +307,9 @@ class ProcessStore:
                 # After the effects: the customer's message opens the topic (with its
                 # header) before the card appears under it.
                 card = StaffCard(out_id=f"card:{uuid.uuid4().hex}", contact_id=contact_id)
-                fields = Bus.fields(contact_id, card.model_dump_json())
-                writes.xadd(self.card_stream(contact_id), fields)
+                writes.xadd(
+                    self.card_stream(contact_id), Bus.fields(contact_id, card.model_dump_json())
+                )
             operator, capacity = room if room is not None and transition else ("", 0)
             done = await batched(
                 self._commit,
@@ -437,6 +438,6 @@ def _face(process: Process | None) -> tuple[object, ...] | None:
     return (process.number, process.title, len(process.tasks), _SHOWN(task), task.unread)
 
 
-_SHOWN = operator.attrgetter(*(f.name for f in fields(bp.Task) if f.name != "last_inbound_at"))
+_SHOWN = attrgetter(*(f.name for f in fields(bp.Task) if f.name != "last_inbound_at"))
 """A task's fields but the time of the customer's latest message, as a tuple (in C: no
 copy of the task with that field cleared)."""
