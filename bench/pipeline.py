@@ -60,7 +60,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -101,7 +100,7 @@ from bench._common import (
 )
 from gateway import logging as gateway_logging
 from gateway.app import App, tune_gc
-from gateway.bus import Entry
+from gateway.bus import PUBLISH_ONCE, Entry, partition
 from gateway.config import parse_config
 from gateway.sandbox.telegram import TelegramEmulator
 from gateway.sandbox.telegram.wire import Params
@@ -301,13 +300,6 @@ async def gateway_role(command: dict[str, Any], inbox: Inbox) -> None:
 
 # --- the bare pipeline -------------------------------------------------------------------------
 
-# The gateway's publish-once script (gateway.bus), verbatim: the same work in Redis.
-_PUBLISH_ONCE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 'k', ARGV[3])
-end
-return false
-"""
 DEDUP_TTL = 8 * 86400
 # A handler's closing writes as one script, as the gateway's Bus.apply runs them.
 _CLOSE = """
@@ -360,12 +352,12 @@ class BarePipeline:
         self.fill_out = Filler(float(command["trips_out"]) - 2)
         self.topics: dict[str, int] = {}
         self.session: aiohttp.ClientSession | None = None
-        self._publish_once = self.redis.register_script(_PUBLISH_ONCE)
+        self._publish_once = self.redis.register_script(PUBLISH_ONCE)  # the gateway's
         self._close = self.redis.register_script(_CLOSE)
         self._noop = self.redis.register_script(_NOOP)
 
     async def start(self) -> None:
-        for script in (_PUBLISH_ONCE, _CLOSE, _NOOP):
+        for script in (PUBLISH_ONCE, _CLOSE, _NOOP):
             await self.redis.script_load(script)
         for family in (keys.INBOUND, keys.STAFF_OUT):
             for p in range(PARTITIONS):
@@ -383,7 +375,7 @@ class BarePipeline:
 
     @staticmethod
     def partition(routing_key: str) -> int:
-        return zlib.crc32(routing_key.encode()) % PARTITIONS
+        return partition(routing_key, PARTITIONS)
 
     # webhook -----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 # SET NX and XADD in one script. As two commands, a crash between "remember the key"
 # and "append the event" would make the platform's retry look like a duplicate: lost.
 # ARGV: 1 the key's TTL, 2 the payload, 3 the routing key (see Bus.fields).
-_PUBLISH_ONCE = """
+PUBLISH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 'k', ARGV[3])
 end
@@ -61,6 +61,12 @@ return 0
 """
 # Writes recorded by :class:`Writes`, run in order, atomically (one script).
 _APPLY = lua_run(1) + "return 1\n"
+
+
+def partition(routing_key: str, partitions: int) -> int:
+    """The partition of ``routing_key``: stable across processes and restarts (unlike
+    ``hash()``)."""
+    return zlib.crc32(routing_key.encode()) % partitions
 
 
 def consumer_name() -> str:
@@ -94,12 +100,11 @@ class Bus:
         self.redis = redis
         self.partitions = partitions
         self.dedup_ttl_seconds = dedup_ttl_seconds
-        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._publish_once = redis.register_script(PUBLISH_ONCE)
         self._apply = redis.register_script(_APPLY)
 
     def partition(self, routing_key: str) -> int:
-        """Stable across processes and restarts (unlike ``hash()``)."""
-        return zlib.crc32(routing_key.encode()) % self.partitions
+        return partition(routing_key, self.partitions)
 
     def stream(self, family: str, routing_key: str) -> str:
         return keys.stream(family, self.partition(routing_key))

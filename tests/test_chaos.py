@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import redis as sync_redis
 import yaml
 from aiohttp import web
 
-from gateway.bus import Bus, Entry
+from gateway.bus import Bus, Entry, partition
 from gateway.config.sections import BusSettings
 from gateway.consumer import Consumer
 from gateway.sandbox.common.faults import FaultRate, RandomFaults
@@ -398,11 +397,9 @@ class Cluster:
         def in_flight(pid: int) -> int:
             owners: Any = self.redis.mget([keys.lease(f"{family}:{p}") for p in range(PARTITIONS)])
             mine = f"{prefix}{pid}-".encode()
-            # Delivery routes by contact id; contact ids are 1, 2, … (Bus.partition).
+            # Delivery routes by contact id; contact ids are 1, 2, …
             contacts = int(self.redis.get(keys.CONTACT_SEQ) or 0)
-            chats = Counter(
-                zlib.crc32(str(c).encode()) % PARTITIONS for c in range(1, contacts + 1)
-            )
+            chats = Counter(partition(str(c), PARTITIONS) for c in range(1, contacts + 1))
             at_most = [min(DELIVERY_PARALLEL, chats[p]) for p in range(PARTITIONS)]
             held = sum(n for n, o in zip(at_most, owners, strict=True) if o and o.startswith(mine))
             return held + max(at_most)
