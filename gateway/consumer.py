@@ -83,10 +83,10 @@ class Consumer:
         self._busy: Counter[str] = Counter()
         """Per stream, the entries being handled (not backing off): see _handle_all."""
         self._valid_until: dict[int, float] = {}
-        self._failures: dict[str, int] = {}
-        """Failed attempts of entries not yet handled or dead-lettered, by entry id."""
         """Per partition, the monotonic time our lease surely still holds until (from
         before we last set it): past it, we stop reading — another may own it."""
+        self._failures: dict[str, int] = {}
+        """Failed attempts of entries not yet handled or dead-lettered, by entry id."""
         self.block_ms = max(50, min(1000, self.lease_ms // 4))
         self._read_deadline = self.block_ms / 1000 + reply_timeout(self.redis)
         """A blocking read's whole round trip: the block, then the reply's own time."""
